@@ -1,0 +1,168 @@
+"""The UART: a byte-at-a-time console.
+
+Registers (offsets from isa.UART_BASE, all 32-bit):
+
+    0x00 TX      write: the low byte goes to the output stream
+    0x04 RX      read: the next input byte (0 if none); reading consumes it
+    0x08 STATUS  bit0 RX_READY, bit1 TX_READY (always 1), bit2 RX_EOF (input exhausted and closed)
+    0x0C CTRL    bit0 RX_IRQ_ENABLE
+
+isa.IRQ_CONSOLE is asserted while RX_READY and RX_IRQ_ENABLE.
+
+Input arrives deterministically: scripted input (tests, --input, --input-text)
+and non-interactive stdin are all available from tick 0, one byte visible at
+a time.  An interactive stdin (a TTY) is read a line at a time, only when the
+guest polls with nothing pending (or the machine is idle in wfi: see
+`wait_for_input`).
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from asm.isa import IRQ_CONSOLE
+from vmm.machine.devices import is_register_access
+from vmm.machine.irq import InterruptLines
+
+UART_TX = 0x00
+UART_RX = 0x04
+UART_STATUS = 0x08
+UART_CTRL = 0x0C
+UART_REGISTERS = (UART_TX, UART_RX, UART_STATUS, UART_CTRL)
+
+STATUS_RX_READY = 1 << 0
+STATUS_TX_READY = 1 << 1
+STATUS_RX_EOF = 1 << 2
+CTRL_RX_IRQ_ENABLE = 1 << 0
+
+
+class ConsoleInput:
+    """Bytes waiting for the guest, plus an optional interactive source.
+
+    `interactive` is a binary stream read a line at a time by `poll` when the
+    buffer is empty; without one, the input is closed once the buffer drains."""
+
+    def __init__(self, data: bytes = b"", interactive: BinaryIO | None = None):
+        self._buffer = bytes(data)
+        self._next = 0                      # index of the next byte to hand out
+        self._interactive = interactive
+
+    @classmethod
+    def from_stdin(cls, stream: BinaryIO, is_tty: bool) -> "ConsoleInput":
+        """All of a non-interactive `stream` now; a TTY lazily, line by line."""
+        if is_tty:
+            return cls(interactive=stream)
+        return cls(stream.read())
+
+    def peek(self) -> int | None:
+        """The next byte without consuming it, or None if none is buffered."""
+        return self._buffer[self._next] if self._next < len(self._buffer) else None
+
+    def pop(self) -> int | None:
+        """Consume and return the next byte, or None if none is buffered."""
+        byte = self.peek()
+        if byte is not None:
+            self._next += 1
+        return byte
+
+    def poll(self) -> None:
+        """If nothing is buffered and the source is interactive, block for one
+        line; end of file closes the source.  Does nothing otherwise."""
+        if self.peek() is not None or self._interactive is None:
+            return
+        line = self._interactive.readline()
+        if line:
+            self._buffer, self._next = line, 0
+        else:
+            self._interactive = None
+
+    @property
+    def closed(self) -> bool:
+        """True once no byte will ever arrive again."""
+        return self.peek() is None and self._interactive is None
+
+    @property
+    def interactive(self) -> bool:
+        """True while more input may arrive from a TTY."""
+        return self._interactive is not None
+
+
+class Uart:
+    """The console device.  `output` receives each transmitted byte; it is
+    flushed when the guest polls for input and by `flush`."""
+
+    name = "uart"
+
+    def __init__(self, irq: InterruptLines, output: BinaryIO, console_input: ConsoleInput):
+        self._irq = irq
+        self._output = output
+        self._input = console_input
+        self.ctrl = 0
+        self._update_irq()
+
+    def read(self, offset: int, width: int) -> int:
+        """RX consumes a byte; STATUS reports readiness; CTRL reads back."""
+        if not is_register_access(offset, width, UART_REGISTERS):
+            return 0
+        if offset == UART_RX:
+            self._poll_input()
+            byte = self._input.pop()
+            self._update_irq()
+            return 0 if byte is None else byte
+        if offset == UART_STATUS:
+            self._poll_input()
+            return self.status()
+        if offset == UART_CTRL:
+            return self.ctrl
+        return 0
+
+    def write(self, offset: int, width: int, value: int) -> None:
+        """TX emits the low byte; CTRL sets RX_IRQ_ENABLE; others are ignored."""
+        if not is_register_access(offset, width, UART_REGISTERS):
+            return
+        if offset == UART_TX:
+            self._output.write(bytes((value & 0xFF,)))
+        elif offset == UART_CTRL:
+            self.ctrl = value & CTRL_RX_IRQ_ENABLE
+            self._update_irq()
+
+    def status(self) -> int:
+        """The STATUS register's value (does not poll an interactive source)."""
+        value = STATUS_TX_READY
+        if self._input.peek() is not None:
+            value |= STATUS_RX_READY
+        if self._input.closed:
+            value |= STATUS_RX_EOF
+        return value
+
+    def next_event(self) -> int | None:
+        """Input timing is not modelled as events: always None."""
+        return None
+
+    def advance(self, now: int) -> None:
+        """Nothing happens with time alone."""
+
+    def wait_for_input(self) -> bool:
+        """Called by the machine when the CPU waits with no other event: block
+        for a line of interactive input if the guest enabled the RX interrupt.
+        Returns True if that made the line pending."""
+        if not (self.ctrl & CTRL_RX_IRQ_ENABLE and self._input.interactive):
+            return False
+        self._poll_input()
+        self._update_irq()
+        return self._input.peek() is not None
+
+    def flush(self) -> None:
+        """Flush the output stream."""
+        self._output.flush()
+
+    def _poll_input(self) -> None:
+        """Before blocking on a TTY, show the guest's prompt."""
+        if self._input.interactive and self._input.peek() is None:
+            self.flush()
+            self._input.poll()
+
+    def _update_irq(self) -> None:
+        """IRQ_CONSOLE follows RX_READY and RX_IRQ_ENABLE."""
+        ready = self._input.peek() is not None
+        self._irq.set_line(IRQ_CONSOLE, ready and bool(self.ctrl & CTRL_RX_IRQ_ENABLE))

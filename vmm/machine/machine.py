@@ -1,0 +1,281 @@
+"""The bare Kite32 machine: RAM, bus, interrupt lines, devices and CPU, wired
+together, and the run loop that moves time between them.
+
+Time is the CPU's tick count (retired instructions plus idle ticks in wfi).
+The loop runs the CPU up to the next device event, lets every device catch up
+to the current tick, and skips idle time while the CPU waits in wfi:
+
+    deadline = min(next device event, instruction limit)
+    running: cpu.run(deadline)      waiting: cpu.ticks = deadline (idle)
+    every device: advance(cpu.ticks); a pending line wakes a waiting CPU
+
+A device that moves its next event earlier while the CPU is inside `run`
+(the guest programmed the timer or started a disk command) asks the CPU to
+stop after the current instruction; the loop recognises its own request
+(PREEMPT_REASON) and carries on with the new deadline, so events land on the
+exact tick.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_BADADDR, CR_NAMES,
+                     DISK_BASE, EXC_BUS_ERROR, EXC_MISALIGNED, EXC_PAGE_FAULT, EXCEPTION_NAMES,
+                     IRQ_NAMES, MMIO_DEVICE_SIZE, POWER_BASE, REG_ABI_NAMES, TIMER_BASE, UART_BASE)
+from vmm.machine.bus import Bus
+from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
+from vmm.machine.devices.disk import Disk, DiskImage
+from vmm.machine.devices.power import Power
+from vmm.machine.devices.timer import Timer
+from vmm.machine.devices.uart import ConsoleInput, Uart
+from vmm.machine.irq import InterruptLines
+from vmm.machine.loader import LoadedImage, load
+from vmm.machine.symbols import Symbolizer
+
+PREEMPT_REASON = "preempt: a device event moved earlier"
+NO_LIMIT = 1 << 62
+
+# RunResult.reason values
+REASON_HALT = "halt"
+REASON_POWER_OFF = "power off"
+REASON_INSTRUCTION_LIMIT = "instruction limit"
+REASON_FAULT = "fault"
+REASON_NO_INTERRUPT_SOURCE = "wfi with no interrupt source"
+
+EXIT_INSTRUCTION_LIMIT = 124   # like timeout(1)
+EXIT_FAULT = 125
+BADADDR_CAUSES = (EXC_PAGE_FAULT, EXC_MISALIGNED, EXC_BUS_ERROR)
+
+
+@dataclass
+class RunResult:
+    """How a run ended.  `exit_code` is the process exit code to use;
+    `message` explains an abnormal end (empty for halt and power off)."""
+    exit_code: int
+    reason: str
+    message: str
+    pc: int
+    stats: dict = field(default_factory=dict)
+
+
+class Machine:
+    """One Kite32 machine.  `disk` is a path or a DiskImage; `console_in` the
+    input bytes or a ConsoleInput (None: no input); `console_out` a binary
+    stream (None: stdout).  `memory_factory(size)` and
+    `cpu_factory(memory, bus, irq)` default to PhysicalMemory and CPU; tests
+    pass stand-ins to drive the loop with a scripted CPU.  Raises DiskError."""
+
+    def __init__(self, mem_size: int, disk: str | DiskImage | None = None,
+                 console_in: bytes | ConsoleInput | None = None, console_out: BinaryIO | None = None,
+                 cmdline: str = "", cost_model: CostModel = DEFAULT_COST_MODEL,
+                 memory_factory: Callable | None = None, cpu_factory: Callable | None = None):
+        if memory_factory is None:
+            from vmm.machine.memory import PhysicalMemory as memory_factory
+        if cpu_factory is None:
+            from vmm.machine.cpu import CPU as cpu_factory
+        self.memory = memory_factory(mem_size)
+        self.bus = Bus()
+        self.irq = InterruptLines()
+        self.cpu = cpu_factory(self.memory, self.bus, self.irq)
+        self.cmdline = cmdline
+        self.cost_model = cost_model
+        self.image: LoadedImage | None = None
+        self._run_deadline: int | None = None
+        clock = self._clock
+        if not isinstance(console_in, ConsoleInput):
+            console_in = ConsoleInput(console_in or b"")
+        self.uart = Uart(self.irq, console_out or sys.stdout.buffer, console_in)
+        self.timer = Timer(self.irq, clock, self._schedule_changed)
+        self.power = Power(self.cpu.request_stop)
+        self.bus.map(UART_BASE, MMIO_DEVICE_SIZE, self.uart)
+        self.bus.map(TIMER_BASE, MMIO_DEVICE_SIZE, self.timer)
+        self.disk: Disk | None = None
+        if disk is not None:
+            image = disk if isinstance(disk, DiskImage) else DiskImage.open(disk)
+            self.disk = Disk(self.irq, self.memory, image, clock, self._schedule_changed)
+            self.bus.map(DISK_BASE, MMIO_DEVICE_SIZE, self.disk)
+        self.bus.map(POWER_BASE, MMIO_DEVICE_SIZE, self.power)
+
+    def _clock(self) -> int:
+        """The current tick, for devices."""
+        return self.cpu.ticks
+
+    def _schedule_changed(self) -> None:
+        """A device moved its next event: if that is before the end of the
+        CPU's current slice, stop the CPU after this instruction (see module doc)."""
+        if self._run_deadline is None:
+            return
+        if any(event is not None and event < self._run_deadline for event in self._device_events()):
+            self.cpu.request_stop(PREEMPT_REASON)
+
+    def _device_events(self) -> list[int | None]:
+        return [device.next_event() for device in self.bus.devices]
+
+    @property
+    def symbols(self) -> Symbolizer:
+        """The loaded image's symbolizer (an empty one before `load`)."""
+        return self.image.symbols if self.image else Symbolizer([])
+
+    def load(self, image_path: str, modules: list[str] = ()) -> LoadedImage:
+        """Load the kernel and boot modules and put the CPU in its boot state.
+        Raises ImageError."""
+        self.image = load(self.memory, image_path, list(modules), self.cmdline)
+        self.cpu.reset(self.image.entry_paddr, BOOTINFO_ADDR)
+        return self.image
+
+    def run(self, max_instructions: int | None = None) -> RunResult:
+        """Run until the guest halts, powers off or faults, or `max_instructions`
+        retire.  Flushes the console and writes dirty disk sectors back at the
+        end (DiskError if that fails)."""
+        try:
+            reason = self._loop(max_instructions)
+        finally:
+            self.uart.flush()
+        if self.disk is not None:
+            self.disk.image.write_back()
+        return self._result(reason, max_instructions)
+
+    def _loop(self, max_instructions: int | None) -> str:
+        """The run loop (module doc); returns a REASON_* value."""
+        cpu = self.cpu
+        while cpu.state in ("running", "waiting"):
+            limit_tick = self._limit_tick(max_instructions)
+            if limit_tick is not None and limit_tick <= cpu.ticks and cpu.state == "running":
+                return REASON_INSTRUCTION_LIMIT
+            events = [event for event in self._device_events() if event is not None]
+            deadline = min(events + [limit_tick if limit_tick is not None else NO_LIMIT])
+            if cpu.state == "waiting":
+                if not events and not self.uart.wait_for_input():
+                    return REASON_NO_INTERRUPT_SOURCE
+                if events:
+                    self._idle_until(min(events))
+            else:
+                self._run_cpu(deadline)
+            for device in self.bus.devices:
+                device.advance(cpu.ticks)
+            if self.irq.pending and cpu.state == "waiting":
+                cpu.state = "running"
+        return self._end_reason()
+
+    def _limit_tick(self, max_instructions: int | None) -> int | None:
+        """The tick at which the instruction limit is reached, or None without one."""
+        if max_instructions is None:
+            return None
+        return self.cpu.ticks + max_instructions - self.cpu.counters.instructions
+
+    def _idle_until(self, tick: int) -> None:
+        """Skip the waiting CPU's clock forward to `tick`."""
+        skipped = max(0, tick - self.cpu.ticks)
+        self.cpu.ticks += skipped
+        self.cpu.counters.ticks_idle += skipped
+
+    def _run_cpu(self, deadline: int) -> None:
+        """cpu.run(deadline), resuming after our own preemption request."""
+        self._run_deadline = deadline
+        try:
+            self.cpu.run(deadline)
+        finally:
+            self._run_deadline = None
+        if self.cpu.state == "stopped" and self.cpu.stop_reason == PREEMPT_REASON:
+            self.cpu.state = "running"
+            self.cpu.stop_reason = None
+
+    def _end_reason(self) -> str:
+        """Why the CPU left the running/waiting states."""
+        if self.cpu.state == "halted":
+            return REASON_HALT
+        if self.power.exit_code is not None:
+            return REASON_POWER_OFF
+        return REASON_FAULT
+
+    def _result(self, reason: str, max_instructions: int | None) -> RunResult:
+        """Package the end of the run."""
+        pc = self.cpu.pc
+        where = self.symbols.describe(pc)
+        exit_code, message = {
+            REASON_HALT: (self.power.exit_code or 0, ""),
+            REASON_POWER_OFF: (self.power.exit_code, ""),
+            REASON_INSTRUCTION_LIMIT: (EXIT_INSTRUCTION_LIMIT,
+                                       f"instruction limit {max_instructions} reached at pc {where}"),
+            REASON_NO_INTERRUPT_SOURCE: (EXIT_FAULT,
+                                         f"wfi with no interrupt source at pc {where}"),
+            REASON_FAULT: (EXIT_FAULT, f"{self.cpu.stop_reason or 'stopped'} (pc {where})"),
+        }[reason]
+        return RunResult(exit_code, reason, message, pc, self.stats(reason, exit_code))
+
+    def stats(self, reason: str = "", exit_code: int | None = None) -> dict:
+        """The run's figures, JSON-ready: the CPU's counters (Counters.as_dict
+        keys), exceptions and interrupts by name, device reads and writes,
+        modelled cycles, and how the run ended."""
+        counters = self.cpu.counters
+        figures = dict(counters.as_dict())
+        figures["exceptions"] = {EXCEPTION_NAMES.get(code, f"cause {code}"): count
+                                 for code, count in sorted(counters.exceptions.items())}
+        figures["interrupts"] = {IRQ_NAMES.get(irq, f"irq {irq}"): count
+                                 for irq, count in sorted(counters.interrupts.items())}
+        figures["ticks"] = self.cpu.ticks
+        figures["device_reads"] = self.bus.reads
+        figures["device_writes"] = self.bus.writes
+        figures["modeled_cycles"] = modeled_cycles(
+            {**counters.as_dict(), "exceptions": dict(counters.exceptions),
+             "interrupts": dict(counters.interrupts)},
+            {"reads": self.bus.reads, "writes": self.bus.writes}, self.cost_model)
+        figures["reason"] = reason
+        figures["exit_code"] = exit_code
+        return figures
+
+    def register_dump(self) -> str:
+        """All registers with ABI names, the pc symbolized, and the control registers."""
+        cpu = self.cpu
+        lines = [f"pc  {self.symbols.describe(cpu.pc)}"]
+        for row in range(0, len(REG_ABI_NAMES), 4):
+            lines.append("  ".join(f"{name:>4} {cpu.regs[index]:#010x}" for index, name in
+                                   enumerate(REG_ABI_NAMES[row:row + 4], start=row)))
+        for row in range(0, len(CR_NAMES), 4):
+            lines.append("  ".join(f"{name:>7} {cpu.cr[index]:#010x}" for index, name in
+                                   enumerate(CR_NAMES[row:row + 4], start=row)))
+        return "\n".join(lines)
+
+    def set_trace(self, emit: Callable[[str], None]) -> None:
+        """Report every executed instruction and trap to `emit`, one line each
+        (format: Tracer)."""
+        self.cpu.trace = Tracer(self.cpu, self.symbols, emit)
+
+
+class Tracer:
+    """The CPU's trace hook, formatting one line per event:
+
+        0x00100004 <_start+0x4>  addi a0, zero, 5
+        trap: page fault epc=0x00100010 badaddr=0x00400000
+        trap: interrupt timer epc=0x00100020
+
+    badaddr is shown for the causes that set it, read from the CPU's badaddr
+    control register when the trap is reported."""
+
+    def __init__(self, cpu, symbols: Symbolizer, emit: Callable[[str], None]):
+        from asm.disasm import disassemble_word
+        self._disassemble = disassemble_word
+        self._cpu = cpu
+        self._symbols = symbols
+        self._emit = emit
+
+    def __call__(self, kind: str, first: int, second: int) -> None:
+        """trace("insn", pc, word) or trace("trap", cause, epc)."""
+        if kind == "insn":
+            self._emit(f"{self._symbols.describe(first)}  "
+                       f"{self._disassemble(second, first, self._symbols)}")
+        elif kind == "trap":
+            self._emit(self._trap_line(first, second))
+
+    def _trap_line(self, cause: int, epc: int) -> str:
+        if cause & CAUSE_INTERRUPT:
+            irq = cause & CAUSE_CODE_MASK
+            return f"trap: interrupt {IRQ_NAMES.get(irq, irq)} epc={epc:#010x}"
+        code = cause & CAUSE_CODE_MASK
+        line = f"trap: {EXCEPTION_NAMES.get(code, f'cause {code}')} epc={epc:#010x}"
+        if code in BADADDR_CAUSES:
+            line += f" badaddr={self._cpu.cr[CR_BADADDR]:#010x}"
+        return line
