@@ -1,0 +1,5 @@
+"""`python -m asm`: the same command as `kite-as`."""
+
+from asm.cli_as import main
+
+main()

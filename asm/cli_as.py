@@ -1,0 +1,110 @@
+"""`kite-as`: assemble one Kite32 source file into an ELF relocatable object.
+
+Imports stay light (click only) so `kite-as --version` starts fast; the
+assembler and lark are imported when there is something to assemble.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+EPILOG = """\b
+Example:
+  kite-as -D DEBUG -D STACK=0x8000 -I include -o boot.o boot.s
+
+Errors are printed as file:line:col: error: message, with the source line
+and a caret; the exit code is then 1 and no output file is written."""
+
+
+def parse_define(text: str) -> tuple[str, int]:
+    """NAME or NAME=VALUE (VALUE: decimal, 0x hex, 0b binary, 0o octal) -> (name, value)."""
+    name, _, value = text.partition("=")
+    if not name or not (name[0].isalpha() or name[0] in "_.$") or \
+            not all(c.isalnum() or c in "_.$" for c in name):
+        raise click.BadParameter(f"'{text}' is not NAME or NAME=VALUE")
+    if not value:
+        return name, 1
+    try:
+        return name, int(value, 0)
+    except ValueError:
+        raise click.BadParameter(f"value of {name} is not an integer: '{value}'") from None
+
+
+def define_callback(ctx, param, values) -> dict[str, int]:
+    return dict(parse_define(v) for v in values)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Object file to write (default: SOURCE with the suffix .o).")
+@click.option("-D", "--define", "defines", multiple=True, metavar="NAME[=VALUE]",
+              callback=define_callback, help="Define NAME (default value 1) for .if/.ifdef and expressions.")
+@click.option("-I", "--include-dir", "include_dirs", multiple=True, metavar="DIR",
+              help="Search DIR for .include/.incbin files (after the source's directory).")
+@click.version_option(package_name="kite", prog_name="kite-as")
+def main(source: Path, output: Path | None, defines: dict[str, int], include_dirs: tuple[str, ...]) -> None:
+    """Assemble SOURCE (Kite32 assembly) into an ELF32 relocatable object."""
+    output = output or source.with_suffix(".o")
+    if output.resolve() == source.resolve():
+        fail(f"output file '{output}' would overwrite the source")
+    text = read_source(source)
+    data = assemble_to_bytes(text, str(source), defines, list(include_dirs))
+    write_atomically(output, data)
+
+
+def fail(message: str) -> None:
+    """Print `kite-as: error: message` and exit with status 1."""
+    click.echo(f"kite-as: error: {message}", err=True)
+    sys.exit(1)
+
+
+def read_source(source: Path) -> str:
+    """The text of the source file; exits with an error if it cannot be read or is not UTF-8."""
+    from asm.diagnostics import Diagnostic, decode_utf8
+    try:
+        raw = source.read_bytes()
+    except OSError as error:
+        fail(f"cannot read '{source}': {error.strerror}")
+    text, problem = decode_utf8(raw)
+    if problem:
+        line, col, message = problem
+        shown = raw.split(b"\n")[line - 1].decode("utf-8", errors="replace")
+        click.echo(Diagnostic(str(source), line, col, message, shown).render(), err=True)
+        sys.exit(1)
+    return text
+
+
+def assemble_to_bytes(text: str, filename: str, defines: dict[str, int], include_dirs: list[str]) -> bytes:
+    """The ELF object for `text`; prints the diagnostics and exits 1 on errors."""
+    from asm.assembler import assemble
+    from asm.diagnostics import AssemblyError
+    from asm.elf import write_object
+    try:
+        return write_object(assemble(text, filename, defines, include_dirs))
+    except AssemblyError as error:
+        click.echo(str(error), err=True)
+        count = len(error.diagnostics)
+        click.echo(f"kite-as: {count} error{'s' * (count != 1)}, no output written", err=True)
+        sys.exit(1)
+
+
+def write_atomically(output: Path, data: bytes) -> None:
+    """Write `data` to a temporary file next to `output`, then rename it over `output`."""
+    directory = output.parent if str(output.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.", suffix=".tmp")
+    except OSError as error:
+        fail(f"cannot write '{output}': {error.strerror}")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, output)
+    except OSError as error:
+        os.unlink(temporary)
+        fail(f"cannot write '{output}': {error.strerror}")

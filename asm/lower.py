@@ -1,0 +1,646 @@
+"""Stage 2, lower: Statements -> IR items per section, plus the symbol table.
+
+Lowering handles everything that depends on source order: sections,
+labels (numeric local labels get unique internal names), conditionals,
+macros (textual substitution, then parse + lower of the expansion),
+.include/.incbin, .equ/.set, and pseudo-instruction expansion.  It decides
+every item's size, so layout (asm/encoder.py) never has to iterate.
+
+Errors are collected as Diagnostics; a bad statement is dropped and lowering
+goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from asm import isa
+from asm import expr as X
+from asm.diagnostics import Diagnostic, source_line
+from asm.directives import CONDITIONALS, DIRECTIVES, describe
+from asm.objfile import (
+    SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STANDARD_SECTIONS,
+)
+from asm.ir import MAX_NESTING, Instr, Label, LowerError, Program, SectionIR, Src, SymbolInfo
+from asm.parser import Statement, parse
+
+# --- Units: where statements come from ------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Unit:
+    """A text being lowered: a file, or a macro expansion whose errors are
+    reported at the invocation (`origin` = (unit, line, col, macro name))."""
+    filename: str
+    lines: list[str]
+    origin: tuple | None = None
+
+    def diagnostic(self, line: int, col: int, message: str) -> Diagnostic:
+        if self.origin:
+            unit, oline, ocol, macro = self.origin
+            return unit.diagnostic(oline, ocol, f"{message} (in expansion of macro '{macro}')")
+        return Diagnostic(self.filename, line, col, message, source_line(self.lines, line))
+
+    @property
+    def directory(self) -> Path | None:
+        """Directory of the file this text comes from, if it is a file."""
+        if self.origin:
+            return self.origin[0].directory
+        return None if self.filename.startswith("<") else Path(self.filename).resolve().parent
+
+
+# --- Operand specifications ----------------------------------------------------------------------
+
+REG, CR, EXPR, MEM = "reg", "cr", "expr", "mem"
+
+
+def operand_specs(syntax: str) -> tuple[tuple, ...]:
+    """The operands of an Insn.syntax string as (kind, role...) tuples:
+    "rd, imm(rs1)" -> ((REG, "rd"), (MEM, "imm", "rs1"))."""
+    specs = []
+    for part in filter(None, (p.strip() for p in syntax.split(","))):
+        if "(" in part:
+            imm, base = part.rstrip(")").split("(")
+            specs.append((MEM, imm, base))
+        elif part in ("rd", "rs", "rs1", "rs2"):
+            specs.append((REG, part))
+        elif part == "cr":
+            specs.append((CR, part))
+        else:
+            specs.append((EXPR, part))
+    return tuple(specs)
+
+
+INSN_SPECS = {insn.mnemonic: (insn, operand_specs(insn.syntax)) for insn in isa.INSTRUCTIONS}
+
+# pseudo-instruction -> operand syntax (see docs/assembler.md for the expansions)
+PSEUDO_SYNTAX = {
+    "nop": "", "mov": "rd, rs", "li": "rd, imm", "la": "rd, imm", "j": "target",
+    "call": "target", "jr": "rs", "ret": "", "push": "rs", "pop": "rd",
+    "beqz": "rs, target", "bnez": "rs, target", "bltz": "rs, target", "bgez": "rs, target",
+    "bgtz": "rs, target", "blez": "rs, target", "not": "rd, rs", "neg": "rd, rs",
+}
+PSEUDO_SPECS = {name: operand_specs(syntax) for name, syntax in PSEUDO_SYNTAX.items()}
+
+# zero-operand-compare branches: pseudo -> (branch, register goes in rs1?)
+ZERO_BRANCHES = {"beqz": ("beq", True), "bnez": ("bne", True), "bltz": ("blt", True),
+                 "bgez": ("bge", True), "bgtz": ("blt", False), "blez": ("bge", False)}
+
+_IDENT = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*$")
+_MACRO_REF = re.compile(r"\\([A-Za-z_][A-Za-z0-9_]*|\(\))")
+_KEYWORD_ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)(.*)$", re.S)
+
+
+def split_operands(text: str) -> list[tuple[int, str]]:
+    """Split operand text at top-level commas, stopping at a `#` comment;
+    returns (offset in text, stripped text) per operand ([] if none)."""
+    parts, depth, start, quote, i = [], 0, 0, None, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            i += 2 if ch == "\\" else 1
+            quote = None if ch == quote else quote
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "#":
+            break
+        elif ch == "," and depth == 0:
+            parts.append((start, text[start:i]))
+            start = i + 1
+        i += 1
+    parts.append((start, text[start:i]))
+    if len(parts) == 1 and not parts[0][1].strip():
+        return []
+    return [(off + len(part) - len(part.lstrip()), part.strip()) for off, part in parts]
+
+
+# --- The lowerer ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Macro:
+    """A macro: parameter names with default texts (None: required) and body lines."""
+    name: str
+    params: list[tuple[str, str | None]]
+    body: list[str]
+    unit: Unit
+
+
+class Lowerer:
+    """Lowers units into one Program; see lower()."""
+
+    def __init__(self, defines: dict[str, int], include_dirs: list[str]):
+        self.sections: dict[str, SectionIR] = {}
+        self.symbols: dict[str, SymbolInfo] = {}
+        self.macros: dict[str, Macro] = {}
+        self.errors: list[Diagnostic] = []
+        self.include_dirs = [Path(d) for d in include_dirs]
+        self.local_counts: dict[str, int] = {}
+        self.anchor_count = 0
+        self.depth = 0
+        for name, value in defines.items():
+            self.symbols[name] = SymbolInfo(name, "equ", value=X.wrap32(value), redefinable=True)
+        self.switch(".text")
+
+    # -- sections
+
+    def switch(self, name: str, flags: str | None = None, kind: str | None = None) -> None:
+        """Make `name` the current section, creating it on first use."""
+        section = self.sections.get(name)
+        if section is None:
+            sh_type, sh_flags, align = section_attributes(name, flags, kind)
+            section = self.sections[name] = SectionIR(name, sh_type, sh_flags, align)
+        self.section = section
+        self.items = section.items
+
+    # -- units
+
+    def lower_unit(self, unit: Unit, statements: list[Statement]) -> None:
+        """Lower every statement of `unit`, handling conditionals and macro
+        definitions; reports unterminated .if blocks at the end."""
+        conds: list[list] = []   # [enclosing active, this branch active, seen .else, statement]
+        active = True
+        index = 0
+        while index < len(statements):
+            st = statements[index]
+            index += 1
+            name = st.name
+            if name in CONDITIONALS:
+                active = self.conditional(unit, st, conds, active)
+            elif not active:
+                continue
+            elif name == ".macro":
+                index = self.define_macro(unit, statements, index)
+            else:
+                self.statement(unit, st)
+        for frame in conds:
+            st = frame[3]
+            self.errors.append(unit.diagnostic(st.line, st.name_col,
+                                               f"unterminated {st.name} (missing .endif)"))
+
+    def statement(self, unit: Unit, st: Statement) -> None:
+        """Lower one active statement, reporting (not raising) its errors."""
+        try:
+            for label, col in st.labels:
+                self.define_label(unit, st, label, col)
+            if st.name is not None:
+                self.dispatch(unit, st)
+        except (LowerError, X.ExprError) as error:
+            col = getattr(error, "col", None) or st.name_col
+            self.errors.append(unit.diagnostic(st.line, col, str(error)))
+
+    def dispatch(self, unit: Unit, st: Statement) -> None:
+        """Lower the named part of a statement (directive, macro, pseudo or instruction)."""
+        name = st.name
+        if name in self.macros:
+            self.expand_macro(unit, st, self.macros[name])
+        elif name in INSN_SPECS:
+            insn, specs = INSN_SPECS[name]
+            values, xrole, xexpr = self.operands(unit, st, specs)
+            self.emit(insn, values, xrole, xexpr, (unit, st.line, st.name_col))
+        elif name in PSEUDO_SPECS:
+            values, _, xexpr = self.operands(unit, st, PSEUDO_SPECS[name])
+            for mnemonic, ops, xrole, x in self.expand_pseudo(name, values, xexpr):
+                self.emit(isa.BY_MNEMONIC[mnemonic], ops, xrole, x, (unit, st.line, st.name_col))
+        elif name in DIRECTIVES:
+            DIRECTIVES[name](self, unit, st)
+        elif name == ".endm":
+            raise LowerError(".endm without .macro")
+        elif name.startswith("."):
+            raise LowerError(f"unknown directive '{name}'")
+        else:
+            raise LowerError(f"unknown mnemonic '{name}'")
+
+    def emit(self, insn: isa.Insn, values: dict, xrole, xexpr, src: Src) -> None:
+        """Append an instruction; a constant expression operand is folded in."""
+        if self.section.sh_type == SHT_NOBITS:
+            raise LowerError(f"instruction in section '{self.section.name}', which holds no data")
+        if xrole is not None:
+            xexpr = self.resolve_locals(xexpr)
+            if type(xexpr) is int and xrole != "target":
+                values[xrole] = X.wrap32(xexpr)
+                xrole = xexpr = None
+        self.items.append(Instr(insn, values, xrole, xexpr, src))
+
+    # -- operands
+
+    def operands(self, unit: Unit, st: Statement, specs: tuple) -> tuple[dict, str | None, object]:
+        """Check a statement's operands against `specs`; returns (register and
+        control-register numbers by role, the expression role or None, its expression)."""
+        ops = st.operands
+        if len(ops) != len(specs):
+            wanted = ", ".join(spec_text(s) for s in specs) or "no operands"
+            raise LowerError(f"'{st.name}' takes {len(specs)} operand{'s' * (len(specs) != 1)} "
+                             f"({wanted}), got {len(ops)}")
+        values, xrole, xexpr = {}, None, None
+        for position, (spec, op) in enumerate(zip(specs, ops)):
+            kind = spec[0]
+            if kind == REG:
+                values[spec[1]] = self.register(unit, st, position, op)
+            elif kind == EXPR:
+                xrole, xexpr = spec[1], self.expression(unit, st, position, op)
+            elif kind == CR:
+                number = isa.CR_NUMBERS.get(op) if type(op) is str else None
+                if number is None:
+                    self.bad_operand(unit, st, position, op, "a control register ("
+                                     + ", ".join(isa.CR_NAMES) + ")")
+                values[spec[1]] = number
+            else:
+                xrole, xexpr = spec[1], self.memory(unit, st, position, op, spec, values)
+        return values, xrole, xexpr
+
+    def register(self, unit: Unit, st: Statement, position: int, op) -> int:
+        """The number of a register operand."""
+        number = isa.REG_NUMBERS.get(op) if type(op) is str else None
+        if number is None:
+            self.bad_operand(unit, st, position, op, "a register")
+        return number
+
+    def expression(self, unit: Unit, st: Statement, position: int, op):
+        """An expression operand (not a register, string or memory operand)."""
+        if type(op) is int:
+            return op
+        if (type(op) is str and op in isa.REG_NUMBERS) or \
+                (type(op) is tuple and op[0] in ("mem", "str", "attr", "kw")):
+            self.bad_operand(unit, st, position, op, "an expression")
+        return op
+
+    def memory(self, unit: Unit, st: Statement, position: int, op, spec, values) -> object:
+        """A memory operand `imm(base)` or `(base)`; stores the base register
+        in `values` and returns the offset expression."""
+        if type(op) is tuple and op[0] == "paren":
+            op = ("mem", 0, op[1])
+        if type(op) is not tuple or op[0] != "mem":
+            self.bad_operand(unit, st, position, op, "a memory operand like 8(sp)")
+        values[spec[2]] = self.register(unit, st, position, op[2])
+        return op[1]
+
+    def bad_operand(self, unit: Unit, st: Statement, position: int, op, wanted: str):
+        """Raise a LowerError saying operand `position` should be `wanted`."""
+        col, text = operand_position(unit, st, position)
+        shown = f"'{text}'" if text else describe(op)
+        raise LowerError(f"operand {position + 1} of '{st.name}' must be {wanted}, got {shown}", col)
+
+    # -- pseudo-instructions
+
+    def expand_pseudo(self, name: str, v: dict, x) -> list[tuple]:
+        """The instructions a pseudo-instruction stands for, as
+        (mnemonic, register operands, expression role, expression)."""
+        if name in ZERO_BRANCHES:
+            branch, first = ZERO_BRANCHES[name]
+            regs = {"rs1": v["rs"], "rs2": 0} if first else {"rs1": 0, "rs2": v["rs"]}
+            return [(branch, regs, "target", x)]
+        if name == "li":
+            return self.expand_li(v["rd"], x)
+        if name == "la":
+            return hi_lo(v["rd"], x)
+        return {
+            "nop": lambda: [("addi", {"rd": 0, "rs1": 0, "imm": 0}, None, None)],
+            "mov": lambda: [("addi", {"rd": v.get("rd"), "rs1": v.get("rs"), "imm": 0}, None, None)],
+            "j": lambda: [("jal", {"rd": 0}, "target", x)],
+            "call": lambda: [("jal", {"rd": isa.REG_RA}, "target", x)],
+            "jr": lambda: [("jalr", {"rd": 0, "rs1": v.get("rs"), "imm": 0}, None, None)],
+            "ret": lambda: [("jalr", {"rd": 0, "rs1": isa.REG_RA, "imm": 0}, None, None)],
+            "push": lambda: [("addi", {"rd": isa.REG_SP, "rs1": isa.REG_SP, "imm": -4}, None, None),
+                             ("sw", {"rs2": v.get("rs"), "rs1": isa.REG_SP, "imm": 0}, None, None)],
+            "pop": lambda: [("lw", {"rd": v.get("rd"), "rs1": isa.REG_SP, "imm": 0}, None, None),
+                            ("addi", {"rd": isa.REG_SP, "rs1": isa.REG_SP, "imm": 4}, None, None)],
+            "not": lambda: [("xori", {"rd": v.get("rd"), "rs1": v.get("rs"), "imm": -1}, None, None)],
+            "neg": lambda: [("sub", {"rd": v.get("rd"), "rs1": 0, "rs2": v.get("rs")}, None, None)],
+        }[name]()
+
+    def expand_li(self, rd: int, x) -> list[tuple]:
+        """`li rd, x`: one addi or lui when x is a constant known here that
+        allows it, otherwise lui %hi + ori %lo."""
+        x = self.resolve_locals(x)
+        value = self.try_constant(x)
+        if value is not None:
+            low, high = isa.IMM18.range()
+            if low <= value <= high:
+                return [("addi", {"rd": rd, "rs1": 0, "imm": value}, None, None)]
+            if value & 0xFFF == 0:
+                return [("lui", {"rd": rd, "imm": (value & 0xFFFFFFFF) >> 12}, None, None)]
+        return hi_lo(rd, x)
+
+    # -- constants known during lowering
+
+    def constant_lookup(self, name: str) -> X.Value:
+        """Symbol lookup for constants known at this point: .equ/.set/-D values."""
+        info = self.symbols.get(name)
+        if info is None or info.kind != "equ" or info.value is None:
+            if info is not None and info.kind == "label":
+                raise X.ExprError(f"'{name}' is an address, not a constant known here")
+            raise X.NotConstant(name)
+        return X.Value(info.value)
+
+    def constant(self, expr) -> int:
+        """The value of `expr`, which must be a constant known at this point."""
+        value = X.evaluate(self.resolve_locals(expr), self.constant_lookup)
+        if not value.is_const or value.modifier:
+            raise X.ExprError(f"expression must be a constant, not the address '{value.describe()}'")
+        return value.offset
+
+    def try_constant(self, expr) -> int | None:
+        """constant(expr), or None if it is not one yet."""
+        if type(expr) is int:
+            return X.wrap32(expr)
+        try:
+            return self.constant(expr)
+        except X.ExprError:
+            return None
+
+    # -- labels and numeric local labels
+
+    def define_label(self, unit: Unit, st: Statement, name: str, col: int) -> None:
+        """Define `name` at the current position of the current section."""
+        if name[0].isdigit():
+            count = self.local_counts.get(name, 0) + 1
+            self.local_counts[name] = count
+            name = f"{name}${count}"
+        else:
+            self.check_new(name, col)
+        info = self.symbols.get(name)
+        if info is None:
+            info = self.symbols[name] = SymbolInfo(name, "label")
+        info.kind, info.section, info.src = "label", self.section.name, (unit, st.line, col)
+        self.items.append(Label(name))
+
+    def check_new(self, name: str, col: int | None = None, redefinable: bool = False) -> None:
+        """Raise a duplicate-symbol error if `name` is already defined
+        (a .set symbol may be set again with .set)."""
+        info = self.symbols.get(name)
+        if info is None or info.kind == "extern":
+            return
+        if redefinable and info.kind == "equ" and info.redefinable:
+            return
+        where = ""
+        if info.src:
+            unit, line, _ = info.src
+            where = f" (first defined at {unit.filename}:{line})"
+        elif info.kind == "equ":
+            where = " (defined with -D)"
+        raise LowerError(f"duplicate symbol '{name}'{where}", col)
+
+    def resolve_locals(self, expr):
+        """`expr` with `1b`/`1f` references replaced by internal label names."""
+        if type(expr) is not tuple:
+            return expr
+        kind = expr[0]
+        if kind == "local":
+            count = self.local_counts.get(expr[1], 0)
+            if expr[2] == "b":
+                if count == 0:
+                    raise X.ExprError(f"no local label '{expr[1]}:' before '{expr[1]}b'")
+                return f"{expr[1]}${count}"
+            return f"{expr[1]}${count + 1}"
+        if kind == "bin":
+            return ("bin", expr[1], self.resolve_locals(expr[2]), self.resolve_locals(expr[3]))
+        if kind in ("neg", "inv", "paren", "hi", "lo"):
+            return (kind, self.resolve_locals(expr[1]))
+        return expr
+
+    def anchor_dot(self, expr):
+        """`expr` with `.` replaced by a label placed here, for expressions
+        evaluated later (.equ, .size) that must see this position."""
+        if not mentions(expr, "."):
+            return expr
+        self.anchor_count += 1
+        name = f".:{self.anchor_count}"
+        self.symbols[name] = SymbolInfo(name, "label", self.section.name)
+        self.items.append(Label(name))
+        return substitute(expr, ".", name)
+
+    # -- conditionals
+
+    def conditional(self, unit: Unit, st: Statement, conds: list, active: bool) -> bool:
+        """Handle .if/.ifdef/.ifndef/.else/.endif; returns the new active state."""
+        try:
+            if st.name in (".if", ".ifdef", ".ifndef"):
+                conds.append([active, False, False, st])
+                conds[-1][1] = active and self.condition(st)
+                return conds[-1][1]
+            if not conds:
+                raise LowerError(f"{st.name} without .if")
+            frame = conds[-1]
+            if st.name == ".endif":
+                conds.pop()
+                return frame[0]
+            if frame[2]:
+                raise LowerError(".else after .else")
+            frame[1:3] = [frame[0] and not frame[1], True]
+            return frame[1]
+        except (LowerError, X.ExprError) as error:
+            self.errors.append(unit.diagnostic(st.line, st.name_col, str(error)))
+            return False if st.name in (".if", ".ifdef", ".ifndef") else active
+
+    def condition(self, st: Statement) -> bool:
+        """Whether an .if/.ifdef/.ifndef statement's block is taken."""
+        if st.name == ".if":
+            if len(st.operands) != 1:
+                raise LowerError(".if takes one expression")
+            return self.constant(st.operands[0]) != 0
+        if len(st.operands) != 1 or type(st.operands[0]) is not str:
+            raise LowerError(f"{st.name} takes one symbol name")
+        info = self.symbols.get(st.operands[0])
+        defined = info is not None and info.kind != "extern"
+        return defined if st.name == ".ifdef" else not defined
+
+    # -- macros
+
+    def define_macro(self, unit: Unit, statements: list[Statement], index: int) -> int:
+        """Record the macro whose .macro statement is statements[index - 1];
+        returns the index after its .endm."""
+        st = statements[index - 1]
+        end = find_endm(statements, index)
+        if end is None:
+            self.errors.append(unit.diagnostic(st.line, st.name_col,
+                                               f"missing .endm for macro '{st.operands[0]}'"))
+            return len(statements)
+        body = unit.lines[st.line:statements[end].line - 1]
+        try:
+            macro = Macro(st.operands[0], macro_params(unit, st), body, unit)
+            self.check_body(unit, st.line, macro)
+            self.macros[macro.name] = macro
+        except LowerError as error:
+            self.errors.append(unit.diagnostic(st.line, error.col or st.name_col, str(error)))
+        return end + 1
+
+    def check_body(self, unit: Unit, line: int, macro: Macro) -> None:
+        """Report `\\name` references in the body that are not parameters."""
+        names = {name for name, _ in macro.params}
+        for offset, text in enumerate(macro.body, start=line + 1):
+            for match in _MACRO_REF.finditer(strip_strings(text)):
+                if match.group(1) != "()" and match.group(1) not in names:
+                    self.errors.append(unit.diagnostic(
+                        offset, match.start() + 1,
+                        f"unknown macro argument '\\{match.group(1)}' in macro '{macro.name}'"))
+
+    def expand_macro(self, unit: Unit, st: Statement, macro: Macro) -> None:
+        """Substitute the arguments of `st` into `macro`'s body, then parse and lower it."""
+        if self.depth >= MAX_NESTING:
+            raise LowerError(f"macro expansion nested too deeply (is '{macro.name}' recursive?)")
+        values = macro_arguments(unit, st, macro)
+        text = "\n".join(_MACRO_REF.sub(lambda m: values.get(m.group(1), m.group(0))
+                                        if m.group(1) != "()" else "", line)
+                         for line in macro.body)
+        expansion = Unit(macro.unit.filename, text.split("\n"), (unit, st.line, st.name_col, macro.name))
+        self.lower_text(expansion, text)
+
+    def lower_text(self, unit: Unit, text: str) -> None:
+        """Parse `text` (the whole of `unit`) and lower it one level deeper."""
+        statements, errors = parse(text, unit.filename)
+        self.errors += [unit.diagnostic(e.line, e.col, e.message) for e in errors]
+        self.depth += 1
+        try:
+            self.lower_unit(unit, statements)
+        finally:
+            self.depth -= 1
+
+    # -- files
+
+    def find_file(self, unit: Unit, name: str) -> Path:
+        """The file `name` names: relative to the including file's directory,
+        then each -I directory.  Raises LowerError naming the file if none."""
+        path = Path(name)
+        bases = ([unit.directory] if unit.directory else [Path.cwd()]) + self.include_dirs
+        candidates = [path] if path.is_absolute() else [base / path for base in bases]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise LowerError(f"cannot find file '{name}' (searched: "
+                         + ", ".join(str(c.parent) for c in candidates) + ")")
+
+
+def hi_lo(rd: int, x) -> list[tuple]:
+    """`lui rd, %hi(x); ori rd, rd, %lo(x)`."""
+    return [("lui", {"rd": rd}, "imm", ("hi", x)), ("ori", {"rd": rd, "rs1": rd}, "imm", ("lo", x))]
+
+
+def spec_text(spec: tuple) -> str:
+    """An operand spec as written in the syntax: "imm(rs1)", "rd"."""
+    return f"{spec[1]}({spec[2]})" if spec[0] == MEM else spec[1]
+
+
+def operand_position(unit: Unit, st: Statement, position: int) -> tuple[int | None, str]:
+    """(column, text) of operand `position` of `st`, read from the source line."""
+    line = source_line(unit.lines, st.line)
+    start = st.name_col - 1 + len(st.name)
+    parts = split_operands(line[start:])
+    if position >= len(parts):
+        return None, ""
+    offset, text = parts[position]
+    return start + offset + 1, text
+
+
+def mentions(expr, name: str) -> bool:
+    """Whether the expression tree `expr` uses the symbol `name`."""
+    if type(expr) is str:
+        return expr == name
+    return type(expr) is tuple and any(mentions(part, name) for part in expr[1:])
+
+
+def substitute(expr, name: str, replacement: str):
+    """`expr` with the symbol `name` replaced by `replacement`."""
+    if type(expr) is str:
+        return replacement if expr == name else expr
+    if type(expr) is tuple and expr[0] not in ("local", "marg"):
+        return (expr[0],) + tuple(substitute(part, name, replacement) for part in expr[1:])
+    return expr
+
+
+def strip_strings(text: str) -> str:
+    """`text` with string literals blanked and any comment cut."""
+    return re.sub(r'"(\\.|[^"\\])*"', lambda m: " " * len(m.group(0)), text).split("#")[0]
+
+
+def find_endm(statements: list[Statement], index: int) -> int | None:
+    """Index of the .endm closing a .macro whose body starts at `index`
+    (nested definitions are skipped), or None."""
+    depth = 0
+    for position in range(index, len(statements)):
+        name = statements[position].name
+        if name == ".macro":
+            depth += 1
+        elif name == ".endm":
+            if depth == 0:
+                return position
+            depth -= 1
+    return None
+
+
+def macro_params(unit: Unit, st: Statement) -> list[tuple[str, str | None]]:
+    """The parameters written on a .macro line: (name, default text or None)."""
+    line = source_line(unit.lines, st.line)
+    rest = line[st.name_col - 1 + len(".macro"):].lstrip()
+    rest = rest[len(st.operands[0]):]
+    params = []
+    for offset, text in split_operands(rest):
+        name, _, default = text.partition("=")
+        name = name.strip()
+        if not _IDENT.match(name) or any(name == seen for seen, _ in params):
+            raise LowerError(f"bad macro parameter '{text}'")
+        params.append((name, default.strip() if "=" in text else None))
+    return params
+
+
+def macro_arguments(unit: Unit, st: Statement, macro: Macro) -> dict[str, str]:
+    """Parameter name -> argument text for an invocation of `macro`, from
+    positional and name=value arguments and the defaults."""
+    line = source_line(unit.lines, st.line)
+    args = split_operands(line[st.name_col - 1 + len(st.name):])
+    names = [name for name, _ in macro.params]
+    values: dict[str, str] = {}
+    for position, (_, text) in enumerate(args):
+        keyword = _KEYWORD_ARG.match(text)
+        if keyword:
+            name, text = keyword.group(1), keyword.group(2).strip()
+            if name not in names:
+                raise LowerError(f"macro '{macro.name}' has no argument '{name}'")
+        elif position >= len(names):
+            raise LowerError(f"macro '{macro.name}' takes {len(names)} argument"
+                             f"{'s' * (len(names) != 1)}, got {len(args)}")
+        else:
+            name = names[position]
+        values[name] = text
+    for name, default in macro.params:
+        if name not in values:
+            if default is None:
+                raise LowerError(f"macro '{macro.name}': missing value for argument '{name}'")
+            values[name] = default
+    return values
+
+
+def section_attributes(name: str, flags: str | None, kind: str | None) -> tuple[int, int, int]:
+    """(sh_type, sh_flags, sh_addralign) of a section: the standard ones by
+    name (and `.text.foo` like `.text`), others from the flags string
+    ("a" alloc, "w" write, "x" exec) and kind ("progbits"/"nobits")."""
+    base = name if name in STANDARD_SECTIONS else "." + name.split(".")[1] if name.count(".") > 1 else None
+    sh_type, sh_flags, align = STANDARD_SECTIONS.get(base, (SHT_PROGBITS, SHF_ALLOC, 1))
+    if flags is not None:
+        unknown = set(flags) - set("awx")
+        if unknown:
+            raise LowerError(f"unknown section flag '{sorted(unknown)[0]}' (use a, w, x)")
+        sh_flags = ((SHF_ALLOC if "a" in flags else 0) | (SHF_WRITE if "w" in flags else 0)
+                    | (SHF_EXECINSTR if "x" in flags else 0))
+    if kind is not None:
+        sh_type = SHT_NOBITS if kind == "nobits" else SHT_PROGBITS
+    if sh_flags & SHF_EXECINSTR:
+        align = max(align, 4)
+    return sh_type, sh_flags, align
+
+
+def lower(statements: list[Statement], text: str, filename: str = "<input>",
+          defines: dict[str, int] | None = None,
+          include_dirs=()) -> tuple[Program, list[Diagnostic]]:
+    """Lower parsed `statements` of `text` (from `filename`); returns the
+    Program and the errors found (the Program leaves out bad statements)."""
+    lowerer = Lowerer(dict(defines or {}), list(include_dirs))
+    lowerer.lower_unit(Unit(filename, text.split("\n")), statements)
+    return Program(lowerer.sections, lowerer.symbols), lowerer.errors

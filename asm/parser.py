@@ -1,0 +1,195 @@
+"""Stage 1, parse: source text -> Statements with line and column.
+
+The Lark grammar lives in grammar.lark next to this module.  The parser is
+LALR with the contextual lexer and builds no tree: the Transformer below runs
+inside the parser and produces Statements directly, with expressions in the
+plain form described in asm/expr.py.  Lark is imported on first use so that
+`kite-as --version` does not pay for it.
+
+A file with a syntax error is parsed again line by line (the grammar has no
+construct spanning lines), so every bad line is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asm import expr as X
+from asm.diagnostics import Diagnostic, source_line
+
+GRAMMAR_FILE = Path(__file__).with_name("grammar.lark")
+
+# how syntax errors name the grammar's terminals
+TERMINAL_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "CHAR": "a character literal",
+    "STRING": "a string", "ATTR": "an @attribute", "MACROARG": "a macro argument",
+    "PERCENT": "%hi/%lo", "BINOP": "an operator", "_NL": "end of line", "$END": "end of file",
+    "MACRO": ".macro", "COMMA": "','", "COLON": "':'", "LPAR": "'('", "RPAR": "')'",
+    "EQUAL": "'='", "MINUS": "'-'", "PLUS": "'+'", "TILDE": "'~'",
+}
+
+
+@dataclass(slots=True)
+class Statement:
+    """One source line that holds something: its labels (name, col) in
+    order, then an optional `name` (mnemonic, directive or macro, at
+    `name_col`) with its operands.  Operands are expressions (asm/expr.py)
+    or one of ("mem", offset_or_None, base), ("str", bytes), ("attr", word),
+    ("kw", name, expr)."""
+    line: int
+    labels: list[tuple[str, int]] = field(default_factory=list)
+    name: str | None = None
+    name_col: int = 1
+    operands: list = field(default_factory=list)
+
+    @property
+    def col(self) -> int:
+        """Column where the statement starts."""
+        return self.labels[0][1] if self.labels else self.name_col
+
+
+class LiteralError(X.ExprError):
+    """A bad string or character literal, at token `token`."""
+
+    def __init__(self, message: str, token):
+        super().__init__(message)
+        self.line, self.col = token.line, token.column
+
+
+def _literal(function, token):
+    """function(token), turning an ExprError into a LiteralError at `token`."""
+    try:
+        return function(token)
+    except X.ExprError as error:
+        raise LiteralError(str(error), token) from None
+
+
+class _ToStatements:
+    """Parser callbacks (used as a lark Transformer): one method per rule
+    alias of grammar.lark; each returns the plain value for its rule."""
+
+    def start(self, children):
+        return children
+
+    def statement(self, children):
+        *labels, name, operands = children
+        return Statement(name.line, [label[:2] for label in labels], str(name), name.column,
+                         operands or [])
+
+    def labels_only(self, labels):
+        return Statement(labels[0][2], [label[:2] for label in labels])
+
+    def macro_def(self, children):
+        *labels, keyword, name, operands = children
+        return Statement(keyword.line, [label[:2] for label in labels], ".macro",
+                         keyword.column, [str(name)] + (operands or []))
+
+    def label(self, children):
+        token = children[0]
+        return str(token), token.column, token.line
+
+    local_label = label
+
+    def operands(self, children):
+        return children
+
+    def mem(self, children):
+        return ("mem", children[0], children[1])
+
+    def string(self, children):
+        return ("str", _literal(lambda t: X.unescape(t[1:-1]), children[0]))
+
+    def attr(self, children):
+        return ("attr", str(children[0])[1:])
+
+    def keyword(self, children):
+        return ("kw", str(children[0]), children[1])
+
+    def expr(self, children):
+        return X.build(children)
+
+    def number(self, children):
+        text = str(children[0])
+        if text[-1] in "bf" and text[:-1].isdigit():
+            return ("local", text[:-1], text[-1])
+        return X.parse_number(text)
+
+    def symbol(self, children):
+        return str(children[0])
+
+    def char(self, children):
+        return _literal(X.char_value, children[0])
+
+    def macro_arg(self, children):
+        return ("marg", str(children[0])[1:])
+
+    def neg(self, children):
+        value = children[0]
+        return -value if type(value) is int else ("neg", value)
+
+    def invert(self, children):
+        value = children[0]
+        return ~value if type(value) is int else ("inv", value)
+
+    def paren(self, children):
+        return ("paren", children[0])
+
+    def percent(self, children):
+        return (str(children[0])[1:], children[1])
+
+
+@functools.cache
+def _parser():
+    """The Lark parser with the callbacks built in (cached on disk by lark)."""
+    from lark import Lark
+    return Lark(GRAMMAR_FILE.read_text(), parser="lalr", lexer="contextual",
+                transformer=_ToStatements(), cache=True, maybe_placeholders=True)
+
+
+def parse(text: str, filename: str = "<input>") -> tuple[list[Statement], list[Diagnostic]]:
+    """Parse a whole source text; returns (statements in line order, syntax
+    errors).  Lines with syntax errors are left out of the statements."""
+    from lark.exceptions import UnexpectedInput
+    try:
+        return _parser().parse(text if text.endswith("\n") else text + "\n"), []
+    except (UnexpectedInput, LiteralError):
+        return _parse_by_line(text, filename)
+
+
+def _parse_by_line(text: str, filename: str) -> tuple[list[Statement], list[Diagnostic]]:
+    """parse() for a text known to hold errors: each line on its own."""
+    from lark.exceptions import UnexpectedInput
+    lines = text.split("\n")
+    statements, errors = [], []
+    for number, line in enumerate(lines, start=1):
+        try:
+            parsed = _parser().parse(line + "\n")
+        except (UnexpectedInput, LiteralError) as error:
+            col = error.column if isinstance(error, UnexpectedInput) else error.col
+            errors.append(Diagnostic(filename, number, max(col, 1), syntax_message(error),
+                                     source_line(lines, number)))
+            continue
+        for statement in parsed:
+            statement.line = number
+        statements += parsed
+    return statements, errors
+
+
+def syntax_message(error) -> str:
+    """A one-line description of a lark parse error or a LiteralError."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+    if isinstance(error, LiteralError):
+        return str(error)
+    if isinstance(error, UnexpectedCharacters):
+        char = error.char
+        shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+        return f"syntax error: unexpected character {shown}"
+    if isinstance(error, UnexpectedToken):
+        token = error.token
+        found = TERMINAL_NAMES[token.type] if token.type in ("_NL", "$END") else f"'{token}'"
+        expected = sorted({TERMINAL_NAMES.get(name, name) for name in error.expected})
+        hint = f"; expected {' or '.join(expected)}" if len(expected) <= 4 else ""
+        return f"syntax error: unexpected {found}{hint}"
+    return "syntax error"
