@@ -1,0 +1,396 @@
+"""The Kite32 CPU: architectural state, the run loop, trap delivery and the
+slow paths that translated blocks call (vmm/machine/translate.py).
+
+The run loop (QEMU-like):
+
+    until ticks reach until_tick, while state == "running":
+        an interrupt pending and IE set        -> trap entry (no tick)
+        look the block up by virtual pc         (one dict lookup per block;
+            miss: translate the fetch, find or translate the block)
+        too long for the ticks left             -> single-instruction blocks
+        pc = block(ticks); ticks += block.n
+        a block ending in a privileged or sensitive instruction -> look again
+
+Blocks leave early (BlockExit) after any device access or code-page write, so
+interrupts are checked before every instruction, `request_stop` takes effect
+right after the current instruction, and `ticks` is exact whenever a device
+runs.  A guest exception (Trap) retires exactly the instructions before the
+faulting one.
+
+Decisions where the spec is silent:
+- `ticks` counts retired instructions; a trapping instruction (syscall,
+  break, hypercall, any fault) does not retire.  `halt` and `wfi` retire and
+  leave pc after themselves.
+- badaddr is the address the instruction used: the virtual address for page
+  faults, misaligned accesses and bus errors (a device page or unmapped
+  physical page behind a valid translation), the pc for fetch faults.  An
+  instruction fetch from outside RAM (devices included) is a bus error.
+- Immediate shifts with an amount outside 0..31 are illegal instructions.
+- `mtcr status` and kernel `wrsr` keep only the defined status bits.
+- An unhandled fault (tvec 0) still records epc, cause and badaddr, for the
+  register dump, but changes neither status nor pc.
+- The trace hook sees every instruction the CPU starts (a faulting one too,
+  followed by its trap line).
+
+VMM hook: with `vm_exit` set, every exception, interrupt and `hypercall` calls
+vm_exit(cause, epc, badaddr) instead of entering tvec: the CPU changes no
+state (pc = epc on the call, badaddr None for causes without one) and goes on
+from cpu.pc afterwards; direct changes to `cr` (status, ptb) are picked up.
+Interrupts reach vm_exit only while status.IE is set, as on bare hardware.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from asm.isa import (CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE, CR_EPC, CR_PTB,
+                     CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_ILLEGAL, EXC_MISALIGNED,
+                     EXCEPTION_NAMES, IRQ_NAMES, NUM_REGS, PAGE_SHIFT, REG_A0, STATUS_DEFINED,
+                     STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED)
+from vmm.machine.bus import Bus
+from vmm.machine.counters import Counters
+from vmm.machine.errors import BusError
+from vmm.machine.irq import InterruptLines
+from vmm.machine.memory import PhysicalMemory
+from vmm.machine.mmu import FETCH, MMU, READ, WRITE, Fault
+from vmm.machine.translate import EXIT_HYPERCALL, BlockExit, Context, Translator, Trap
+
+__all__ = ["CPU", "EXIT_HYPERCALL"]
+
+M32 = 0xFFFFFFFF
+NUM_CRS = 8
+VmExit = Callable[[int, int, "int | None"], None]
+
+
+class CPU:
+    """One Kite32 CPU on `memory` (RAM), `bus` (devices) and `irq` (lines)."""
+
+    def __init__(self, memory: PhysicalMemory, bus: Bus, irq: InterruptLines):
+        self.memory, self.bus, self.irq = memory, bus, irq
+        self._regs = [0] * NUM_REGS
+        self._cr = [0] * NUM_CRS
+        self.counters = Counters()
+        self.mmu = MMU(memory, self.counters)
+        self.trace: Callable[[str, int, int], None] | None = None
+        self.vm_exit: VmExit | None = None
+        hooks = {"R": self._regs, "CR": self._cr, "LD": self._load, "ST": self._store,
+                 "WSTATUS": self._write_status, "WPTB": self._write_ptb, "RFE": self._rfe,
+                 "HALT": self._halt, "WFI": self._wfi, "FLUSH": self._tlb_flush,
+                 "INV": self._tlb_invalidate}
+        self._translator = Translator(memory, hooks, self.mmu.fast_read, self.mmu.fast_write,
+                                      self.mmu.clear_fast_write, self._code_written)
+        self._vblocks: dict[Context, dict[int, tuple]] = {}
+        self._code_changed = False
+        self._entering_trap = False
+        self._select_context()
+        self.reset(0, 0)
+
+    # --- architectural state ----------------------------------------------------
+
+    @property
+    def regs(self) -> list[int]:
+        """r0..r15 (a live list: the translated code holds it)."""
+        return self._regs
+
+    @regs.setter
+    def regs(self, values: list[int]) -> None:
+        self._regs[:] = [value & M32 for value in values]
+        self._regs[0] = 0
+
+    @property
+    def cr(self) -> list[int]:
+        """Control registers by isa.CR_* number (a live list).  Direct writes
+        to status or ptb take effect at the next `run` or after vm_exit."""
+        return self._cr
+
+    @cr.setter
+    def cr(self, values: list[int]) -> None:
+        self._cr[:] = [value & M32 for value in values]
+
+    def reset(self, pc: int, a0: int) -> None:
+        """Boot state: kernel mode, IE 0, paging off, every register and
+        control register 0 except pc and a0; empty TLB."""
+        self._regs[:] = [0] * NUM_REGS
+        self._regs[REG_A0] = a0 & M32
+        self._cr[:] = [0] * NUM_CRS
+        self._cr[CR_STATUS] = STATUS_KM
+        self.pc = pc & M32
+        self.ticks = 0
+        self.state = "running"
+        self.stop_reason: str | None = None
+        self._ptb_loaded = 0
+        self.mmu.set_ptb(0)
+        self._flush_blocks()
+        self._sync()
+
+    def request_stop(self, reason: str | None = None) -> None:
+        """Stop after the current instruction (state "stopped")."""
+        self.state = "stopped"
+        self.stop_reason = reason
+
+    def write_cr(self, number: int, value: int) -> None:
+        """`mtcr` semantics for the VMM: status keeps defined bits, ptb flushes the TLB."""
+        if number == CR_STATUS:
+            self._write_status(value)
+        elif number == CR_PTB:
+            self._write_ptb(value)
+        else:
+            self._cr[number] = value & M32
+
+    def _sync(self) -> None:
+        """Pick up status and ptb (after a direct change) and choose the block context."""
+        if self._cr[CR_PTB] != self._ptb_loaded:
+            self._write_ptb(self._cr[CR_PTB])
+        self._select_context()
+
+    def _select_context(self) -> None:
+        """The block context and lookup table for the current mode and paging."""
+        self._context = Context(not self._cr[CR_STATUS] & STATUS_KM, self.mmu.enabled)
+        self._current = self._vblocks.setdefault(self._context, {})
+
+    # --- the run loop -------------------------------------------------------------
+
+    def run(self, until_tick: int) -> None:
+        """Execute while running and ticks < until_tick (see module doc)."""
+        start = self.ticks
+        self._sync()
+        try:
+            while self.state == "running" and self.ticks < until_tick:
+                pending = self.irq.pending
+                if pending and self._cr[CR_STATUS] & STATUS_IE:
+                    irq = (pending & -pending).bit_length() - 1
+                    self.counters.count_interrupt(irq)
+                    self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
+                else:
+                    self._run_blocks(until_tick)
+        finally:
+            self.counters.instructions += self.ticks - start
+
+    def _run_blocks(self, until: int) -> None:
+        """Run blocks until one may change the context, a trap, an early
+        exit or until_tick; leaves pc and ticks exact."""
+        blocks, trace, pc, ticks = self._current, self.trace, self.pc, self.ticks
+        translations, block, start = 0, None, ticks
+        entering, self._entering_trap, self._code_changed = self._entering_trap, False, False
+        try:
+            while ticks < until:
+                entry = blocks.get(pc) if trace is None else None
+                if entry is None or entry[1] > until - ticks:
+                    entry = self._entry(pc, ticks, until - ticks)
+                fn, n, lookups, ends, block = entry
+                pc = fn(ticks)
+                ticks += n
+                translations += lookups
+                if ends:
+                    break
+        except BlockExit as done:
+            pc = done.pc
+            translations += block.prefix[done.tick - ticks]
+            ticks = done.tick
+        except Trap as trap:
+            if trap.tick > ticks:
+                translations += block.prefix[trap.tick - ticks]
+            ticks = trap.tick
+            self.pc, self.ticks = trap.pc, ticks
+            self.counters.translations += translations + trap.lookups
+            translations = 0
+            self._raise(trap, triple=entering and trap.fetch and trap.tick == start)
+            pc = self.pc
+        finally:
+            self.pc, self.ticks = pc, ticks
+            self.counters.translations += translations
+        self._sync()
+
+    def _entry(self, pc: int, ticks: int, budget: int) -> tuple:
+        """The block entry (fn, n, lookups, ends, Block) for `pc`: full length
+        if it fits `budget` and no trace is on, else one instruction (traced).
+        Raises Trap for a failing fetch."""
+        pa = self._fetch_address(pc, ticks)
+        single = self.trace is not None
+        block = self._translator.block(pc, pa, self._context, single)
+        if block.n > budget:
+            single = True
+            block = self._translator.block(pc, pa, self._context, single)
+        entry = (block.fn, block.n, block.lookups, block.ends, block)
+        if single:
+            if self.trace is not None:
+                self.trace("insn", pc, block.words[0])
+        else:
+            self._current[pc] = entry
+        return entry
+
+    def _fetch_address(self, pc: int, ticks: int) -> int:
+        """The physical address of the instruction at `pc`; raises Trap (fetch)."""
+        lookups = 1 if self.mmu.enabled else 0
+        if pc & 3:
+            raise Trap(EXC_MISALIGNED, pc, pc, ticks, 0, fetch=True)
+        try:
+            pa = self.mmu.translate(pc, FETCH, self._context.user)
+        except Fault as fault:
+            raise Trap(fault.cause, fault.badaddr, pc, ticks, lookups, fetch=True) from None
+        if not self.memory.contains(pa, 4):
+            raise Trap(EXC_BUS_ERROR, pc, pc, ticks, lookups, fetch=True)
+        return pa
+
+    # --- traps ------------------------------------------------------------------------
+
+    def _raise(self, trap: Trap, triple: bool) -> None:
+        """Deliver the exception `trap` (hypercall: to the VMM, or illegal on
+        bare hardware).  `triple`: it is the fetch at the trap vector failing."""
+        cause = trap.cause
+        if cause == EXIT_HYPERCALL and self.vm_exit is None:
+            cause = EXC_ILLEGAL
+        if cause != EXIT_HYPERCALL:
+            self.counters.count_exception(cause & CAUSE_CODE_MASK)
+        if triple and self.vm_exit is None:
+            self._enter_trap(cause, trap.pc, trap.badaddr)   # records it for the dump
+            self.request_stop(f"triple fault: {describe_cause(cause)} fetching the trap vector "
+                              f"at {trap.pc:#010x}{badaddr_text(trap.badaddr)}")
+            return
+        self._enter_trap(cause, trap.pc, trap.badaddr)
+
+    def _enter_trap(self, cause: int, epc: int, badaddr: int | None) -> None:
+        """Trap entry (or the VMM's exit, or a stop when tvec is 0)."""
+        if self.vm_exit is not None:
+            self.pc = epc
+            if self.trace is not None:
+                self.trace("trap", cause, epc)
+            self.vm_exit(cause, epc, badaddr)
+            self._sync()
+            return
+        cr = self._cr
+        cr[CR_EPC], cr[CR_CAUSE] = epc, cause
+        if badaddr is not None:
+            cr[CR_BADADDR] = badaddr
+        if self.trace is not None:
+            self.trace("trap", cause, epc)
+        if cr[CR_TVEC] == 0:
+            self.request_stop(f"unhandled {describe_cause(cause)} at pc {epc:#010x}"
+                              f"{badaddr_text(badaddr)} (tvec is 0)")
+            return
+        status = cr[CR_STATUS]
+        cr[CR_STATUS] = ((status & ~STATUS_PRIVILEGED) | STATUS_KM
+                         | (STATUS_PKM if status & STATUS_KM else 0)
+                         | (STATUS_PIE if status & STATUS_IE else 0))
+        self.pc = cr[CR_TVEC]
+        self._entering_trap = True
+        self._sync()
+
+    # --- slow paths called by translated code -------------------------------------------
+
+    def _load(self, va: int, width: int, signed: bool, rd: int, pc: int, tick: int) -> None:
+        """A load the fast table could not serve: translate, read RAM or a
+        device, extend, write rd.  Raises Trap, or BlockExit after a device read."""
+        pa = self._translate_data(va, READ, pc, tick)
+        device = not self.memory.contains(pa, width)
+        if device:
+            value = self._device_access(pa, width, None, va, pc, tick)
+        else:
+            value = self.memory.read(pa, width)
+        if signed and value >> (8 * width - 1):
+            value -= 1 << (8 * width)
+        if rd:
+            self._regs[rd] = value & M32
+        self._leave_if(device, pc, tick)
+
+    def _store(self, va: int, width: int, value: int, pc: int, tick: int) -> None:
+        """A store the fast table could not serve.  Raises Trap, or
+        BlockExit after a device write or a write to a page holding code."""
+        pa = self._translate_data(va, WRITE, pc, tick)
+        value &= (1 << 8 * width) - 1
+        device = not self.memory.contains(pa, width)
+        if device:
+            self._device_access(pa, width, value, va, pc, tick)
+        else:
+            self.memory.write(pa, width, value)
+        self._leave_if(device, pc, tick)
+
+    def _translate_data(self, va: int, access: str, pc: int, tick: int) -> int:
+        """The physical address of a data access; a Fault becomes the Trap."""
+        try:
+            return self.mmu.translate(va, access, self._context.user)
+        except Fault as fault:
+            raise Trap(fault.cause, fault.badaddr, pc, tick, 2 if self.mmu.enabled else 0) from None
+
+    def _device_access(self, pa: int, width: int, value: int | None, va: int, pc: int,
+                       tick: int) -> int:
+        """Read (value None) or write a device at the exact tick; bus errors become traps."""
+        self.ticks = tick
+        try:
+            if value is None:
+                return self.bus.read(pa, width)
+            self.bus.write(pa, width, value)
+            return 0
+        except BusError:
+            raise Trap(EXC_BUS_ERROR, va, pc, tick, 2 if self.mmu.enabled else 0) from None
+
+    def _leave_if(self, device: bool, pc: int, tick: int) -> None:
+        """Raise BlockExit after the instruction if it touched a device or code."""
+        if device or self._code_changed:
+            self._code_changed = False
+            raise BlockExit((pc + 4) & M32, tick + 1)
+
+    def _code_written(self) -> None:
+        """A page holding translated code was written: forget the lookups."""
+        self._code_changed = True
+        self._flush_blocks()
+
+    def _flush_blocks(self) -> None:
+        """Forget every virtual-pc lookup (the translated blocks stay cached)."""
+        for blocks in self._vblocks.values():
+            blocks.clear()
+
+    def _write_status(self, value: int) -> None:
+        """mtcr status / kernel wrsr: every defined bit; may change the mode."""
+        self._cr[CR_STATUS] = value & STATUS_DEFINED
+        self._sync()
+
+    def _write_ptb(self, value: int) -> None:
+        """ptb write: load the MMU and flush the TLB."""
+        self._cr[CR_PTB] = self._ptb_loaded = value & M32
+        self.mmu.set_ptb(value)
+        self._flush_blocks()
+        self._select_context()
+
+    def _rfe(self) -> int:
+        """KM = PKM, IE = PIE; returns epc."""
+        status = self._cr[CR_STATUS]
+        self._cr[CR_STATUS] = ((status & ~(STATUS_KM | STATUS_IE))
+                               | (STATUS_KM if status & STATUS_PKM else 0)
+                               | (STATUS_IE if status & STATUS_PIE else 0))
+        return self._cr[CR_EPC]
+
+    def _halt(self) -> None:
+        """halt: the machine stops (the instruction retires)."""
+        self.state = "halted"
+
+    def _wfi(self) -> None:
+        """wfi: wait unless a line is already asserted (IE does not matter)."""
+        if not self.irq.pending:
+            self.state = "waiting"
+
+    def _tlb_flush(self) -> None:
+        """tlbflush: every TLB entry and every virtual-pc lookup."""
+        self.mmu.flush()
+        self._flush_blocks()
+
+    def _tlb_invalidate(self, va: int) -> None:
+        """tlbinv: the TLB entry and the block lookups of va's page."""
+        self.mmu.invalidate(va)
+        for blocks in self._vblocks.values():
+            for pc in [pc for pc in blocks if pc >> PAGE_SHIFT == va >> PAGE_SHIFT]:
+                del blocks[pc]
+
+
+def describe_cause(cause: int) -> str:
+    """'page fault', 'interrupt timer', ... for stop messages."""
+    if cause & CAUSE_INTERRUPT:
+        irq = cause & CAUSE_CODE_MASK
+        return f"interrupt {IRQ_NAMES.get(irq, irq)}"
+    code = cause & CAUSE_CODE_MASK
+    return EXCEPTION_NAMES.get(code, f"cause {code}")
+
+
+def badaddr_text(badaddr: int | None) -> str:
+    """' badaddr 0x...' for stop messages, empty for causes without one."""
+    return "" if badaddr is None else f" badaddr {badaddr:#010x}"

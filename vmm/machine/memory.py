@@ -1,0 +1,70 @@
+"""Physical RAM, with decoded-code tracking.
+
+RAM is one bytearray from physical address 0 to `size`; device pages are not
+here (see bus.py).  The block translator registers every physical page it
+translated code from in `code_pages`; any write to such a page, whether a CPU
+store, a DMA transfer or the loader, calls every `code_write_listeners`
+entry with the page number before returning, so stale translations are
+dropped before the code can run again.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from asm.isa import MAX_RAM, PAGE_SHIFT, PAGE_SIZE
+from vmm.machine.errors import BusError
+
+
+class PhysicalMemory:
+    """`size` bytes of RAM (a multiple of the page size, at most isa.MAX_RAM)."""
+
+    def __init__(self, size: int):
+        if size <= 0 or size % PAGE_SIZE or size > MAX_RAM:
+            raise ValueError(f"memory size {size:#x} must be a positive multiple of "
+                             f"{PAGE_SIZE:#x} up to {MAX_RAM:#x}")
+        self.size = size
+        self.ram = bytearray(size)
+        self.code_pages: set[int] = set()
+        self.code_write_listeners: list[Callable[[int], None]] = []
+
+    def contains(self, paddr: int, length: int) -> bool:
+        """Whether [paddr, paddr + length) is all RAM."""
+        return 0 <= paddr and paddr + length <= self.size
+
+    def _check(self, paddr: int, length: int) -> None:
+        """Raise BusError (at the first address outside RAM) unless all of it is RAM."""
+        if not self.contains(paddr, length):
+            raise BusError(paddr if not 0 <= paddr < self.size else self.size)
+
+    def _written(self, paddr: int, length: int) -> None:
+        """Tell the listeners about every code page in [paddr, paddr + length)."""
+        if not self.code_pages or length <= 0:
+            return
+        for page in range(paddr >> PAGE_SHIFT, ((paddr + length - 1) >> PAGE_SHIFT) + 1):
+            if page in self.code_pages:
+                self.code_pages.discard(page)
+                for listener in self.code_write_listeners:
+                    listener(page)
+
+    def read(self, paddr: int, width: int) -> int:
+        """The little-endian value of `width` bytes at `paddr`.  BusError outside RAM."""
+        self._check(paddr, width)
+        return int.from_bytes(self.ram[paddr:paddr + width], "little")
+
+    def write(self, paddr: int, width: int, value: int) -> None:
+        """Store the low `width` bytes of `value` at `paddr`.  BusError outside RAM."""
+        self._check(paddr, width)
+        self.ram[paddr:paddr + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
+        self._written(paddr, width)
+
+    def read_bytes(self, paddr: int, length: int) -> bytes:
+        """A copy of [paddr, paddr + length).  BusError outside RAM."""
+        self._check(paddr, length)
+        return bytes(self.ram[paddr:paddr + length])
+
+    def write_bytes(self, paddr: int, data: bytes) -> None:
+        """Copy `data` to `paddr`.  BusError (and nothing written) outside RAM."""
+        self._check(paddr, len(data))
+        self.ram[paddr:paddr + len(data)] = data
+        self._written(paddr, len(data))

@@ -1,0 +1,173 @@
+"""The Kite32 MMU: two-level page walk, the TLB, and the CPU's fast lookup tables.
+
+Architectural state (docs/internals.md "Architecture decisions"):
+
+    ptb      bits [31:12] page-directory frame, bit 0 PTB_ENABLE
+    va       [31:22] directory index | [21:12] table index | [11:0] offset
+    PDE/PTE  frame[31:12] | D A U W P (bits 4..0), one format for both levels
+
+    access allowed  <=>  P in both levels, and
+                         (user access -> U in both levels), and
+                         (write -> W in both levels; in kernel mode too)
+    fetch needs read permission only (no execute-disable bit).
+
+The TLB (`tlb`: virtual page number -> entry) caches a translation with its
+effective permissions: entry = frame | (PDE & PTE & (W|U)) | (PTE & D).  It
+is filled by every successful walk and emptied only by `flush` (tlbflush,
+ptb writes) and `invalidate` (tlbinv).  A write through an entry with D clear
+walks again (page_walks + 1, not a miss) so the walker can set D in memory.
+
+Below the TLB sit the CPU's fast tables, QEMU-style: `fast_read[user]` and
+`fast_write[user]` map a virtual page number to (physical page base -
+virtual page base) for RAM pages only, and only when the access is allowed
+without a walk; `fast_write` also leaves out pages holding translated code
+(their stores must go through the slow path to invalidate).  They are a
+cache of the TLB: clearing them never changes behaviour, only speed.
+
+Decisions where the spec is silent:
+- A and D are written back only when they change (each write is a walk_ref).
+- A faulting walk changes nothing (no A/D bits, no TLB fill).
+- A permission fault found on a TLB entry does not walk again.
+- A PDE or PTE outside RAM raises the bus error exception, badaddr = the
+  virtual address being translated.
+"""
+
+from __future__ import annotations
+
+from asm.isa import (CAUSE_ERRCODE_SHIFT, EXC_BUS_ERROR, EXC_PAGE_FAULT, PAGE_MASK, PAGE_SHIFT,
+                     PDX_SHIFT, PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE, PTB_ENABLE, PTB_FRAME_MASK,
+                     PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W, PTX_SHIFT)
+from vmm.machine.counters import Counters
+from vmm.machine.memory import PhysicalMemory
+
+READ, WRITE, FETCH = "read", "write", "fetch"
+INDEX_MASK = 0x3FF
+
+
+class Fault(Exception):
+    """A translation that fails: the guest exception to raise.  `cause` is
+    the full cause value (page faults carry their error code in [11:8])."""
+
+    def __init__(self, cause: int, badaddr: int):
+        super().__init__(cause, badaddr)
+        self.cause = cause
+        self.badaddr = badaddr
+
+
+def page_fault_cause(present: bool, access: str, user: bool) -> int:
+    """The cause value of a page fault: EXC_PAGE_FAULT plus the P W U I error code."""
+    code = ((PF_PRESENT if present else 0) | (PF_WRITE if access == WRITE else 0)
+            | (PF_USER if user else 0) | (PF_FETCH if access == FETCH else 0))
+    return EXC_PAGE_FAULT | code << CAUSE_ERRCODE_SHIFT
+
+
+class MMU:
+    """Translation for one CPU.  Counts misses, walks and walk references in `counters`."""
+
+    def __init__(self, memory: PhysicalMemory, counters: Counters):
+        self.memory = memory
+        self.counters = counters
+        self.enabled = False
+        self.root = 0
+        self.tlb: dict[int, int] = {}
+        self.fast_read: tuple[dict[int, int], dict[int, int]] = ({}, {})    # [user]
+        self.fast_write: tuple[dict[int, int], dict[int, int]] = ({}, {})   # [user]
+
+    def set_ptb(self, ptb: int) -> None:
+        """Load ptb: paging on iff PTB_ENABLE; flushes the whole TLB."""
+        self.enabled = bool(ptb & PTB_ENABLE)
+        self.root = ptb & PTB_FRAME_MASK
+        self.flush()
+
+    def flush(self) -> None:
+        """Invalidate every TLB entry (and the fast tables)."""
+        self.tlb.clear()
+        self.clear_fast()
+
+    def invalidate(self, va: int) -> None:
+        """Invalidate the TLB entry of the page holding `va` (and its fast entries)."""
+        vpn = va >> PAGE_SHIFT
+        self.tlb.pop(vpn, None)
+        for table in self.fast_read + self.fast_write:
+            table.pop(vpn, None)
+
+    def clear_fast(self) -> None:
+        """Empty the fast tables; the TLB itself is kept."""
+        for table in self.fast_read + self.fast_write:
+            table.clear()
+
+    def clear_fast_write(self) -> None:
+        """Empty the fast write tables (a page just started holding code)."""
+        for table in self.fast_write:
+            table.clear()
+
+    def translate(self, va: int, access: str, user: bool) -> int:
+        """The physical address for `access` (READ, WRITE, FETCH) at `va` in
+        user or kernel mode; fills the fast tables for plain RAM.  Raises
+        Fault (page fault, or bus error from a page table outside RAM)."""
+        if not self.enabled:
+            self._fill_fast(va, va, access, user)
+            return va
+        vpn = va >> PAGE_SHIFT
+        entry = self.tlb.get(vpn)
+        if entry is None:
+            self.counters.tlb_misses += 1
+            entry = self._walk(va, access, user)
+        else:
+            check_permission(entry, access, user, va)
+            if access == WRITE and not entry & PTE_D:
+                entry = self._walk(va, access, user)
+        pa = (entry & PTE_FRAME_MASK) | (va & PAGE_MASK)
+        self._fill_fast(va, pa, access, user)
+        return pa
+
+    def _fill_fast(self, va: int, pa: int, access: str, user: bool) -> None:
+        """Record the page in the fast table of `access` if it is plain RAM."""
+        ppn = pa >> PAGE_SHIFT
+        if not self.memory.contains(pa & ~PAGE_MASK, 1 << PAGE_SHIFT):
+            return
+        offset = (pa & ~PAGE_MASK) - (va & ~PAGE_MASK)
+        if access == READ:
+            self.fast_read[user][va >> PAGE_SHIFT] = offset
+        elif access == WRITE and ppn not in self.memory.code_pages:
+            self.fast_write[user][va >> PAGE_SHIFT] = offset
+
+    def _walk(self, va: int, access: str, user: bool) -> int:
+        """Walk the two levels for `va`, set A (and D on a write) in memory,
+        fill the TLB; the new entry.  Raises Fault and changes nothing then."""
+        self.counters.page_walks += 1
+        pde_addr = self.root | ((va >> PDX_SHIFT) & INDEX_MASK) << 2
+        pde = self._read_entry(pde_addr, va)
+        if not pde & PTE_P:
+            raise Fault(page_fault_cause(False, access, user), va)
+        pte_addr = (pde & PTE_FRAME_MASK) | ((va >> PTX_SHIFT) & INDEX_MASK) << 2
+        pte = self._read_entry(pte_addr, va)
+        if not pte & PTE_P:
+            raise Fault(page_fault_cause(False, access, user), va)
+        entry = (pte & PTE_FRAME_MASK) | (pde & pte & (PTE_W | PTE_U)) | (pte & PTE_D)
+        check_permission(entry, access, user, va)
+        self._write_entry(pde_addr, pde, pde | PTE_A)
+        new_pte = pte | PTE_A | (PTE_D if access == WRITE else 0)
+        self._write_entry(pte_addr, pte, new_pte)
+        entry |= new_pte & PTE_D
+        self.tlb[va >> PAGE_SHIFT] = entry
+        return entry
+
+    def _read_entry(self, paddr: int, va: int) -> int:
+        """One page-table word; Fault(bus error at `va`) if it is not in RAM."""
+        if not self.memory.contains(paddr, 4):
+            raise Fault(EXC_BUS_ERROR, va)
+        self.counters.walk_refs += 1
+        return self.memory.read(paddr, 4)
+
+    def _write_entry(self, paddr: int, old: int, new: int) -> None:
+        """Write back a page-table word if the walker changed its A/D bits."""
+        if new != old:
+            self.counters.walk_refs += 1
+            self.memory.write(paddr, 4, new)
+
+
+def check_permission(entry: int, access: str, user: bool, va: int) -> None:
+    """Raise the protection page fault unless `entry` (TLB format) allows the access."""
+    if (user and not entry & PTE_U) or (access == WRITE and not entry & PTE_W):
+        raise Fault(page_fault_cause(True, access, user), va)
