@@ -146,7 +146,8 @@ def report(machine, result, stats: bool, stats_json: str | None) -> None:
 RUNNERS = {"bare": run_bare}
 
 
-@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="Example: kite run --bare guestos/build/boot_demo.elf --stats")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--bare", is_flag=True, help="Run on the bare machine (the image owns the hardware).")
 @click.option("--module", "modules", multiple=True, type=click.Path(dir_okay=False),
