@@ -1,0 +1,438 @@
+"""Shadow page tables for unmodified guests, in the style of KVM's shadow MMU.
+
+The guest's own V→P tables are never loaded into the MMU.  The VMM keeps V→M
+shadow tables in VMM-owned machine frames and hands the CPU a shadow root:
+
+    guest tables:   gva ──(guest PD, PT in guest memory)──► gpa ──(p2m)──► ma
+    shadow tables:  gva ──(shadow PD, PT in VMM frames)──────────────────► ma
+
+Every present shadow entry is DERIVED from the current guest tables and the
+p2m, never copied: machine frame = p2m[gfn], U always set (the guest runs in
+machine user mode), W only where the guest allows the write at both levels,
+the guest PTE is already dirty, and the guest frame is not a traced page-table
+page.  docs/shadow.md has the whole design; the words used here:
+
+- shadow page: one VMM frame shadowing one guest table frame in one role.
+  Identified by (key, Role): key is the guest frame (or, for the identity
+  shadow of guest paging off, the 4 MiB region index, 0 for its directory).
+- role: (level, virtual_kernel, direct).  Virtual-user shadows never map a
+  guest page whose U bit is clear at either level, so the guest kernel's pages
+  are unreachable while the guest runs in virtual user mode.
+- root cache: the current root plus the most recent previous roots
+  (KVM's prev_roots); `activate` on a cached root rebuilds nothing.
+- tracing: every guest frame some shadow page shadows is write-protected in
+  every shadow leaf that maps it (rmap: gfn → leaf entries).  A guest write to
+  it faults as TRACED_WRITE; the VMM's emulator performs it through
+  `emulate_pt_write`, which zaps the shadow entries derived from the old value.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+from asm.isa import (MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_ENABLE, PTE_A, PTE_D,
+                     PTE_P, PTE_U, PTE_W)
+from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, Access, GuestFault, GuestTables,
+                                   TableBusError, Translation, pdx, ptx)
+from vmm.monitor.physmap import OWNER_VMM, GuestPhysMap, MachineFrames
+
+REGION_SHIFT = 10          # guest frames per 4 MiB region: gfn = region << REGION_SHIFT | ptx
+
+COUNTER_KEYS = (
+    "hidden_faults",               # faults the guest's tables allow: shadow filled, instruction retried
+    "true_faults",                 # faults reflected to the guest with its own error code
+    "pt_write_traps",              # writes to traced guest page-table pages, handed to the emulator
+    "mmio_faults",                 # accesses to guest device pages, handed to device emulation
+    "bus_errors",                  # table or data gpa outside guest RAM: guest bus error
+    "shadow_entries_created",      # shadow PTEs and PDEs written present
+    "shadow_entries_invalidated",  # present shadow PTEs zapped and PDEs unlinked
+    "roots_built",                 # activate built a new shadow root
+    "roots_reused",                # activate found the root in the cache
+    "shadow_pages",                # shadow pages alive now
+)
+
+
+class Role(NamedTuple):
+    level: int                 # 2: page directory, 1: page table
+    virtual_kernel: bool
+    direct: bool               # identity gva = gpa shadow for guest paging off
+
+
+@dataclass(eq=False)
+class ShadowPage:
+    key: int                   # guest table frame; direct pages: region index (0 for the directory)
+    role: Role
+    mfn: int                   # the VMM frame holding the machine entries
+    children: dict[int, ShadowPage] = field(default_factory=dict)          # level 2: index → shadow PT
+    parents: set[tuple[ShadowPage, int]] = field(default_factory=set)      # level 1: (shadow PD, index)
+    leaves: dict[int, int] = field(default_factory=dict)                   # level 1: index → gfn mapped
+
+
+class FaultKind(enum.Enum):
+    HIDDEN = "hidden"              # shadow filled; retry the instruction, the guest sees nothing
+    TRUE = "true"                  # reflect a page fault with `error_code` and the gva to the guest
+    TRACED_WRITE = "traced_write"  # emulate the write to guest page-table memory at `gpa`
+    MMIO = "mmio"                  # emulate the device access at guest-physical `gpa`
+    BUS_ERROR = "bus_error"        # reflect a bus error (badaddr = the gva): no guest RAM at `gpa`
+
+
+@dataclass(frozen=True)
+class FaultOutcome:
+    kind: FaultKind
+    error_code: int = 0
+    gpa: int | None = None
+
+
+HIDDEN = FaultOutcome(FaultKind.HIDDEN)
+
+
+class ShadowPaging:
+    """Shadow paging for one VM.  `counters` keys: COUNTER_KEYS (commented above).
+
+    `flush_tlb()` flushes the whole machine TLB, `invlpg_machine(gva)` one page
+    of it.  The VMM calls `activate` on every guest ptb write and every change
+    of virtual mode and loads the ptb it returns (that ptb write flushes the
+    machine TLB); it calls `guest_memory_written` after any write to guest RAM
+    that bypasses the shadow (device DMA, hypercall copies)."""
+
+    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap,
+                 flush_tlb: Callable[[], None], invlpg_machine: Callable[[int], None],
+                 max_cached_roots: int = 4):
+        if max_cached_roots < 1:
+            raise ValueError("max_cached_roots must be at least 1")
+        self.memory = memory
+        self.frames = frames
+        self.physmap = physmap
+        self.flush_tlb = flush_tlb
+        self.invlpg_machine = invlpg_machine
+        self.max_cached_roots = max_cached_roots
+        self.counters = dict.fromkeys(COUNTER_KEYS, 0)
+        self._pages: dict[tuple[int, Role], ShadowPage] = {}
+        self._by_gfn: dict[int, set[ShadowPage]] = {}              # traced gfn → its shadow pages
+        self._rmap: dict[int, set[tuple[ShadowPage, int]]] = {}    # gfn → shadow leaves mapping it
+        self._roots: list[ShadowPage] = []                         # most recent first; [0] is current
+        self._guest: GuestTables | None = None
+
+    # --- roots -------------------------------------------------------------------------
+
+    def activate(self, guest_ptb: int, virtual_kernel: bool) -> int:
+        """The machine ptb value (root frame | PTB_ENABLE) to load for guest base
+        `guest_ptb` in this virtual mode.  Reuses a cached root if there is one;
+        otherwise builds an empty one, evicting the least recently used root
+        beyond `max_cached_roots`."""
+        self._guest = GuestTables(self.memory, self.physmap, guest_ptb)
+        direct = not guest_ptb & PTB_ENABLE
+        key = 0 if direct else guest_ptb >> PAGE_SHIFT
+        root = self._pages.get((key, Role(2, virtual_kernel, direct)))
+        if root is not None:
+            self.counters["roots_reused"] += 1
+            self._roots.remove(root)
+        else:
+            self.counters["roots_built"] += 1
+            root = self._new_page(key, Role(2, virtual_kernel, direct))
+        self._roots.insert(0, root)
+        while len(self._roots) > self.max_cached_roots:
+            self._free(self._roots.pop())
+        return (root.mfn << PAGE_SHIFT) | PTB_ENABLE
+
+    def teardown(self) -> None:
+        """Free every shadow page and give its frame back to MachineFrames.
+        The caller must not leave the old shadow root loaded in the CPU."""
+        while self._roots:
+            self._free(self._roots.pop())
+        if self._pages:
+            raise RuntimeError(f"shadow teardown: {len(self._pages)} pages left")
+        self._guest = None
+        self.flush_tlb()
+
+    # --- faults ------------------------------------------------------------------------
+
+    def page_fault(self, gva: int, write: bool, fetch: bool, virtual_kernel: bool) -> FaultOutcome:
+        """Classify a machine page fault of the guest at `gva` (see FaultKind).
+        Walks the guest tables exactly as the bare machine would (setting guest
+        A/D on success); on HIDDEN and TRACED_WRITE the shadow now maps `gva`
+        (read-only for a traced page)."""
+        root = self._current_root()
+        if root.role.virtual_kernel != virtual_kernel:
+            raise ValueError("page_fault: virtual mode differs from the active shadow root's")
+        access = Access.WRITE if write else Access.FETCH if fetch else Access.READ
+        result = self._guest.walk(gva, access, user=not virtual_kernel)
+        if isinstance(result, GuestFault):
+            return self._count("true_faults", FaultOutcome(FaultKind.TRUE, result.error_code))
+        if isinstance(result, TableBusError):
+            return self._count("bus_errors", FaultOutcome(FaultKind.BUS_ERROR, gpa=result.gpa))
+        if result.gpa >= MMIO_BASE:
+            return self._count("mmio_faults", FaultOutcome(FaultKind.MMIO, gpa=result.gpa))
+        gfn = result.gpa >> PAGE_SHIFT
+        if self.physmap.mfn(gfn) is None:
+            return self._count("bus_errors", FaultOutcome(FaultKind.BUS_ERROR, gpa=result.gpa))
+        self._install(root, gva, result)
+        if write and gfn in self._by_gfn:
+            return self._count("pt_write_traps", FaultOutcome(FaultKind.TRACED_WRITE, gpa=result.gpa))
+        return self._count("hidden_faults", HIDDEN)
+
+    def _count(self, key: str, outcome: FaultOutcome) -> FaultOutcome:
+        self.counters[key] += 1
+        return outcome
+
+    def _current_root(self) -> ShadowPage:
+        if not self._roots:
+            raise RuntimeError("shadow paging used before activate")
+        return self._roots[0]
+
+    def _install(self, root: ShadowPage, gva: int, walk: Translation) -> None:
+        """Map `gva` in `root` from a successful guest walk whose gpa is in guest
+        RAM: link the shadow PT (creating it, which traces its guest frame) and
+        write the derived leaf.  Invalidates `gva` in the machine TLB."""
+        table = root.children.get(pdx(gva))
+        if table is None:
+            if root.role.direct:
+                key, pde_writable = pdx(gva), True
+            else:
+                key, pde_writable = walk.pde >> PAGE_SHIFT, bool(walk.pde & PTE_W)
+            role = Role(1, root.role.virtual_kernel, root.role.direct)
+            table = self._pages.get((key, role)) or self._new_page(key, role)
+            self._link(root, pdx(gva), table, pde_writable)
+        gfn = walk.gpa >> PAGE_SHIFT
+        self._set_leaf(table, ptx(gva), gfn, self._leaf_writable(table, walk.pte, gfn))
+        self.invlpg_machine(gva)
+
+    def _leaf_writable(self, table: ShadowPage, pte: int | None, gfn: int) -> bool:
+        """May the shadow leaf for guest PTE `pte` (None: identity) be writable?
+        The guest PDE's W is carried by the shadow PDE; the machine combines both."""
+        if gfn in self._by_gfn:
+            return False
+        return table.role.direct or pte & (PTE_W | PTE_D) == PTE_W | PTE_D
+
+    # --- guest table writes and TLB operations ------------------------------------------
+
+    def emulate_pt_write(self, gpa: int, width: int, value: int) -> None:
+        """Perform the guest's store of `width` bytes (1, 2 or 4; any alignment)
+        at `gpa` in guest RAM, then invalidate the shadow entries derived from
+        every guest entry it touched."""
+        if width not in (1, 2, 4):
+            raise ValueError(f"emulate_pt_write: width {width} is not 1, 2 or 4")
+        addresses = [self.physmap.gpa_to_ma(gpa + offset) for offset in range(width)]
+        if None in addresses:
+            raise ValueError(f"emulate_pt_write: {gpa:#010x}+{width} is outside guest RAM")
+        for ma, byte in zip(addresses, (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")):
+            self.memory.write(ma, 1, byte)
+        self.guest_memory_written(gpa, width)
+
+    def guest_memory_written(self, gpa: int, length: int) -> None:
+        """Guest memory [gpa, gpa + length) changed behind the shadow's back (the
+        emulator, or a device's DMA): zap the shadow PTEs and unlink the shadow
+        PDEs derived from every guest entry in that range, flushing the TLB."""
+        unlinked = False
+        for entry_gpa in range(gpa & ~(ENTRY_SIZE - 1), gpa + length, ENTRY_SIZE):
+            index = (entry_gpa & PAGE_MASK) // ENTRY_SIZE
+            # A shadow PT freed by an unlink here has no leaves left: zapping it does nothing.
+            for page in list(self._by_gfn.get(entry_gpa >> PAGE_SHIFT, ())):
+                if page.role.level == 2:
+                    unlinked |= self._unlink(page, index)
+                else:
+                    self._zap_leaf(page, index)
+        if unlinked:
+            self.flush_tlb()
+
+    def invlpg(self, gva: int) -> None:
+        """The guest's tlbinv: zap the current root's shadow PTE for `gva` (the
+        next access walks the guest tables again) and the machine TLB entry."""
+        if self._roots:
+            table = self._roots[0].children.get(pdx(gva))
+            if table is not None:
+                self._zap_leaf(table, ptx(gva))
+        self.invlpg_machine(gva)
+
+    def flush(self) -> None:
+        """The guest's tlbflush: zap every shadow PTE reachable from the current
+        root (its shadow tables stay built and cached) and flush the machine TLB."""
+        if self._roots:
+            for table in self._roots[0].children.values():
+                for index in list(table.leaves):
+                    self._clear_leaf(table, index)
+        self.flush_tlb()
+
+    # --- shadow pages --------------------------------------------------------------------
+
+    def _new_page(self, key: int, role: Role) -> ShadowPage:
+        """A zeroed shadow page in a fresh VMM frame.  Shadowing a guest frame
+        traces it: its existing shadow mappings become read-only."""
+        mfn = self.frames.allocate(OWNER_VMM, 1)[0]
+        self.memory.write_bytes(mfn << PAGE_SHIFT, bytes(PAGE_SIZE))
+        page = ShadowPage(key, role, mfn)
+        self._pages[(key, role)] = page
+        self.counters["shadow_pages"] = len(self._pages)
+        if not role.direct:
+            if key not in self._by_gfn:
+                self._write_protect(key)
+            self._by_gfn.setdefault(key, set()).add(page)
+        return page
+
+    def _free(self, page: ShadowPage) -> None:
+        """Unlink and free `page` (and any shadow PT left without a parent) and
+        release its frame.  Does not flush the machine TLB."""
+        for index in list(page.children):
+            self._unlink(page, index)
+        for index in list(page.leaves):
+            self._clear_leaf(page, index)
+        del self._pages[(page.key, page.role)]
+        self.counters["shadow_pages"] = len(self._pages)
+        if not page.role.direct:
+            traced = self._by_gfn[page.key]
+            traced.discard(page)
+            if not traced:
+                del self._by_gfn[page.key]
+        self.frames.release(OWNER_VMM, [page.mfn])
+
+    def _write_protect(self, gfn: int) -> None:
+        """Clear W in every shadow leaf that maps `gfn`, invalidating those pages."""
+        for table, index in self._rmap.get(gfn, ()):
+            address = self._entry_ma(table, index)
+            entry = self.memory.read(address, ENTRY_SIZE)
+            if entry & PTE_W:
+                self.memory.write(address, ENTRY_SIZE, entry & ~(PTE_W | PTE_D))
+                self._invalidate_gvas(table, index)
+
+    def _link(self, pd: ShadowPage, index: int, table: ShadowPage, writable: bool) -> None:
+        """Point shadow PDE `index` of `pd` at `table` (U always; W as the guest PDE)."""
+        entry = (table.mfn << PAGE_SHIFT) | PTE_P | PTE_U | PTE_A | (PTE_W if writable else 0)
+        self.memory.write(self._entry_ma(pd, index), ENTRY_SIZE, entry)
+        pd.children[index] = table
+        table.parents.add((pd, index))
+        self.counters["shadow_entries_created"] += 1
+
+    def _unlink(self, pd: ShadowPage, index: int) -> bool:
+        """Clear shadow PDE `index` of `pd` if present, freeing the shadow PT if
+        no PDE links it any more.  Returns whether it was present; the caller
+        flushes the machine TLB."""
+        table = pd.children.pop(index, None)
+        if table is None:
+            return False
+        self.memory.write(self._entry_ma(pd, index), ENTRY_SIZE, 0)
+        table.parents.discard((pd, index))
+        self.counters["shadow_entries_invalidated"] += 1
+        if not table.parents:
+            self._free(table)
+        return True
+
+    def _set_leaf(self, table: ShadowPage, index: int, gfn: int, writable: bool) -> None:
+        """Write shadow PTE `index` of `table`: frame p2m[gfn], P U A, W D if `writable`."""
+        self._clear_leaf(table, index)
+        entry = (self.physmap.mfn(gfn) << PAGE_SHIFT) | PTE_P | PTE_U | PTE_A
+        if writable:
+            entry |= PTE_W | PTE_D
+        self.memory.write(self._entry_ma(table, index), ENTRY_SIZE, entry)
+        table.leaves[index] = gfn
+        self._rmap.setdefault(gfn, set()).add((table, index))
+        self.counters["shadow_entries_created"] += 1
+
+    def _clear_leaf(self, table: ShadowPage, index: int) -> bool:
+        """Clear shadow PTE `index` of `table` if present (no TLB work); returns
+        whether it was present."""
+        gfn = table.leaves.pop(index, None)
+        if gfn is None:
+            return False
+        self.memory.write(self._entry_ma(table, index), ENTRY_SIZE, 0)
+        mappers = self._rmap[gfn]
+        mappers.discard((table, index))
+        if not mappers:
+            del self._rmap[gfn]
+        self.counters["shadow_entries_invalidated"] += 1
+        return True
+
+    def _zap_leaf(self, table: ShadowPage, index: int) -> None:
+        """Clear shadow PTE `index` of `table` and invalidate the pages it mapped."""
+        if self._clear_leaf(table, index):
+            self._invalidate_gvas(table, index)
+
+    def _invalidate_gvas(self, table: ShadowPage, index: int) -> None:
+        """invlpg_machine every gva that shadow PTE `index` of `table` translates."""
+        regions = [table.key] if table.role.direct else [pd_index for _, pd_index in table.parents]
+        for region in regions:
+            self.invlpg_machine((region << REGION_SHIFT | index) << PAGE_SHIFT)
+
+    @staticmethod
+    def _entry_ma(page: ShadowPage, index: int) -> int:
+        return (page.mfn << PAGE_SHIFT) + index * ENTRY_SIZE
+
+    # --- audit -----------------------------------------------------------------------------
+
+    def audit(self) -> list[str]:
+        """Every present shadow entry, read from machine memory, checked against
+        the CURRENT guest tables and p2m.  Returns the violations (empty when
+        consistent); changes nothing."""
+        problems = []
+        for page in self._pages.values():
+            if self.frames.owner(page.mfn) != OWNER_VMM:
+                problems.append(f"{self._name(page)}: frame {page.mfn:#x} is not the VMM's")
+            words = struct.unpack(f"<{ENTRIES}I", self.memory.read_bytes(page.mfn << PAGE_SHIFT, PAGE_SIZE))
+            recorded = page.children if page.role.level == 2 else page.leaves
+            check = self._audit_pde if page.role.level == 2 else self._audit_pte
+            for index in sorted({i for i, entry in enumerate(words) if entry & PTE_P} | set(recorded)):
+                problems += check(page, index, words[index], f"{self._name(page)}[{index}]")
+        return problems
+
+    def _audit_pde(self, pd: ShadowPage, index: int, entry: int, where: str) -> list[str]:
+        """Violations of shadow PDE `index` of `pd` (value `entry`)."""
+        table = pd.children.get(index)
+        if not entry & PTE_P:
+            return [f"{where}: not present but linked"] if table is not None else []
+        if table is None or entry >> PAGE_SHIFT != table.mfn or (pd, index) not in table.parents:
+            return [f"{where}: present but not linked to the shadow PT it names"]
+        if pd.role.direct:
+            return [] if table.key == index else [f"{where}: identity region {table.key} linked"]
+        guest = self._guest_entry(pd.key, index)
+        if guest is None or not guest & PTE_P:
+            return [f"{where}: guest PDE is not present"]
+        problems = []
+        if table.key != guest >> PAGE_SHIFT or table.role != Role(1, pd.role.virtual_kernel, False):
+            problems.append(f"{where}: links {self._name(table)}, guest PDE is {guest:#010x}")
+        if entry & PTE_W and not guest & PTE_W:
+            problems.append(f"{where}: writable, guest PDE is not")
+        if not pd.role.virtual_kernel and not guest & PTE_U:
+            problems.append(f"{where}: virtual-user shadow links a supervisor guest PDE")
+        return problems
+
+    def _audit_pte(self, table: ShadowPage, index: int, entry: int, where: str) -> list[str]:
+        """Violations of shadow PTE `index` of `table` (value `entry`)."""
+        gfn = table.leaves.get(index)
+        if not entry & PTE_P:
+            return [f"{where}: not present but recorded"] if gfn is not None else []
+        if gfn is None or (table, index) not in self._rmap.get(gfn, ()):
+            return [f"{where}: present but missing from the rmap"]
+        guest = None
+        if table.role.direct:
+            expected_gfn = table.key << REGION_SHIFT | index
+        else:
+            guest = self._guest_entry(table.key, index)
+            if guest is None or not guest & PTE_P:
+                return [f"{where}: guest PTE is not present"]
+            expected_gfn = guest >> PAGE_SHIFT
+        mfn = entry >> PAGE_SHIFT
+        problems = []
+        if gfn != expected_gfn or mfn != self.physmap.mfn(expected_gfn):
+            problems.append(f"{where}: maps frame {mfn:#x}, guest gfn {expected_gfn:#x} is machine "
+                            f"frame {self.physmap.mfn(expected_gfn)}")
+        if self.frames.owner(mfn) != self.physmap.vm_id:
+            problems.append(f"{where}: maps frame {mfn:#x}, which is not this VM's RAM")
+        if entry & PTE_W and (gfn in self._by_gfn or guest is not None
+                              and guest & (PTE_W | PTE_D) != PTE_W | PTE_D):
+            problems.append(f"{where}: writable, but the guest page is traced, read-only or clean")
+        if guest is not None and not table.role.virtual_kernel and not guest & PTE_U:
+            problems.append(f"{where}: virtual-user shadow maps a supervisor guest page")
+        return problems
+
+    def _guest_entry(self, gfn: int, index: int) -> int | None:
+        """Guest table entry `index` of guest frame `gfn`, or None outside guest RAM."""
+        ma = self.physmap.gpa_to_ma((gfn << PAGE_SHIFT) + index * ENTRY_SIZE)
+        return None if ma is None else self.memory.read(ma, ENTRY_SIZE)
+
+    @staticmethod
+    def _name(page: ShadowPage) -> str:
+        kind = "identity" if page.role.direct else f"gfn {page.key:#x}"
+        mode = "kernel" if page.role.virtual_kernel else "user"
+        return f"shadow L{page.role.level} {kind} {mode}"
