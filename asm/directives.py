@@ -10,7 +10,7 @@ table.  .macro/.endm and the conditionals are handled by the lowerer itself
 from __future__ import annotations
 
 from asm.diagnostics import decode_utf8
-from asm.ir import MAX_NESTING, Align, Bytes, Data, LowerError, Space, SymbolInfo
+from asm.ir import MAX_NESTING, SECTION_KINDS, Align, Bytes, Data, LowerError, Space, SymbolInfo
 from asm.isa import REG_NUMBERS
 from asm.objfile import (
     SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT,
@@ -80,7 +80,7 @@ def standard_section(lw, unit, st) -> None:
 
 
 def section(lw, unit, st) -> None:
-    """.section NAME[, "flags"[, @progbits|@nobits]]"""
+    """.section NAME[, "flags"[, @progbits|@nobits|@note]]"""
     count(st, 1, 3)
     name = st.operands[0]
     if type(name) is not str or name in REG_NUMBERS:
@@ -89,8 +89,8 @@ def section(lw, unit, st) -> None:
     kind = None
     if len(st.operands) > 2:
         kind = st.operands[2][1] if type(st.operands[2]) is tuple and st.operands[2][0] == "attr" else None
-        if kind not in ("progbits", "nobits"):
-            raise LowerError(".section type must be @progbits or @nobits")
+        if kind not in SECTION_KINDS:
+            raise LowerError(".section type must be @progbits, @nobits or @note")
     lw.switch(name, flags, kind)
 
 

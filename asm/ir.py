@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from asm import isa
-from asm.objfile import STT_NOTYPE
+from asm.objfile import SHT_NOBITS, SHT_NOTE, SHT_PROGBITS, STT_NOTYPE
 
 MAX_NESTING = 64          # include and macro-expansion depth
+
+# .section's @type -> sh_type
+SECTION_KINDS = {"progbits": SHT_PROGBITS, "nobits": SHT_NOBITS, "note": SHT_NOTE}
 
 
 class LowerError(Exception):

@@ -23,7 +23,8 @@ from asm.directives import CONDITIONALS, DIRECTIVES, describe
 from asm.objfile import (
     SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STANDARD_SECTIONS,
 )
-from asm.ir import MAX_NESTING, Instr, Label, LowerError, Program, SectionIR, Src, SymbolInfo
+from asm.ir import (MAX_NESTING, SECTION_KINDS, Instr, Label, LowerError, Program, SectionIR, Src,
+                    SymbolInfo)
 from asm.parser import Statement, parse
 
 # --- Units: where statements come from ------------------------------------------------------------
@@ -620,7 +621,7 @@ def macro_arguments(unit: Unit, st: Statement, macro: Macro) -> dict[str, str]:
 def section_attributes(name: str, flags: str | None, kind: str | None) -> tuple[int, int, int]:
     """(sh_type, sh_flags, sh_addralign) of a section: the standard ones by
     name (and `.text.foo` like `.text`), others from the flags string
-    ("a" alloc, "w" write, "x" exec) and kind ("progbits"/"nobits")."""
+    ("a" alloc, "w" write, "x" exec) and kind (a SECTION_KINDS key)."""
     base = name if name in STANDARD_SECTIONS else "." + name.split(".")[1] if name.count(".") > 1 else None
     sh_type, sh_flags, align = STANDARD_SECTIONS.get(base, (SHT_PROGBITS, SHF_ALLOC, 1))
     if flags is not None:
@@ -630,7 +631,7 @@ def section_attributes(name: str, flags: str | None, kind: str | None) -> tuple[
         sh_flags = ((SHF_ALLOC if "a" in flags else 0) | (SHF_WRITE if "w" in flags else 0)
                     | (SHF_EXECINSTR if "x" in flags else 0))
     if kind is not None:
-        sh_type = SHT_NOBITS if kind == "nobits" else SHT_PROGBITS
+        sh_type = SECTION_KINDS[kind]
     if sh_flags & SHF_EXECINSTR:
         align = max(align, 4)
     return sh_type, sh_flags, align

@@ -182,3 +182,11 @@ def test_random_bytes_give_errors_not_a_crash(seed):
 def test_split_operands_respects_parentheses_strings_and_comments():
     assert split_operands(" a0, 8(sp), \"x,y\", 'c' # c, d") == \
         [(1, "a0"), (5, "8(sp)"), (12, '"x,y"'), (19, "'c'")]
+
+
+def test_section_with_note_type_becomes_sht_note_and_keeps_its_bytes():
+    from asm.objfile import SHT_NOTE
+    obj = assemble('.section .note.Kite, "", @note\n.word 5, 4, 1\n.ascii "Kite\\0\\0\\0\\0"\n.word 1\n')
+    note = obj.section(".note.Kite")
+    assert note.sh_type == SHT_NOTE and note.sh_flags == 0
+    assert bytes(note.data) == bytes.fromhex("05000000" "04000000" "01000000") + b"Kite\0\0\0\0" + b"\1\0\0\0"
