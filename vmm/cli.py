@@ -28,6 +28,8 @@ DEFAULT_MEM = "16M"
 SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
+PAGING_MODES = ("shadow", "direct")
+SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables
 
 
 class MemSize(click.ParamType):
@@ -142,14 +144,123 @@ def report(machine, result, stats: bool, stats_json: str | None) -> None:
             raise KiteError(f"{stats_json}: cannot write stats: {error.strerror}") from None
 
 
-# machine selector flag -> function booting an image on that machine
-RUNNERS = {"bare": run_bare}
+def parse_vm_spec(spec: str, default_mem: int, index: int):
+    """A --vm value: IMAGE[,paging=shadow|direct][,mem=SIZE][,name=NAME][,module=FILE]...
+    Raises click.BadParameter naming the bad part."""
+    from vmm.monitor.vm import VmConfig
+    image, *parts = spec.split(",")
+    settings = {"paging": "shadow", "mem": default_mem, "name": f"vm{index}", "modules": []}
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key == "module":
+            settings["modules"].append(value)
+        elif key == "mem":
+            settings["mem"] = MemSize().convert(value, None, None)
+        elif key == "paging" and value in PAGING_MODES:
+            settings["paging"] = value
+        elif key == "name" and re.fullmatch(r"[\w.-]+", value):
+            settings["name"] = value
+        else:
+            raise click.BadParameter(f"'{part}' in '{spec}' (expected paging=shadow|direct, mem=SIZE, "
+                                     f"name=NAME or module=FILE)", param_hint="--vm")
+    if not image:
+        raise click.BadParameter(f"'{spec}' names no image", param_hint="--vm")
+    return VmConfig(image, settings["paging"], settings["mem"], settings["name"],
+                    tuple(settings["modules"]))
+
+
+def machine_mem_for(configs) -> int:
+    """Machine RAM for these VMs: the VMM's frames, every guest's RAM and a
+    pool for shadow tables, capped below MMIO."""
+    from vmm.monitor.monitor import VMM_FRAMES
+    total = VMM_FRAMES * PAGE_SIZE + sum(config.mem for config in configs) + SHADOW_POOL
+    return min(total, MAX_RAM)
+
+
+def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, input_text,
+            cost_model) -> int:
+    """Run the VMs under the VMM; returns the process exit code (the only
+    VM's, or the first nonzero one of several).  Raises KiteError."""
+    from vmm.machine.machine import Tracer
+    from vmm.monitor.monitor import Monitor
+    model = load_cost_model(cost_model) if cost_model else DEFAULT_COST_MODEL
+    monitor = Monitor(machine_mem_for(configs), console_out=sys.stdout.buffer,
+                      console_in=console_input(input_file, input_text), cost_model=model)
+    vms = [monitor.create_vm(config, prefix_output=len(configs) > 1) for config in configs]
+    emit, trace_file = open_trace(trace)
+    if emit is not None:
+        monitor.cpu.trace = Tracer(monitor.cpu, vms[0].symbols, emit)
+    try:
+        result, vm_results = monitor.run(max_instructions)
+    finally:
+        if trace_file is not None:
+            trace_file.close()
+    report_vms(monitor, result, vm_results, stats, stats_json)
+    if result.reason == "instruction limit":
+        return result.exit_code
+    codes = [vm.exit_code for vm in vm_results if vm.exit_code]
+    return codes[0] if codes else 0
+
+
+def report_vms(monitor, result, vm_results, stats: bool, stats_json: str | None) -> None:
+    """Each VM's end on stderr, then the machine's and every VM's figures."""
+    if result.message and result.reason != "power off":
+        click.echo(f"kite: stopped: {result.message}", err=True)
+    for vm in vm_results:
+        if vm.message:
+            click.echo(f"kite: {vm.name}: stopped: {vm.message}", err=True)
+        if len(vm_results) > 1:
+            click.echo(f"kite: {vm.name}: exit code {vm.exit_code} ({vm.state})", err=True)
+    figures = dict(result.stats, vms={vm.name: vm.stats for vm in vm_results})
+    if stats:
+        click.echo(format_stats(result.stats), err=True)
+        for vm in vm_results:
+            click.echo(format_stats(vm.stats).replace("kite: stats:", f"kite: {vm.name}: stats:"), err=True)
+    if stats_json:
+        try:
+            write_atomically(stats_json, json.dumps(figures, indent=2, sort_keys=True) + "\n")
+        except OSError as error:
+            raise KiteError(f"{stats_json}: cannot write stats: {error.strerror}") from None
+
+
+def dispatch_run(image, bare, paging, vm_specs, options) -> int:
+    """Check which machine the options select and run it; returns the exit code."""
+    chosen = [name for name, given in (("--bare", bare), ("--paging", paging), ("--vm", vm_specs)) if given]
+    if len(chosen) != 1:
+        raise click.UsageError("choose one of --bare, --paging or --vm" if not chosen
+                               else f"{' and '.join(chosen)} cannot be combined")
+    if bool(image) == bool(vm_specs):
+        raise click.UsageError("--vm takes the images itself" if image else "missing IMAGE")
+    if bare:
+        return run_bare(image, **options)
+    vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline")}
+    for key in ("disk", "disk_readonly"):
+        if options.pop(key):
+            raise click.UsageError(f"--{key.replace('_', '-')} works only with --bare (the VMM has no disk)")
+    if paging:
+        configs = [single_vm_config(image, paging, vmm_only)]
+    else:
+        configs = [parse_vm_spec(spec, vmm_only["mem"], index) for index, spec in enumerate(vm_specs, 1)]
+    names = [config.name for config in configs]
+    if len(set(names)) != len(names):
+        raise click.UsageError(f"two VMs named alike: {', '.join(names)}")
+    return run_vmm(configs, **options)
+
+
+def single_vm_config(image: str, paging: str, options: dict):
+    """The VmConfig of `kite run --paging MODE IMAGE`."""
+    from vmm.monitor.vm import VmConfig
+    return VmConfig(image, paging, options["mem"], "vm1", tuple(options["modules"]), options["cmdline"])
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]},
                epilog="Example: kite run --bare guestos/build/boot_demo.elf --stats")
-@click.argument("image", type=click.Path(dir_okay=False))
+@click.argument("image", type=click.Path(dir_okay=False), required=False)
 @click.option("--bare", is_flag=True, help="Run on the bare machine (the image owns the hardware).")
+@click.option("--paging", type=click.Choice(PAGING_MODES),
+              help="Run IMAGE under the VMM: shadow (unmodified kernel) or direct (paravirtual kernel).")
+@click.option("--vm", "vm_specs", multiple=True, metavar="IMAGE[,paging=..][,mem=..][,name=..]",
+              help="Run a VM under the VMM; repeat to run several side by side.")
 @click.option("--module", "modules", multiple=True, type=click.Path(dir_okay=False),
               help="A boot module (Kite32 ELF file) to load after the kernel; repeatable.")
 @click.option("--mem", type=MemSize(), default=DEFAULT_MEM, show_default=True,
@@ -167,15 +278,14 @@ RUNNERS = {"bare": run_bare}
 @click.option("--input-text", help="Console input given inline instead of stdin.")
 @click.option("--cost-model", type=click.Path(dir_okay=False),
               help="JSON or TOML file overriding the cycle costs.")
-def run(image, bare, **options) -> None:
-    """Boot the Kite32 ELF IMAGE.  With --bare it runs on the bare machine.
+def run(image, bare, paging, vm_specs, **options) -> None:
+    """Boot the Kite32 ELF IMAGE: on the bare machine (--bare), or under the
+    VMM (--paging shadow|direct), or several VMs at once (--vm, repeatable).
 
-    Exit code: the guest's; 124 at the instruction limit; 125 on a fault;
-    2 for a bad image, disk or option."""
-    if not bare:
-        raise click.UsageError("no machine selected: use --bare")
+    Exit code: the guest's (of several VMs, the first nonzero one); 124 at
+    the instruction limit; 125 on a fault; 2 for a bad image, disk or option."""
     try:
-        exit_code = RUNNERS["bare"](image, **options)
+        exit_code = dispatch_run(image, bare, paging, vm_specs, options)
     except KiteError as error:
         click.echo(f"kite: error: {error}", err=True)
         sys.exit(EXIT_USAGE)

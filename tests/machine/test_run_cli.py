@@ -37,7 +37,21 @@ def test_bad_mem_size_is_a_usage_error(tmp_path, value, complaint):
 
 def test_run_without_a_machine_selected_is_a_usage_error(tmp_path):
     result = invoke(str(tmp_path / "k.elf"))
-    assert result.exit_code == 2 and "no machine selected: use --bare" in result.stderr
+    assert result.exit_code == 2 and "choose one of --bare, --paging or --vm" in result.stderr
+
+
+@pytest.mark.parametrize("arguments, complaint", [
+    (["k.elf", "--bare", "--paging", "shadow"], "--bare and --paging cannot be combined"),
+    (["--paging", "shadow"], "missing IMAGE"),
+    (["k.elf", "--vm", "k.elf"], "--vm takes the images itself"),
+    (["k.elf", "--paging", "shadow", "--disk", "d.img"], "--disk works only with --bare"),
+    (["--vm", "k.elf,paging=fast"], "'paging=fast' in 'k.elf,paging=fast'"),
+    (["--vm", "k.elf,name=a", "--vm", "k.elf,name=a"], "two VMs named alike"),
+    (["k.elf", "--paging", "nested"], "Invalid value for '--paging'"),
+])
+def test_conflicting_or_bad_machine_options_are_usage_errors(tmp_path, arguments, complaint):
+    result = invoke(*arguments)
+    assert result.exit_code == 2 and complaint in result.stderr, result.stderr
 
 
 def test_missing_disk_image_is_a_one_line_error_with_exit_2(tmp_path):

@@ -35,7 +35,8 @@ Decisions where the spec is silent:
 VMM hook: with `vm_exit` set, every exception, interrupt and `hypercall` calls
 vm_exit(cause, epc, badaddr) instead of entering tvec: the CPU changes no
 state (pc = epc on the call, badaddr None for causes without one) and goes on
-from cpu.pc afterwards; direct changes to `cr` (status, ptb) are picked up.
+from cpu.pc afterwards; direct changes to `cr` (status, ptb) are picked up,
+and so is a change to `ticks` (the VMM charges the instructions it emulates).
 Interrupts reach vm_exit only while status.IE is set, as on bare hardware.
 """
 
@@ -75,8 +76,8 @@ class CPU:
         self.vm_exit: VmExit | None = None
         hooks = {"R": self._regs, "CR": self._cr, "LD": self._load, "ST": self._store,
                  "WSTATUS": self._write_status, "WPTB": self._write_ptb, "RFE": self._rfe,
-                 "HALT": self._halt, "WFI": self._wfi, "FLUSH": self._tlb_flush,
-                 "INV": self._tlb_invalidate}
+                 "HALT": self._halt, "WFI": self._wfi, "FLUSH": self.flush_tlb,
+                 "INV": self.invalidate_tlb}
         self._translator = Translator(memory, hooks, self.mmu.fast_read, self.mmu.fast_write,
                                       self.mmu.clear_fast_write, self._code_written)
         self._vblocks: dict[Context, dict[int, tuple]] = {}
@@ -195,7 +196,7 @@ class CPU:
             self.counters.translations += translations + trap.lookups
             translations = 0
             self._raise(trap, triple=entering and trap.fetch and trap.tick == start)
-            pc = self.pc
+            pc, ticks = self.pc, self.ticks       # vm_exit may move both
         finally:
             self.pc, self.ticks = pc, ticks
             self.counters.translations += translations
@@ -369,12 +370,12 @@ class CPU:
         if not self.irq.pending:
             self.state = "waiting"
 
-    def _tlb_flush(self) -> None:
+    def flush_tlb(self) -> None:
         """tlbflush: every TLB entry and every virtual-pc lookup."""
         self.mmu.flush()
         self._flush_blocks()
 
-    def _tlb_invalidate(self, va: int) -> None:
+    def invalidate_tlb(self, va: int) -> None:
         """tlbinv: the TLB entry and the block lookups of va's page."""
         self.mmu.invalidate(va)
         for blocks in self._vblocks.values():

@@ -1,0 +1,159 @@
+"""Instruction emulation at VM exits: privileged instructions against the
+virtual CPU, stores into traced guest page tables, and guest MMIO.
+
+Each function gets the exit's epc, fetches the guest's instruction there
+through the guest's own view of memory (paging.*.guest_address), decodes it
+with the ISA table, and either completes it (`Monitor.complete`: one tick,
+pc = next) or reflects the exception the bare machine would raise.  A guest
+whose instruction cannot be fetched again is stopped: it just ran from there,
+so its tables changed under the VMM's feet in a way the bare machine could
+not show.
+"""
+
+from __future__ import annotations
+
+from asm.isa import CR_PTB, CR_STATUS, EXC_BUS_ERROR, EXC_PRIVILEGED, Decoded, decode
+from vmm.monitor.guestwalk import Access
+from vmm.monitor.vm import WAITING
+
+WORD = 0xFFFFFFFF
+LOAD_WIDTHS = {"lw": (4, False), "lh": (2, True), "lhu": (2, False), "lb": (1, True), "lbu": (1, False)}
+STORE_WIDTHS = {"sw": 4, "sh": 2, "sb": 1}
+
+
+def fetch(monitor, vm, epc: int) -> Decoded | None:
+    """The decoded guest instruction at `epc`, or None (the VM is stopped)."""
+    ma = vm.mode.guest_address(vm.vcpu, epc, Access.FETCH)
+    decoded = None if ma is None else decode(monitor.machine.memory.read(ma, 4))
+    if decoded is None:
+        vm.crash(f"cannot fetch the instruction to emulate at {epc:#010x}")
+    return decoded
+
+
+def effective_address(vm_regs: list[int], decoded: Decoded) -> int:
+    """rs1 + imm of a load or store."""
+    return (vm_regs[decoded.operands["rs1"]] + decoded.operands["imm"]) & WORD
+
+
+def set_register(monitor, number: int, value: int) -> None:
+    if number:
+        monitor.cpu.regs[number] = value & WORD
+
+
+# --- privileged instructions -----------------------------------------------------------------
+
+def privileged(monitor, vm, epc: int) -> None:
+    """A privileged instruction trapped: emulate it in virtual kernel mode,
+    reflect the privileged-instruction exception in virtual user mode."""
+    decoded = fetch(monitor, vm, epc)
+    if decoded is None:
+        return
+    if not vm.vcpu.kernel:
+        monitor.reflect(vm, EXC_PRIVILEGED, epc, None, "reflect: privileged instruction")
+        return
+    mnemonic = decoded.insn.mnemonic
+    vm.exits[f"privileged: {mnemonic}"] += 1
+    EMULATORS[mnemonic](monitor, vm, decoded.operands, epc)
+
+
+def _mfcr(monitor, vm, operands, epc) -> None:
+    cr = operands["cr"]
+    value = vm.vcpu.status(monitor.cpu.cr[CR_STATUS]) if cr == CR_STATUS else vm.vcpu.cr[cr]
+    set_register(monitor, operands["rd"], value)
+    monitor.complete(vm, epc + 4)
+
+
+def _mtcr(monitor, vm, operands, epc) -> None:
+    cr, value = operands["cr"], monitor.cpu.regs[operands["rs1"]]
+    if cr == CR_STATUS:
+        monitor.load_mode(vm, user_flags=vm.vcpu.write_status(value))
+    elif cr == CR_PTB:
+        if not vm.mode.write_ptb(vm.vcpu, value):
+            monitor.reflect(vm, EXC_PRIVILEGED, epc, None, "reflect: mtcr ptb (direct mode)")
+            return
+        monitor.load_mode(vm)
+    else:
+        vm.vcpu.cr[cr] = value
+    monitor.complete(vm, epc + 4)
+
+
+def _rfe(monitor, vm, operands, epc) -> None:
+    target = vm.vcpu.return_from_trap()
+    monitor.load_mode(vm)
+    monitor.complete(vm, target)
+
+
+def _halt(monitor, vm, operands, epc) -> None:
+    vm.finish(vm.power.exit_code or 0)
+    monitor.complete(vm, epc + 4)
+
+
+def _wfi(monitor, vm, operands, epc) -> None:
+    """Wait unless a virtual line is asserted (IE does not matter), as on bare hardware."""
+    if not vm.irq.pending:
+        vm.state = WAITING
+    monitor.complete(vm, epc + 4)
+
+
+def _ei(monitor, vm, operands, epc) -> None:
+    vm.vcpu.set_interrupts(True)
+    monitor.complete(vm, epc + 4)
+
+
+def _di(monitor, vm, operands, epc) -> None:
+    vm.vcpu.set_interrupts(False)
+    monitor.complete(vm, epc + 4)
+
+
+def _tlbflush(monitor, vm, operands, epc) -> None:
+    vm.mode.flush()
+    monitor.complete(vm, epc + 4)
+
+
+def _tlbinv(monitor, vm, operands, epc) -> None:
+    vm.mode.invlpg(monitor.cpu.regs[operands["rs1"]])
+    monitor.complete(vm, epc + 4)
+
+
+EMULATORS = {"mfcr": _mfcr, "mtcr": _mtcr, "rfe": _rfe, "halt": _halt, "wfi": _wfi, "ei": _ei,
+             "di": _di, "tlbflush": _tlbflush, "tlbinv": _tlbinv}
+
+
+# --- memory tracing and MMIO -------------------------------------------------------------------
+
+def traced_write(monitor, vm, epc: int, gpa: int) -> None:
+    """A store into a write-protected guest page table: perform it on the
+    guest table through the shadow, which updates the shadow entries."""
+    decoded = fetch(monitor, vm, epc)
+    if decoded is None:
+        return
+    width = STORE_WIDTHS.get(decoded.insn.mnemonic)
+    if width is None:
+        vm.crash(f"write fault at {epc:#010x} from a non-store '{decoded.insn.mnemonic}'")
+        return
+    vm.mode.emulate_pt_write(gpa, width, monitor.cpu.regs[decoded.operands["rs2"]])
+    monitor.complete(vm, epc + 4)
+
+
+def mmio(monitor, vm, epc: int, gpa: int) -> None:
+    """A load or store to a guest device page: the VM's device model answers,
+    at the exact tick; no device there is the guest's bus error."""
+    decoded = fetch(monitor, vm, epc)
+    if decoded is None:
+        return
+    regs, mnemonic = monitor.cpu.regs, decoded.insn.mnemonic
+    found = vm.device_at(gpa)
+    if found is None:
+        monitor.reflect(vm, EXC_BUS_ERROR, epc, effective_address(regs, decoded), "bus error")
+        return
+    device, offset = found
+    if mnemonic in STORE_WIDTHS:
+        width = STORE_WIDTHS[mnemonic]
+        device.write(offset, width, regs[decoded.operands["rs2"]] & ((1 << 8 * width) - 1))
+    else:
+        width, signed = LOAD_WIDTHS[mnemonic]
+        value = device.read(offset, width)
+        if signed and value >> (8 * width - 1):
+            value -= 1 << (8 * width)
+        set_register(monitor, decoded.operands["rd"], value)
+    monitor.complete(vm, epc + 4)

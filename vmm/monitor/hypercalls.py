@@ -1,0 +1,149 @@
+"""The hypercall dispatcher: a table indexed by number (docs/hypercalls.md).
+
+Register convention and numbers come from hypercall_abi.  Every guest
+address is checked through the guest's own view of memory (a page the guest
+cannot read is -EFAULT, never a VMM error); every frame number is checked by
+the direct-paging validator.  A hypercall from virtual user mode is refused
+as on bare hardware: the guest kernel gets the illegal-instruction exception.
+"""
+
+from __future__ import annotations
+
+from asm.isa import CR_TVEC, EXC_ILLEGAL, REG_NUMBERS
+from vmm.machine.devices.timer import (CTRL_ENABLE, CTRL_PERIODIC, TIMER_CTRL, TIMER_INTERVAL)
+from vmm.machine.devices.uart import UART_TX
+from vmm.monitor.direct import Rejected
+from vmm.monitor.guestwalk import Access
+from vmm.monitor.hypercall_abi import (CONSOLE_WRITE_MAX, EFAULT, EINVAL, ENOSYS, HC_ARG_REGS,
+                                       HC_NUMBER_REG, HC_RESULT2_REG, HC_RESULT_REG, HYPERCALLS_BY_NUMBER,
+                                       MODE_DIRECT, TIMER_PERIODIC, result_word)
+
+SP = REG_NUMBERS["sp"]
+
+
+def dispatch(monitor, vm, epc: int) -> None:
+    """Run the hypercall the guest made at `epc` and continue after it."""
+    if not vm.vcpu.kernel:
+        monitor.reflect(vm, EXC_ILLEGAL, epc, None, "reflect: hypercall from user mode")
+        return
+    regs = monitor.cpu.regs
+    call = HYPERCALLS_BY_NUMBER.get(regs[HC_NUMBER_REG])
+    vm.exits[f"hypercall: {call.name if call else 'unknown'}"] += 1
+    if call is None or (call.modes == MODE_DIRECT and vm.config.paging != "direct"):
+        regs[HC_RESULT_REG] = result_word(-ENOSYS)
+        monitor.complete(vm, epc + 4)
+        return
+    args = [regs[number] for number in HC_ARG_REGS]
+    result = HANDLERS[call.name](monitor, vm, *args[:len(call.args)])
+    if vm.alive and result is not None:
+        regs[HC_RESULT_REG] = result_word(result)
+        monitor.complete(vm, epc + 4)
+
+
+def read_guest_word(monitor, vm, gva: int) -> int | None:
+    """The word at guest-virtual `gva` as the guest kernel reads it, or None."""
+    if gva & 3:
+        return None
+    ma = vm.mode.guest_address(vm.vcpu, gva, Access.READ)
+    return None if ma is None else monitor.machine.memory.read(ma, 4)
+
+
+def _console_write(monitor, vm, buf: int, length: int) -> int:
+    """Check every byte is readable, then write them all: all or nothing."""
+    if length > CONSOLE_WRITE_MAX:
+        return -EINVAL
+    addresses = [vm.mode.guest_address(vm.vcpu, buf + index, Access.READ) for index in range(length)]
+    if None in addresses:
+        return -EFAULT
+    memory = monitor.machine.memory
+    for ma in addresses:
+        vm.uart.write(UART_TX, 4, memory.read(ma, 1))
+    return length
+
+
+def _mmu_update(monitor, vm, batch: int, count: int) -> None:
+    result = vm.mode.direct.apply_batch(lambda gva: read_guest_word(monitor, vm, gva), batch, count)
+    monitor.cpu.regs[HC_RESULT2_REG] = result.done
+    return result.error or 0
+
+
+def _validated(action) -> int:
+    """Run a DirectPaging call; 0, or the -errno of its refusal."""
+    try:
+        action()
+    except Rejected as refusal:
+        return refusal.error
+    return 0
+
+
+def _set_base(monitor, vm, kernel_mfn: int, user_mfn: int) -> int:
+    result = _validated(lambda: vm.mode.direct.set_base(kernel_mfn, user_mfn))
+    if result == 0:
+        monitor.load_mode(vm)
+    return result
+
+
+def _pin_table(monitor, vm, mfn: int, level: int) -> int:
+    return _validated(lambda: vm.mode.direct.pin_table(mfn, level))
+
+
+def _unpin_table(monitor, vm, mfn: int) -> int:
+    return _validated(lambda: vm.mode.direct.unpin(mfn))
+
+
+def _tlb_flush(monitor, vm) -> int:
+    vm.mode.flush()
+    return 0
+
+
+def _tlb_invlpg(monitor, vm, va: int) -> int:
+    vm.mode.invlpg(va)
+    return 0
+
+
+def _set_timer(monitor, vm, interval: int, flags: int) -> int:
+    """Program the VM's timer as the MMIO registers would."""
+    vm.timer.write(TIMER_INTERVAL, 4, interval)
+    ctrl = 0 if interval == 0 else CTRL_ENABLE | (CTRL_PERIODIC if flags & TIMER_PERIODIC else 0)
+    vm.timer.write(TIMER_CTRL, 4, ctrl)
+    return 0
+
+
+def _yield(monitor, vm) -> int:
+    monitor.end_slice()
+    return 0
+
+
+def _shutdown(monitor, vm, exit_code: int) -> None:
+    vm.finish(exit_code & 0xFF)
+
+
+def _set_trap_vector(monitor, vm, handler: int) -> int:
+    vm.vcpu.cr[CR_TVEC] = handler
+    return 0
+
+
+def _return_from_trap(monitor, vm) -> int | None:
+    """Pop the interrupted a0 from 0(sp), then rfe on the virtual state."""
+    regs = monitor.cpu.regs
+    saved = read_guest_word(monitor, vm, regs[SP])
+    if saved is None:
+        return -EFAULT
+    regs[HC_RESULT_REG], regs[SP] = saved, (regs[SP] + 4) & 0xFFFFFFFF
+    target = vm.vcpu.return_from_trap()
+    monitor.load_mode(vm)
+    monitor.complete(vm, target)
+    return None
+
+
+def _set_irq_enable(monitor, vm, enable: int) -> int:
+    return int(vm.vcpu.set_interrupts(bool(enable)))
+
+
+HANDLERS = {
+    "console_write": _console_write, "mmu_update": _mmu_update, "set_base": _set_base,
+    "pin_table": _pin_table, "unpin_table": _unpin_table, "tlb_flush": _tlb_flush,
+    "tlb_invlpg": _tlb_invlpg, "set_timer": _set_timer, "yield": _yield, "shutdown": _shutdown,
+    "set_trap_vector": _set_trap_vector, "return_from_trap": _return_from_trap,
+    "set_irq_enable": _set_irq_enable,
+}

@@ -1,0 +1,354 @@
+"""The VMM: guest kernels run deprivileged on the Kite32 machine, trap-and-emulate.
+
+Every guest instruction executes on the machine in real USER mode.  Each
+exception, interrupt and `hypercall` of the guest leaves the CPU through its
+`vm_exit` hook into `Monitor.exit`, one dispatch on the exit reason:
+
+    machine interrupt   the VMM's own timer: virtual devices catch up, VMs wake,
+                        the time slice may end
+    hypercall           hypercalls.dispatch (refused from virtual user mode)
+    privileged insn     emulate.privileged against the virtual CPU (virtual
+                        kernel mode), else reflected: the guest's own exception
+    page fault          the paging mode classifies it: hidden (fixed, retried),
+                        true (reflected with the bare machine's error code),
+                        traced page-table write or MMIO (emulated)
+    anything else       reflected into the guest's trap vector
+
+then `_resume`: deliver a pending virtual interrupt if the guest enabled
+them, switch VMs if the current one cannot run, and program the machine timer
+for the next virtual timer event or the end of the slice.
+
+Virtual time is machine time: a guest's timer counts machine ticks, and an
+instruction the VMM completes by emulation is charged one tick, so a single
+guest sees its timer at the same instruction count as on the bare machine.
+Machine frames 0..VMM_FRAMES-1 are the VMM's own; each VM gets its frames
+after them, in creation order.  A guest can stop only itself (VM.crash); the
+VMM and the other VMs go on.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_PTB,
+                     CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXCEPTION_NAMES,
+                     IRQ_NAMES, IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0,
+                     STATUS_IE, STATUS_UF, TIMER_BASE)
+from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
+from vmm.machine.cpu import EXIT_HYPERCALL
+from vmm.machine.devices.power import POWER_EXIT
+from vmm.machine.devices.timer import CTRL_ENABLE, TIMER_ACK, TIMER_CTRL, TIMER_INTERVAL
+from vmm.machine.devices.uart import ConsoleInput
+from vmm.machine.errors import KiteError
+from vmm.machine.loader import load
+from vmm.machine.machine import Machine, RunResult
+from vmm.monitor import boot, emulate, hypercalls
+from vmm.monitor.paging import DirectMode, ShadowMode
+from vmm.monitor.physmap import OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
+from vmm.monitor.shadow import FaultKind
+from vmm.monitor.vm import (CRASHED, DONE, RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput,
+                            VmConfig, frames_for)
+
+VMM_FRAMES = 16                 # machine frames kept by the VMM (64 KiB)
+DEFAULT_SLICE = 20_000          # ticks a VM runs before the next one, with several VMs
+MAX_EXITS_WITHOUT_PROGRESS = 64  # consecutive exits with no instruction retired: a wedged guest
+
+
+@dataclass
+class VmResult:
+    """How one VM ended, and its figures."""
+    name: str
+    exit_code: int
+    state: str
+    message: str
+    stats: dict = field(default_factory=dict)
+
+
+class Monitor:
+    """The VMM on one machine of `mem_size` bytes.  Create VMs, then `run`."""
+
+    def __init__(self, mem_size: int, console_out: BinaryIO | None = None,
+                 console_in: ConsoleInput | None = None, cost_model: CostModel = DEFAULT_COST_MODEL,
+                 slice_ticks: int = DEFAULT_SLICE):
+        self.machine = Machine(mem_size, console_in=console_in, console_out=console_out,
+                               cost_model=cost_model)
+        self.cpu = self.machine.cpu
+        self.cpu.vm_exit = self.exit
+        self.console_out = console_out or sys.stdout.buffer
+        self.console_in = console_in or ConsoleInput(b"")
+        self.cost_model = cost_model
+        self.slice_ticks = slice_ticks
+        self.frames = MachineFrames(mem_size >> PAGE_SHIFT)
+        self.frames.allocate(OWNER_VMM, VMM_FRAMES)
+        self.vms: list[VM] = []
+        self.current: VM | None = None
+        self._resumed_at = (0, 0)          # (cpu.ticks, idle ticks) when the current VM resumed
+        self._slice_end = 0
+        self._timer_target: int | None = None
+        self._stalled = 0
+
+    # --- creating VMs -------------------------------------------------------------------
+
+    def create_vm(self, config: VmConfig, prefix_output: bool = False) -> VM:
+        """Give a new VM its frames, load its image and boot it (paused).
+        Raises KiteError (ImageError, out of memory, wrong paging mode)."""
+        vm_id = len(self.vms) + 1
+        try:
+            mfns = self.frames.allocate(vm_id, frames_for(config.mem))
+        except OutOfFrames as error:
+            raise KiteError(f"{config.name}: not enough machine memory for {config.mem >> 10} KiB: "
+                            f"{error}") from None
+        physmap = GuestPhysMap(vm_id, mfns)
+        memory = self.machine.memory
+        mode = (ShadowMode(memory, self.frames, physmap, self.cpu) if config.paging == "shadow"
+                else DirectMode(memory, self.frames, physmap, vm_id, self.cpu))
+        output = PrefixedOutput(self.console_out, f"[{config.name}] ".encode()) if prefix_output \
+            else self.console_out
+        console_in = self.console_in if not self.vms else ConsoleInput(b"")
+        vm = VM(vm_id, config, physmap, mode, output, console_in, self._clock, self._timer_changed)
+        boot.check_paging_note(config)
+        image = load(GuestMemory(memory, physmap), config.image, list(config.modules), config.cmdline)
+        vm.symbols = image.symbols
+        vm.pc, vm.regs[REG_A0] = image.entry_paddr, BOOTINFO_ADDR
+        if config.paging == "direct":
+            boot.build_direct_start(vm, image)
+        self.vms.append(vm)
+        return vm
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self, max_instructions: int | None = None) -> tuple[RunResult, list[VmResult]]:
+        """Run every VM until all are done (or crashed), or the machine's
+        instruction limit.  Returns the machine's result and one per VM."""
+        if not self.vms:
+            raise KiteError("no VM to run")
+        self.cpu.reset(0, 0)
+        self._switch_to(self.vms[0])
+        self._program_timer()
+        result = self.machine.run(max_instructions)
+        self._account()
+        for vm in self.vms:
+            vm.uart.flush()
+        return result, [self._vm_result(vm) for vm in self.vms]
+
+    def _clock(self) -> int:
+        return self.cpu.ticks
+
+    def _timer_changed(self) -> None:
+        """A virtual timer moved its next event: the machine timer follows at resume."""
+        self._timer_target = None
+
+    # --- the exit handler ----------------------------------------------------------------
+
+    def exit(self, cause: int, epc: int, badaddr: int | None) -> None:
+        """The CPU's vm_exit hook: one dispatch on the exit reason, then resume."""
+        vm = self.current
+        retired = self._account()
+        self._stalled = 0 if retired else self._stalled + 1
+        if retired:
+            vm.entering_trap = False
+        if cause & CAUSE_INTERRUPT:
+            self._machine_interrupt(cause & CAUSE_CODE_MASK)
+        elif self._stalled > MAX_EXITS_WITHOUT_PROGRESS:
+            vm.crash(f"no progress: {self._stalled} exits without an instruction at pc {epc:#010x}")
+        elif cause == EXIT_HYPERCALL:
+            hypercalls.dispatch(self, vm, epc)
+        elif cause & CAUSE_CODE_MASK == EXC_PRIVILEGED:
+            emulate.privileged(self, vm, epc)
+        elif cause & CAUSE_CODE_MASK == EXC_PAGE_FAULT:
+            self._page_fault(vm, cause, epc, badaddr)
+        else:
+            self.reflect(vm, cause, epc, badaddr, f"reflect: {EXCEPTION_NAMES.get(cause, cause)}")
+        self._resume()
+
+    def _account(self) -> int:
+        """Charge the current VM the instructions retired since it resumed; returns them."""
+        ticks, idle = self.cpu.ticks, self.cpu.counters.ticks_idle
+        retired = (ticks - idle) - (self._resumed_at[0] - self._resumed_at[1])
+        if self.current is not None:
+            self.current.instructions += retired
+        self._resumed_at = (ticks, idle)
+        return retired
+
+    def complete(self, vm: VM, next_pc: int) -> None:
+        """The VMM finished the guest's instruction by emulation: charge its
+        tick and go on at `next_pc`."""
+        vm.emulated += 1
+        self.cpu.ticks += 1
+        self._resumed_at = (self._resumed_at[0] + 1, self._resumed_at[1])
+        self.cpu.pc = next_pc
+
+    def reflect(self, vm: VM, cause: int, epc: int, badaddr: int | None, reason: str) -> None:
+        """Deliver `cause` to the guest as the bare machine would: virtual trap
+        entry, continue at the guest's trap vector in virtual kernel mode.  A
+        guest with no trap vector, or faulting again at it, is stopped."""
+        vm.exits[reason] += 1
+        if vm.entering_trap and epc == vm.vcpu.cr[CR_TVEC] and is_fetch_fault(cause, epc, badaddr):
+            vm.crash(f"triple fault: {describe(cause)} fetching the trap vector at {epc:#010x}")
+            return
+        tvec = vm.vcpu.enter_trap(cause, epc, badaddr)
+        if tvec == 0:
+            vm.crash(f"unhandled {describe(cause)} at pc {epc:#010x} (the guest's tvec is 0)")
+            return
+        vm.entering_trap = True
+        self.cpu.pc = tvec
+        self.load_mode(vm)
+
+    def _page_fault(self, vm: VM, cause: int, epc: int, gva: int) -> None:
+        """A machine page fault of the guest, classified by its paging mode."""
+        code = (cause >> CAUSE_ERRCODE_SHIFT) & 0xF
+        outcome = vm.mode.page_fault(vm.vcpu, gva, bool(code & PF_WRITE), bool(code & PF_FETCH), code)
+        if outcome.kind is FaultKind.HIDDEN:
+            vm.exits["hidden page fault"] += 1
+        elif outcome.kind is FaultKind.TRUE:
+            self.reflect(vm, EXC_PAGE_FAULT | outcome.error_code << CAUSE_ERRCODE_SHIFT, epc, gva,
+                         "true page fault")
+        elif outcome.kind is FaultKind.BUS_ERROR:
+            self.reflect(vm, EXC_BUS_ERROR, epc, gva, "bus error")
+        elif outcome.kind is FaultKind.TRACED_WRITE:
+            vm.exits["page-table write"] += 1
+            emulate.traced_write(self, vm, epc, outcome.gpa)
+        else:
+            vm.exits["mmio"] += 1
+            emulate.mmio(self, vm, epc, outcome.gpa)
+
+    def _machine_interrupt(self, irq: int) -> None:
+        """The VMM's own interrupt: acknowledge the machine timer; the rest
+        happens in _resume."""
+        if irq == IRQ_TIMER:
+            self.machine.bus.write(TIMER_BASE + TIMER_ACK, 4, 0)
+            self._timer_target = None
+        else:
+            self.machine.irq.clear_line(irq)
+
+    # --- resuming -----------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        """After an exit: devices catch up, wake and inject, pick the VM to run,
+        program the machine timer; power the machine off when no VM is left."""
+        now = self.cpu.ticks
+        for vm in self.vms:
+            if vm.alive:
+                vm.advance_devices(now)
+                if vm.state == WAITING and vm.irq.pending:
+                    vm.state = RUNNABLE
+        if not self.current.alive or self.current.state == WAITING or now >= self._slice_end:
+            self._schedule()
+        if self.cpu.state == "running":
+            self._inject(self.current)
+        if self.cpu.state != "stopped":
+            self._program_timer()
+
+    def end_slice(self) -> None:
+        """The current VM gives up the rest of its slice (yield)."""
+        self._slice_end = self.cpu.ticks
+
+    def _schedule(self) -> None:
+        """Round robin: the next runnable VM after the current one (the current
+        one again if it is the only one).  With none runnable the machine
+        waits for the next interrupt; with none alive it powers off."""
+        start = self.vms.index(self.current) + 1
+        order = self.vms[start:] + self.vms[:start]
+        runnable = [vm for vm in order if vm.state == RUNNABLE]
+        if runnable:
+            if runnable[0] is not self.current:
+                self._switch_to(runnable[0])
+            self._slice_end = self.cpu.ticks + self.slice_ticks
+        elif any(vm.alive for vm in self.vms):
+            self.cpu.state = "waiting"
+        else:
+            self._power_off()
+
+    def _switch_to(self, vm: VM) -> None:
+        """Save the current VM's machine context and load `vm`'s."""
+        cpu, old = self.cpu, self.current
+        if old is not None:
+            old.regs, old.pc = list(cpu.regs), cpu.pc
+            old.user_flags = cpu.cr[CR_STATUS] & STATUS_UF
+        self.current = vm
+        cpu.regs, cpu.pc = vm.regs, vm.pc
+        self.load_mode(vm, user_flags=vm.user_flags)
+        self._slice_end = cpu.ticks + self.slice_ticks
+
+    def load_mode(self, vm: VM, user_flags: int | None = None) -> None:
+        """Put the machine in the state that follows from vm's virtual state:
+        user mode with interrupts on (the VMM's), the guest's user flags, and
+        the root for its base and virtual mode (a ptb write: flushes the TLB)."""
+        flags = self.cpu.cr[CR_STATUS] & STATUS_UF if user_flags is None else user_flags
+        self.cpu.write_cr(CR_STATUS, STATUS_IE | flags)
+        self.cpu.write_cr(CR_PTB, vm.mode.machine_ptb(vm.vcpu))
+
+    def _inject(self, vm: VM) -> None:
+        """Reflect the lowest pending virtual interrupt if the guest enabled them."""
+        pending = vm.irq.pending
+        if pending and vm.vcpu.interrupts_enabled:
+            irq = (pending & -pending).bit_length() - 1
+            self.reflect(vm, CAUSE_INTERRUPT | irq, self.cpu.pc, None, "interrupt injected")
+
+    def _program_timer(self) -> None:
+        """Arm the machine timer for the earliest virtual device event, or the
+        end of the slice when another VM is waiting to run."""
+        now = self.cpu.ticks
+        events = [vm.next_device_event() for vm in self.vms if vm.alive]
+        events = [event for event in events if event is not None]
+        if sum(vm.state == RUNNABLE for vm in self.vms) > 1:
+            events.append(self._slice_end)
+        target = max(min(events), now + 1) if events else None
+        if target == self._timer_target:
+            return
+        self._timer_target = target
+        bus = self.machine.bus
+        bus.write(TIMER_BASE + TIMER_CTRL, 4, 0)
+        if target is not None:
+            bus.write(TIMER_BASE + TIMER_INTERVAL, 4, target - now)
+            bus.write(TIMER_BASE + TIMER_CTRL, 4, CTRL_ENABLE)
+
+    def _power_off(self) -> None:
+        """Every VM has ended: power the machine off with the combined exit
+        code (the first nonzero one, in VM order)."""
+        codes = [vm.exit_code for vm in self.vms if vm.exit_code]
+        self.machine.bus.write(POWER_BASE + POWER_EXIT, 4, codes[0] if codes else 0)
+
+    # --- figures --------------------------------------------------------------------------
+
+    def _vm_result(self, vm: VM) -> VmResult:
+        exit_code = vm.exit_code if vm.exit_code is not None else 0
+        return VmResult(vm.name, exit_code, vm.state, vm.message, self.vm_stats(vm))
+
+    def vm_stats(self, vm: VM) -> dict:
+        """One VM's figures, JSON-ready: exits by reason, its paging mode's
+        counters, guest instructions, and modelled cycles (instructions, VM
+        exits and hypercalls priced by the cost model)."""
+        exits = dict(sorted(vm.exits.items()))
+        vm_exits = sum(exits.values())
+        hypercall_count = sum(count for reason, count in exits.items() if reason.startswith("hypercall"))
+        counters = dict(vm.mode.counters)
+        return {
+            "paging": vm.config.paging, "state": vm.state, "exit_code": vm.exit_code,
+            "message": vm.message, "guest_instructions": vm.instructions + vm.emulated,
+            "emulated_instructions": vm.emulated, "vm_exits": vm_exits, "hypercalls": hypercall_count,
+            "exits": exits, "counters": counters,
+            "modeled_cycles": modeled_cycles({"instructions": vm.instructions + vm.emulated,
+                                              "vm_exits": vm_exits - hypercall_count,
+                                              "hypercalls": hypercall_count}, {}, self.cost_model),
+        }
+
+
+def is_fetch_fault(cause: int, epc: int, badaddr: int | None) -> bool:
+    """Whether the exception was raised fetching the instruction at epc."""
+    code = cause & CAUSE_CODE_MASK
+    if code == EXC_PAGE_FAULT:
+        return bool((cause >> CAUSE_ERRCODE_SHIFT) & PF_FETCH)
+    return code == EXC_BUS_ERROR and badaddr == epc
+
+
+def describe(cause: int) -> str:
+    """'page fault', 'interrupt timer', ... for messages."""
+    if cause & CAUSE_INTERRUPT:
+        return f"interrupt {IRQ_NAMES.get(cause & CAUSE_CODE_MASK, cause & CAUSE_CODE_MASK)}"
+    return EXCEPTION_NAMES.get(cause & CAUSE_CODE_MASK, f"cause {cause & CAUSE_CODE_MASK}")
+
+
+__all__ = ["Monitor", "VmConfig", "VmResult", "CRASHED", "DONE", "RUNNABLE", "WAITING"]

@@ -1,0 +1,129 @@
+"""The two ways the VMM virtualizes a guest's memory, behind one interface.
+
+    ShadowMode  (--paging shadow)  unmodified guest: its V→P tables are walked
+                in software; the MMU runs on V→M shadow tables (shadow.py)
+    DirectMode  (--paging direct)  paravirtual guest: its tables hold machine
+                frames and the MMU walks them; every update is validated (direct.py)
+
+The monitor asks each mode the same questions: which machine ptb to load for
+the guest's current base and virtual mode, what a machine page fault means,
+and where a guest-virtual address lives in machine memory (for fetching the
+instruction to emulate and for hypercall buffers).  Both answers to the last
+question come from the guest's own view, never from the machine TLB.
+"""
+
+from __future__ import annotations
+
+from asm.isa import CR_PTB, PAGE_SHIFT, PF_USER
+from vmm.monitor.direct import DirectPaging
+from vmm.monitor.guestwalk import Access, GuestTables, Translation
+from vmm.monitor.physmap import GuestPhysMap, MachineFrames
+from vmm.monitor.shadow import FaultKind, FaultOutcome, ShadowPaging
+from vmm.monitor.vcpu import VirtualCPU
+
+
+class ShadowMode:
+    """Indirection: shadow page tables kept consistent by memory tracing."""
+
+    name = "shadow"
+
+    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, cpu):
+        self.memory, self.physmap = memory, physmap
+        self.shadow = ShadowPaging(memory, frames, physmap, cpu.flush_tlb, cpu.invalidate_tlb)
+        self.counters = self.shadow.counters
+
+    def machine_ptb(self, vcpu: VirtualCPU) -> int:
+        """The shadow root for the guest's base and virtual mode (cached per both)."""
+        return self.shadow.activate(vcpu.cr[CR_PTB], vcpu.kernel)
+
+    def write_ptb(self, vcpu: VirtualCPU, value: int) -> bool:
+        """mtcr ptb: the guest may switch its own tables; the caller reloads the root."""
+        vcpu.cr[CR_PTB] = value
+        return True
+
+    def flush(self) -> None:
+        self.shadow.flush()
+
+    def invlpg(self, gva: int) -> None:
+        self.shadow.invlpg(gva)
+
+    def page_fault(self, vcpu: VirtualCPU, gva: int, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
+        """Classify the fault by the guest's own tables (hidden, true, traced, MMIO)."""
+        return self.shadow.page_fault(gva, write, fetch, vcpu.kernel)
+
+    def emulate_pt_write(self, gpa: int, width: int, value: int) -> None:
+        self.shadow.emulate_pt_write(gpa, width, value)
+
+    def guest_address(self, vcpu: VirtualCPU, gva: int, access: Access) -> int | None:
+        """The machine address of `gva` as the guest's own tables (and the p2m)
+        map it for `access` in the current virtual mode, or None.  Sets no A/D bits."""
+        walk = GuestTables(self.memory, self.physmap, vcpu.cr[CR_PTB]).walk(
+            gva, access, user=not vcpu.kernel, set_bits=False)
+        if not isinstance(walk, Translation):
+            return None
+        return self.physmap.gpa_to_ma(walk.gpa)
+
+    def teardown(self) -> None:
+        self.shadow.teardown()
+
+
+class OwnedFrames:
+    """GuestPhysMap's lookup interface over machine addresses, for walking a
+    direct-mode guest's tables (which hold machine frames): a frame is
+    reachable only if `vm_id` owns it."""
+
+    def __init__(self, frames: MachineFrames, vm_id: int):
+        self.frames, self.vm_id = frames, vm_id
+
+    def mfn(self, frame: int) -> int | None:
+        return frame if self.frames.owner(frame) == self.vm_id else None
+
+    def gpa_to_ma(self, ma: int) -> int | None:
+        return ma if self.mfn(ma >> PAGE_SHIFT) is not None else None
+
+
+class DirectMode:
+    """Direct mapping: the guest's validated tables are the MMU's tables."""
+
+    name = "direct"
+
+    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, vm_id: int, cpu):
+        self.memory = memory
+        self.owned = OwnedFrames(frames, vm_id)
+        self.direct = DirectPaging(memory, frames, physmap, vm_id, cpu.flush_tlb, cpu.invalidate_tlb)
+        self.counters = self.direct.counters
+
+    def machine_ptb(self, vcpu: VirtualCPU) -> int:
+        """The guest's kernel root in virtual kernel mode, its user root in
+        virtual user mode (0, paging off, never happens after boot: the VMM
+        sets the bootstrap base before the guest runs)."""
+        base = self.direct.kernel_base if vcpu.kernel else self.direct.user_base
+        return 0 if base is None else (base << PAGE_SHIFT) | 1
+
+    def write_ptb(self, vcpu: VirtualCPU, value: int) -> bool:
+        """mtcr ptb is refused in direct mode: set_base is the only way."""
+        return False
+
+    def flush(self) -> None:
+        self.direct.tlb_flush()
+
+    def invlpg(self, gva: int) -> None:
+        self.direct.invlpg(gva)
+
+    def page_fault(self, vcpu: VirtualCPU, gva: int, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
+        """Always the guest's own fault (its tables are the MMU's); only the U
+        bit is rewritten, since the machine saw every access as a user access."""
+        code = (error_code & ~PF_USER) | (0 if vcpu.kernel else PF_USER)
+        return FaultOutcome(FaultKind.TRUE, code)
+
+    def guest_address(self, vcpu: VirtualCPU, gva: int, access: Access) -> int | None:
+        """The machine address of `gva` through the current root's tables, or
+        None (the tables may only lead to this VM's frames)."""
+        ptb = self.machine_ptb(vcpu)
+        walk = GuestTables(self.memory, self.owned, ptb).walk(gva, access, user=False, set_bits=False)
+        if not isinstance(walk, Translation):
+            return None
+        return self.owned.gpa_to_ma(walk.gpa)
+
+    def teardown(self) -> None:
+        self.direct.teardown()

@@ -1,0 +1,169 @@
+"""One virtual machine: its guest-physical memory, virtual CPU, saved machine
+context, virtual devices and counters.
+
+The guest sees the bare machine's devices at the bare machine's physical
+addresses, modelled by the same device classes on the VM's own interrupt
+lines (no disk).  Guest-physical memory is contiguous from 0 and lives in the
+machine frames of `physmap`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+from asm.isa import (NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE, TIMER_BASE,
+                     UART_BASE)
+from vmm.machine.devices.power import Power
+from vmm.machine.devices.timer import Timer
+from vmm.machine.devices.uart import ConsoleInput, Uart
+from vmm.machine.errors import BusError
+from vmm.machine.irq import InterruptLines
+from vmm.monitor.physmap import GuestPhysMap
+from vmm.monitor.vcpu import VirtualCPU
+
+# VM.state values
+RUNNABLE = "runnable"
+WAITING = "waiting"        # in wfi, until one of its virtual lines is asserted
+DONE = "done"              # halted or powered off: exit_code is the guest's
+CRASHED = "crashed"        # stopped by the VMM: message says why, exit code 125
+
+EXIT_CRASHED = 125
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """What `kite run` says about one VM."""
+    image: str
+    paging: str                       # "shadow" or "direct"
+    mem: int                          # bytes of guest RAM
+    name: str = "vm1"
+    modules: tuple[str, ...] = ()
+    cmdline: str = ""
+
+
+class GuestMemory:
+    """A VM's guest-physical RAM, as the loader and the VMM write it: every
+    access is checked to lie inside guest RAM and goes to machine memory
+    through the p2m.  Raises BusError outside guest RAM."""
+
+    def __init__(self, memory, physmap: GuestPhysMap):
+        self.memory, self.physmap = memory, physmap
+        self.size = physmap.size
+
+    def _chunks(self, gpa: int, length: int):
+        """(machine address, offset in the buffer, length) per page touched."""
+        if gpa < 0 or gpa + length > self.size:
+            raise BusError(gpa)
+        done = 0
+        while done < length:
+            here = gpa + done
+            step = min(length - done, PAGE_SIZE - (here & PAGE_MASK))
+            yield self.physmap.gpa_to_ma(here), done, step
+            done += step
+
+    def write_bytes(self, gpa: int, data: bytes) -> None:
+        for ma, offset, step in self._chunks(gpa, len(data)):
+            self.memory.write_bytes(ma, data[offset:offset + step])
+
+    def read_bytes(self, gpa: int, length: int) -> bytes:
+        return b"".join(self.memory.read_bytes(ma, step) for ma, _, step in self._chunks(gpa, length))
+
+
+class PrefixedOutput(io.RawIOBase):
+    """A console stream that starts every line with `prefix` (several VMs
+    share one console)."""
+
+    def __init__(self, output: BinaryIO, prefix: bytes):
+        self._output, self._prefix, self._at_line_start = output, prefix, True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:
+        for byte in data:
+            if self._at_line_start:
+                self._output.write(self._prefix)
+            self._output.write(bytes((byte,)))
+            self._at_line_start = byte == 0x0A
+        return len(data)
+
+    def flush(self) -> None:
+        self._output.flush()
+
+
+@dataclass
+class VM:
+    """A guest and everything the VMM keeps for it.  `mode` is the paging
+    backend (paging.ShadowMode or DirectMode)."""
+    vm_id: int
+    config: VmConfig
+    physmap: GuestPhysMap
+    mode: object
+    console_out: BinaryIO
+    console_in: ConsoleInput
+    clock: Callable[[], int]
+    timer_changed: Callable[[], None]
+    vcpu: VirtualCPU = field(default_factory=VirtualCPU)
+    regs: list[int] = field(default_factory=lambda: [0] * NUM_REGS)
+    pc: int = 0
+    user_flags: int = 0              # the machine status's user-flag byte while switched out
+    state: str = RUNNABLE
+    exit_code: int | None = None
+    message: str = ""
+    exits: Counter = field(default_factory=Counter)
+    instructions: int = 0            # guest instructions retired on the machine
+    emulated: int = 0                # guest instructions the VMM completed by emulation
+    entering_trap: bool = False      # a trap was reflected and no instruction has retired since
+    symbols: object = None           # the image's Symbolizer
+
+    def __post_init__(self) -> None:
+        self.irq = InterruptLines()
+        self.uart = Uart(self.irq, self.console_out, self.console_in)
+        self.timer = Timer(self.irq, self.clock, self.timer_changed)
+        self.power = Power(self._powered_off)
+        self.devices = {UART_BASE: self.uart, TIMER_BASE: self.timer, POWER_BASE: self.power}
+        self.memory = GuestMemory(self.mode.memory, self.physmap)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def alive(self) -> bool:
+        return self.state in (RUNNABLE, WAITING)
+
+    def _powered_off(self, reason: str | None) -> None:
+        """The guest wrote its power device: it is done with that exit code."""
+        self.finish(self.power.exit_code)
+
+    def finish(self, exit_code: int) -> None:
+        """The guest stopped by itself (halt, power off, shutdown)."""
+        if self.alive:
+            self.state, self.exit_code = DONE, exit_code
+
+    def crash(self, message: str) -> None:
+        """The VMM stops this guest (and only it)."""
+        if self.alive:
+            self.state, self.exit_code, self.message = CRASHED, EXIT_CRASHED, message
+
+    def device_at(self, gpa: int):
+        """(device, register offset) of the virtual device page holding `gpa`, or None."""
+        device = self.devices.get(gpa & ~PAGE_MASK)
+        return None if device is None else (device, gpa & PAGE_MASK)
+
+    def advance_devices(self, now: int) -> None:
+        """Bring the virtual devices up to machine tick `now`."""
+        for device in (self.uart, self.timer):
+            device.advance(now)
+
+    def next_device_event(self) -> int | None:
+        events = [event for event in (self.uart.next_event(), self.timer.next_event()) if event is not None]
+        return min(events) if events else None
+
+
+def frames_for(mem: int) -> int:
+    """Guest frames for `mem` bytes (a multiple of the page size)."""
+    return mem >> PAGE_SHIFT
