@@ -37,7 +37,7 @@ from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_
                      IRQ_NAMES, IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0,
                      STATUS_IE, STATUS_UF, TIMER_BASE)
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
-from vmm.machine.cpu import EXIT_HYPERCALL
+from vmm.machine.cpu import EXIT_HYPERCALL, badaddr_text
 from vmm.machine.devices.power import POWER_EXIT
 from vmm.machine.devices.timer import CTRL_ENABLE, TIMER_ACK, TIMER_CTRL, TIMER_INTERVAL
 from vmm.machine.devices.uart import ConsoleInput
@@ -87,7 +87,6 @@ class Monitor:
         self._resumed_at = (0, 0)          # (cpu.ticks, idle ticks) when the current VM resumed
         self._slice_end = 0
         self._timer_target: int | None = None
-        self._stalled = 0
 
     # --- creating VMs -------------------------------------------------------------------
 
@@ -145,14 +144,22 @@ class Monitor:
     def exit(self, cause: int, epc: int, badaddr: int | None) -> None:
         """The CPU's vm_exit hook: one dispatch on the exit reason, then resume."""
         vm = self.current
-        retired = self._account()
-        self._stalled = 0 if retired else self._stalled + 1
-        if retired:
-            vm.entering_trap = False
+        if self._account():
+            vm.entering_trap, vm.stalled = False, 0
+        elif not cause & CAUSE_INTERRUPT:
+            vm.stalled += 1
+        try:
+            self._dispatch(vm, cause, epc, badaddr)
+        except OutOfFrames as error:
+            vm.crash(f"out of machine memory for the VMM's tables: {error}")
+        self._resume()
+
+    def _dispatch(self, vm: VM, cause: int, epc: int, badaddr: int | None) -> None:
+        """One dispatch on the exit reason (module doc)."""
         if cause & CAUSE_INTERRUPT:
             self._machine_interrupt(cause & CAUSE_CODE_MASK)
-        elif self._stalled > MAX_EXITS_WITHOUT_PROGRESS:
-            vm.crash(f"no progress: {self._stalled} exits without an instruction at pc {epc:#010x}")
+        elif vm.stalled > MAX_EXITS_WITHOUT_PROGRESS:
+            vm.crash(f"no progress: {vm.stalled} exits in a row without an instruction at pc {epc:#010x}")
         elif cause == EXIT_HYPERCALL:
             hypercalls.dispatch(self, vm, epc)
         elif cause & CAUSE_CODE_MASK == EXC_PRIVILEGED:
@@ -161,7 +168,6 @@ class Monitor:
             self._page_fault(vm, cause, epc, badaddr)
         else:
             self.reflect(vm, cause, epc, badaddr, f"reflect: {EXCEPTION_NAMES.get(cause, cause)}")
-        self._resume()
 
     def _account(self) -> int:
         """Charge the current VM the instructions retired since it resumed; returns them."""
@@ -176,6 +182,7 @@ class Monitor:
         """The VMM finished the guest's instruction by emulation: charge its
         tick and go on at `next_pc`."""
         vm.emulated += 1
+        vm.stalled = 0
         self.cpu.ticks += 1
         self._resumed_at = (self._resumed_at[0] + 1, self._resumed_at[1])
         self.cpu.pc = next_pc
@@ -190,7 +197,8 @@ class Monitor:
             return
         tvec = vm.vcpu.enter_trap(cause, epc, badaddr)
         if tvec == 0:
-            vm.crash(f"unhandled {describe(cause)} at pc {epc:#010x} (the guest's tvec is 0)")
+            vm.crash(f"unhandled {describe(cause)} at pc {epc:#010x}{badaddr_text(badaddr)} "
+                     f"(the guest's tvec is 0)")
             return
         vm.entering_trap = True
         self.cpu.pc = tvec

@@ -117,6 +117,7 @@ class VM:
     instructions: int = 0            # guest instructions retired on the machine
     emulated: int = 0                # guest instructions the VMM completed by emulation
     entering_trap: bool = False      # a trap was reflected and no instruction has retired since
+    stalled: int = 0                 # exits in a row with no instruction retired or emulated
     symbols: object = None           # the image's Symbolizer
 
     def __post_init__(self) -> None:

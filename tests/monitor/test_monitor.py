@@ -1,0 +1,169 @@
+"""The VMM end to end: the same image under shadow paging as on the bare machine,
+several VMs on one machine, a crashing guest, the sensitive pair, and refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from asm.assembler import assemble
+from asm.linker import LinkOptions, link
+from kite.build import GUESTOS, build_all
+from vmm.cli import run
+
+EXAMPLES = GUESTOS / "build"
+
+
+def image(tmp_path: Path, source: str, name: str = "guest") -> str:
+    """Assemble and link `source` at 0x100000; the image's path."""
+    path = tmp_path / f"{name}.elf"
+    path.write_bytes(link([assemble(source, f"{name}.s")], LinkOptions(text_address=0x100000)))
+    return str(path)
+
+
+def kite_run(*arguments):
+    return CliRunner().invoke(run, [str(argument) for argument in arguments])
+
+
+def stats_of(tmp_path: Path, *arguments) -> tuple:
+    """Run with --stats-json; (result, figures)."""
+    path = tmp_path / f"stats{len(list(tmp_path.iterdir()))}.json"
+    result = kite_run(*arguments, "--stats-json", path)
+    return result, json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def examples():
+    build_all()
+    return {name: str(EXAMPLES / f"{name}.elf") for name in ("hello", "boot_demo")}
+
+
+@pytest.mark.parametrize("name", ["hello", "boot_demo"])
+def test_example_under_shadow_paging_matches_bare_output_exit_code_and_instruction_count(tmp_path, examples, name):
+    bare, bare_stats = stats_of(tmp_path, examples[name], "--bare")
+    shadow, shadow_stats = stats_of(tmp_path, examples[name], "--paging", "shadow")
+    assert shadow.stdout_bytes == bare.stdout_bytes and shadow.exit_code == bare.exit_code, shadow.stderr
+    vm = shadow_stats["vms"]["vm1"]
+    # the guest retires exactly the bare machine's instruction stream, so its timer fires at the same tick
+    assert vm["guest_instructions"] == bare_stats["instructions"]
+    assert shadow_stats["ticks"] == bare_stats["ticks"]
+    assert vm["exits"]["mmio"] == bare_stats["device_writes"]      # every UART/timer/power store trapped
+    assert vm["counters"]["hidden_faults"] > 0 and vm["counters"]["true_faults"] == 0
+
+
+def test_boot_demo_shadow_run_builds_roots_per_virtual_mode_and_reflects_the_timer(tmp_path, examples):
+    _, figures = stats_of(tmp_path, examples["boot_demo"], "--paging", "shadow")
+    vm = figures["vms"]["vm1"]
+    assert vm["exits"]["interrupt injected"] == 1
+    assert vm["exits"]["privileged: mtcr"] == 2           # tvec and ptb
+    assert vm["counters"]["roots_built"] == 2              # paging off, then the guest's directory
+    assert vm["modeled_cycles"] > vm["guest_instructions"]
+
+
+def test_three_vms_share_the_machine_with_prefixed_output_and_their_own_exit_codes(examples):
+    result = kite_run("--vm", examples["boot_demo"], "--vm", f"{examples['hello']},name=hi",
+                      "--vm", f"{examples['boot_demo']},name=demo2,mem=2M")
+    lines = result.stdout_bytes.decode().splitlines()
+    assert sorted(lines) == sorted(
+        [f"[{vm}] kite32: {text}" for vm in ("vm1", "demo2")
+         for text in ("booting", "paging on", "tick", "timer interrupt taken, exit code 7")]
+        + ["[hi] hello from kite32"])
+    assert lines.index("[vm1] kite32: booting") < lines.index("[vm1] kite32: paging on")
+    assert "kite: hi: exit code 0 (done)" in result.stderr
+    assert "kite: demo2: exit code 7 (done)" in result.stderr
+    assert result.exit_code == 7
+
+
+CRASHER = """
+        .text
+        .globl _start
+_start: li      t0, 0xE0000000          # one lui; no RAM there, and no trap vector: the VM stops
+        lw      t1, 0(t0)               # at 0x00100004
+        halt
+"""
+
+
+def test_a_crashing_guest_stops_alone_and_the_other_vm_runs_to_its_end(tmp_path, examples):
+    crasher = image(tmp_path, CRASHER, "crasher")
+    result = kite_run("--vm", f"{crasher},name=bad", "--vm", f"{examples['boot_demo']},name=good")
+    assert "[good] kite32: timer interrupt taken, exit code 7" in result.stdout_bytes.decode()
+    assert ("kite: bad: stopped: unhandled bus error at pc 0x00100004 badaddr 0xe0000000 "
+            "(the guest's tvec is 0)") in result.stderr
+    assert "kite: bad: exit code 125 (crashed)" in result.stderr
+    assert "kite: good: exit code 7 (done)" in result.stderr
+    assert result.exit_code == 125 and "Traceback" not in result.stderr
+
+
+SENSITIVE = """
+        .equ POWER, 0xF0003000
+        .text
+        .globl _start
+_start: rdsr    a0                      # kernel mode on bare hardware: KM = 1
+        andi    a0, a0, 1
+        li      t0, POWER
+        sw      a0, 0(t0)               # exit code = the KM bit the kernel saw
+        halt
+"""
+
+
+def test_rdsr_is_sensitive_but_not_privileged_so_the_deprivileged_kernel_sees_user_mode(tmp_path):
+    guest = image(tmp_path, SENSITIVE)
+    assert kite_run(guest, "--bare").exit_code == 1
+    # no trap, so no emulation: the guest kernel reads the machine's KM = 0 (Popek-Goldberg)
+    assert kite_run(guest, "--paging", "shadow").exit_code == 0
+
+
+USER_HYPERCALL = """
+        .equ POWER, 0xF0003000
+        .text
+        .globl _start
+_start: la      t0, handler
+        mtcr    tvec, t0
+        la      t0, user
+        mtcr    epc, t0
+        li      t0, 1                   # KM = 1, PKM = 0: rfe enters user mode
+        mtcr    status, t0
+        rfe
+user:   li      a0, 9                   # shutdown(42), which user mode may not ask for
+        li      a1, 42
+        hypercall
+        halt
+handler:
+        mfcr    t0, cause
+        li      t1, POWER
+        sw      t0, 0(t1)               # exit code = the cause the kernel was given
+        halt
+"""
+
+
+def test_a_hypercall_from_guest_user_mode_is_reflected_as_an_illegal_instruction(tmp_path):
+    result = kite_run(image(tmp_path, USER_HYPERCALL), "--paging", "shadow")
+    assert result.exit_code == 1, result.stderr             # EXC_ILLEGAL, as on bare hardware
+    assert kite_run(image(tmp_path, USER_HYPERCALL), "--bare").exit_code == 1
+
+
+TRIPLE = """
+        .text
+        .globl _start
+_start: li      t0, 0x00800000          # the trap vector is outside this 4 MiB guest's RAM
+        mtcr    tvec, t0
+        break
+"""
+
+
+def test_a_guest_whose_trap_vector_cannot_be_fetched_is_stopped_with_a_triple_fault(tmp_path):
+    guest = image(tmp_path, TRIPLE)
+    shadow = kite_run(guest, "--paging", "shadow", "--mem", "4M")
+    assert shadow.exit_code == 125
+    assert "triple fault: bus error fetching the trap vector at 0x00800000" in shadow.stderr
+    assert "triple fault" in kite_run(guest, "--bare", "--mem", "4M").stderr
+
+
+def test_a_plain_image_in_direct_mode_is_a_one_line_error(examples):
+    result = kite_run(examples["hello"], "--paging", "direct")
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("not built for direct paging (no .note.Kite note): run it with "
+                                          "--paging shadow")
