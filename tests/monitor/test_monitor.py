@@ -167,3 +167,31 @@ def test_a_plain_image_in_direct_mode_is_a_one_line_error(examples):
     assert result.exit_code == 2
     assert result.stderr.strip().endswith("not built for direct paging (no .note.Kite note): run it with "
                                           "--paging shadow")
+
+
+ECHO_BY_HYPERCALL = """
+        .text
+        .globl _start
+_start: li      a0, 13                  # console_read(buffer, 64)
+        la      a1, buffer
+        li      a2, 64
+        hypercall
+        beqz    a0, done                # 0: the input has ended
+        mov     a2, a0
+        li      a0, 0                   # console_write(buffer, count)
+        la      a1, buffer
+        hypercall
+        j       _start
+done:   li      a0, 9                   # shutdown(3)
+        li      a1, 3
+        hypercall
+        .bss
+buffer: .space 64
+"""
+
+
+def test_console_read_and_write_hypercalls_echo_the_input_until_it_ends(tmp_path):
+    result = kite_run(image(tmp_path, ECHO_BY_HYPERCALL), "--paging", "shadow",
+                      "--input-text", "through the hypervisor\n" * 5)
+    assert result.stdout_bytes == b"through the hypervisor\n" * 5
+    assert result.exit_code == 3, result.stderr

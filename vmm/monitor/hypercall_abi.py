@@ -77,6 +77,7 @@ HC_SHUTDOWN = 9
 HC_SET_TRAP_VECTOR = 10
 HC_RETURN_FROM_TRAP = 11
 HC_SET_IRQ_ENABLE = 12
+HC_CONSOLE_READ = 13
 
 MODE_BOTH = "both"
 MODE_DIRECT = "direct"   # shadow mode answers -ENOSYS
@@ -117,6 +118,9 @@ HYPERCALLS = (
               "pop the interrupted a0 from 0(sp), sp += 4, then `rfe` on the virtual state"),
     Hypercall(HC_SET_IRQ_ENABLE, "set_irq_enable", ("enable",), "previous IE (0 or 1)", MODE_BOTH,
               "set the virtual IE (the PV `wrsr`, which cannot change IE in machine user mode)"),
+    Hypercall(HC_CONSOLE_READ, "console_read", ("buf_gva", "length"), "bytes read, 0 at end of input",
+              MODE_BOTH, "read up to `length` console input bytes into guest-virtual `buf_gva`, waiting "
+              "for at least one unless the input has ended"),
 )
 
 HYPERCALLS_BY_NUMBER = {call.number: call for call in HYPERCALLS}

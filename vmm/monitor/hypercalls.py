@@ -61,7 +61,24 @@ def _console_write(monitor, vm, buf: int, length: int) -> int:
     return length
 
 
-def _mmu_update(monitor, vm, batch: int, count: int) -> None:
+def _console_read(monitor, vm, buf: int, length: int) -> int:
+    """Up to `length` input bytes into the guest's buffer (each byte checked
+    writable first), at least one unless the input has ended."""
+    addresses = [vm.mode.guest_address(vm.vcpu, buf + index, Access.WRITE) for index in range(length)]
+    if None in addresses:
+        return -EFAULT
+    console = vm.console_in
+    if console.peek() is None:
+        console.poll()
+    count = 0
+    while count < length and console.peek() is not None:
+        monitor.machine.memory.write(addresses[count], 1, console.pop())
+        vm.mode.guest_written(addresses[count], 1)
+        count += 1
+    return count
+
+
+def _mmu_update(monitor, vm, batch: int, count: int) -> int:
     result = vm.mode.direct.apply_batch(lambda gva: read_guest_word(monitor, vm, gva), batch, count)
     monitor.cpu.regs[HC_RESULT2_REG] = result.done
     return result.error or 0
@@ -141,7 +158,7 @@ def _set_irq_enable(monitor, vm, enable: int) -> int:
 
 
 HANDLERS = {
-    "console_write": _console_write, "mmu_update": _mmu_update, "set_base": _set_base,
+    "console_write": _console_write, "console_read": _console_read, "mmu_update": _mmu_update, "set_base": _set_base,
     "pin_table": _pin_table, "unpin_table": _unpin_table, "tlb_flush": _tlb_flush,
     "tlb_invlpg": _tlb_invlpg, "set_timer": _set_timer, "yield": _yield, "shutdown": _shutdown,
     "set_trap_vector": _set_trap_vector, "return_from_trap": _return_from_trap,

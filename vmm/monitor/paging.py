@@ -14,7 +14,7 @@ question come from the guest's own view, never from the machine TLB.
 
 from __future__ import annotations
 
-from asm.isa import CR_PTB, PAGE_SHIFT, PF_USER
+from asm.isa import CR_PTB, PAGE_MASK, PAGE_SHIFT, PF_USER
 from vmm.monitor.direct import DirectPaging
 from vmm.monitor.guestwalk import Access, GuestTables, Translation
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
@@ -62,6 +62,12 @@ class ShadowMode:
         if not isinstance(walk, Translation):
             return None
         return self.physmap.gpa_to_ma(walk.gpa)
+
+    def guest_written(self, ma: int, length: int) -> None:
+        """The VMM wrote guest memory at machine address `ma` for the guest
+        (not through the guest's instructions): keep the shadow consistent."""
+        gpa = (self.physmap.gfn(ma >> PAGE_SHIFT) << PAGE_SHIFT) | (ma & PAGE_MASK)
+        self.shadow.guest_memory_written(gpa, length)
 
     def teardown(self) -> None:
         self.shadow.teardown()
@@ -124,6 +130,10 @@ class DirectMode:
         if not isinstance(walk, Translation):
             return None
         return self.owned.gpa_to_ma(walk.gpa)
+
+    def guest_written(self, ma: int, length: int) -> None:
+        """The VMM wrote guest memory for the guest through a writable guest
+        mapping, which validation guarantees is never a page table: nothing to do."""
 
     def teardown(self) -> None:
         self.direct.teardown()
