@@ -124,17 +124,32 @@ def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, 
     finally:
         if trace_file is not None:
             trace_file.close()
-    report(machine, result, stats, stats_json)
+    report(result, stats, stats_json, machine.register_dump)
     return result.exit_code
 
 
-def report(machine, result, stats: bool, stats_json: str | None) -> None:
-    """The end-of-run messages on stderr and the --stats-json file."""
+def run_sim(image, modules, mem, max_instructions, stats, stats_json, cmdline, input_file, input_text,
+            cost_model) -> int:
+    """Boot `image` under machine simulation (every instruction interpreted by
+    the VMM); returns the process exit code.  Raises KiteError."""
+    from vmm.monitor.simulate import Simulator
+    model = load_cost_model(cost_model) if cost_model else DEFAULT_COST_MODEL
+    simulator = Simulator(mem, console_out=sys.stdout.buffer,
+                          console_in=console_input(input_file, input_text), cost_model=model)
+    simulator.load(image, list(modules), cmdline)
+    result = simulator.run(max_instructions)
+    report(result, stats, stats_json)
+    return result.exit_code
+
+
+def report(result, stats: bool, stats_json: str | None, register_dump: Callable[[], str] | None = None) -> None:
+    """The end-of-run messages on stderr (with `register_dump()` after a
+    fault, when given) and the --stats-json file."""
     from vmm.machine.machine import REASON_FAULT, REASON_NO_INTERRUPT_SOURCE
     if result.message:
         click.echo(f"kite: stopped: {result.message}", err=True)
-    if result.reason in (REASON_FAULT, REASON_NO_INTERRUPT_SOURCE):
-        click.echo(machine.register_dump(), err=True)
+    if register_dump is not None and result.reason in (REASON_FAULT, REASON_NO_INTERRUPT_SOURCE):
+        click.echo(register_dump(), err=True)
     if stats:
         click.echo(format_stats(result.stats), err=True)
     if stats_json:
@@ -223,20 +238,25 @@ def report_vms(monitor, result, vm_results, stats: bool, stats_json: str | None)
             raise KiteError(f"{stats_json}: cannot write stats: {error.strerror}") from None
 
 
-def dispatch_run(image, bare, paging, vm_specs, options) -> int:
+def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     """Check which machine the options select and run it; returns the exit code."""
-    chosen = [name for name, given in (("--bare", bare), ("--paging", paging), ("--vm", vm_specs)) if given]
+    chosen = [name for name, given in (("--bare", bare), ("--sim", sim), ("--paging", paging),
+                                       ("--vm", vm_specs)) if given]
     if len(chosen) != 1:
-        raise click.UsageError("choose one of --bare, --paging or --vm" if not chosen
+        raise click.UsageError("choose one of --bare, --sim, --paging or --vm" if not chosen
                                else f"{' and '.join(chosen)} cannot be combined")
     if bool(image) == bool(vm_specs):
         raise click.UsageError("--vm takes the images itself" if image else "missing IMAGE")
     if bare:
         return run_bare(image, **options)
-    vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline")}
     for key in ("disk", "disk_readonly"):
         if options.pop(key):
             raise click.UsageError(f"--{key.replace('_', '-')} works only with --bare (the VMM has no disk)")
+    if sim:
+        if options.pop("trace"):
+            raise click.UsageError("--trace works with --bare, --paging and --vm, not with --sim")
+        return run_sim(image, **options)
+    vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline")}
     if paging:
         configs = [single_vm_config(image, paging, vmm_only)]
     else:
@@ -257,6 +277,8 @@ def single_vm_config(image: str, paging: str, options: dict):
                epilog="Example: kite run --bare guestos/build/boot_demo.elf --stats")
 @click.argument("image", type=click.Path(dir_okay=False), required=False)
 @click.option("--bare", is_flag=True, help="Run on the bare machine (the image owns the hardware).")
+@click.option("--sim", is_flag=True,
+              help="Run IMAGE under machine simulation: the VMM interprets every instruction.")
 @click.option("--paging", type=click.Choice(PAGING_MODES),
               help="Run IMAGE under the VMM: shadow (unmodified kernel) or direct (paravirtual kernel).")
 @click.option("--vm", "vm_specs", multiple=True, metavar="IMAGE[,paging=..][,mem=..][,name=..]",
@@ -278,14 +300,14 @@ def single_vm_config(image: str, paging: str, options: dict):
 @click.option("--input-text", help="Console input given inline instead of stdin.")
 @click.option("--cost-model", type=click.Path(dir_okay=False),
               help="JSON or TOML file overriding the cycle costs.")
-def run(image, bare, paging, vm_specs, **options) -> None:
+def run(image, bare, sim, paging, vm_specs, **options) -> None:
     """Boot the Kite32 ELF IMAGE: on the bare machine (--bare), or under the
     VMM (--paging shadow|direct), or several VMs at once (--vm, repeatable).
 
     Exit code: the guest's (of several VMs, the first nonzero one); 124 at
     the instruction limit; 125 on a fault; 2 for a bad image, disk or option."""
     try:
-        exit_code = dispatch_run(image, bare, paging, vm_specs, options)
+        exit_code = dispatch_run(image, bare, sim, paging, vm_specs, options)
     except KiteError as error:
         click.echo(f"kite: error: {error}", err=True)
         sys.exit(EXIT_USAGE)

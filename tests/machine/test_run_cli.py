@@ -37,7 +37,7 @@ def test_bad_mem_size_is_a_usage_error(tmp_path, value, complaint):
 
 def test_run_without_a_machine_selected_is_a_usage_error(tmp_path):
     result = invoke(str(tmp_path / "k.elf"))
-    assert result.exit_code == 2 and "choose one of --bare, --paging or --vm" in result.stderr
+    assert result.exit_code == 2 and "choose one of --bare, --sim, --paging or --vm" in result.stderr
 
 
 @pytest.mark.parametrize("arguments, complaint", [
@@ -48,6 +48,8 @@ def test_run_without_a_machine_selected_is_a_usage_error(tmp_path):
     (["--vm", "k.elf,paging=fast"], "'paging=fast' in 'k.elf,paging=fast'"),
     (["--vm", "k.elf,name=a", "--vm", "k.elf,name=a"], "two VMs named alike"),
     (["k.elf", "--paging", "nested"], "Invalid value for '--paging'"),
+    (["k.elf", "--sim", "--trace", "-"], "--trace works with --bare, --paging and --vm, not with --sim"),
+    (["k.elf", "--sim", "--bare"], "--bare and --sim cannot be combined"),
 ])
 def test_conflicting_or_bad_machine_options_are_usage_errors(tmp_path, arguments, complaint):
     result = invoke(*arguments)

@@ -13,6 +13,9 @@ TOML file (`--cost-model FILE`): a flat table of the field names below.
                    + (exceptions + interrupts) * trap
                    + (device reads + device writes) * mmio
                    + vm_exits * vm_exit + hypercalls * hypercall   (the VMM's counts; 0 on bare)
+
+Under machine simulation every instruction costs `sim_instruction` instead of
+`instruction`, and every access walks the page tables (no TLB).
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ class CostModel:
     # ~several hundred ns to ~1 us on PCIe (commonly quoted 0.5-1 us for a PCIe read);
     # an emulated device on this machine is on-chip, so we charge a modest 100.
     mmio: int = 100
+    # One guest instruction interpreted in software (machine simulation, `kite run --sim`): an
+    # interpreting emulator fetches, decodes and dispatches every instruction in host code, commonly
+    # measured at tens of host instructions per guest instruction (Bochs-class interpreters run
+    # roughly 20-100x slower than native; Bellard, "QEMU, a Fast and Portable Dynamic Translator",
+    # USENIX ATC 2005, compares).  We charge 40.  Charged instead of `instruction` under simulation.
+    sim_instruction: int = 40
     # Placeholders for the VMM (not counted on the bare machine):
     # A hardware VM exit + entry round trip: in the low thousands of cycles on first-generation
     # VT-x (Adams & Agesen, ASPLOS 2006) and several hundred to ~1000 on later cores (the
