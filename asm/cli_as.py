@@ -6,12 +6,12 @@ assembler and lark are imported when there is something to assemble.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
+
+from asm.files import write_atomically
 
 EPILOG = """\b
 Example:
@@ -55,7 +55,7 @@ def main(source: Path, output: Path | None, defines: dict[str, int], include_dir
         fail(f"output file '{output}' would overwrite the source")
     text = read_source(source)
     data = assemble_to_bytes(text, str(source), defines, list(include_dirs))
-    write_atomically(output, data)
+    write_output(output, data)
 
 
 def fail(message: str) -> None:
@@ -94,17 +94,9 @@ def assemble_to_bytes(text: str, filename: str, defines: dict[str, int], include
         sys.exit(1)
 
 
-def write_atomically(output: Path, data: bytes) -> None:
-    """Write `data` to a temporary file next to `output`, then rename it over `output`."""
-    directory = output.parent if str(output.parent) else Path(".")
+def write_output(output: Path, data: bytes) -> None:
+    """Write the object atomically; a failure is one clear line and exit 1."""
     try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{output.name}.", suffix=".tmp")
+        write_atomically(output, data)
     except OSError as error:
-        fail(f"cannot write '{output}': {error.strerror}")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, output)
-    except OSError as error:
-        os.unlink(temporary)
         fail(f"cannot write '{output}': {error.strerror}")

@@ -8,14 +8,13 @@ images alike.  Output formats are documented in docs/linker.md.  Every bad input
 from __future__ import annotations
 
 import bisect
-import os
-import tempfile
 
 import click
 
 from asm import isa
 from asm.disasm import disassemble_word
 from asm.elf import ElfFormatError, guarded, open_elf
+from asm.files import write_atomically
 from asm.linker import (
     DEFAULT_TEXT_ADDRESS, LayoutError, LinkError, LinkOptions, apply_layout, link_with_warnings,
     read_objects,
@@ -58,20 +57,6 @@ def read_file(path: str) -> bytes:
             return handle.read()
     except OSError as error:
         raise ElfFormatError(f"{path}: cannot read: {error.strerror}") from None
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same directory and os.replace."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".kite-ld-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 # --- kite-ld ---------------------------------------------------------------------------------
@@ -131,7 +116,7 @@ def ld_main(output, text_address, section_starts, entry, layout, load_offset, ob
     for warning in result.warnings:
         click.echo(f"kite-ld: {warning}", err=True)
     try:
-        write_atomically(output, result.image)
+        write_atomically(output, result.image, mode=0o755)
     except OSError as error:
         fail("kite-ld", f"{output}: cannot write: {error.strerror}")
 

@@ -13,13 +13,13 @@ command exits 1; images built before the error stay valid.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+
+from asm.files import write_atomically
 
 GUESTOS = Path(__file__).resolve().parent.parent / "guestos"
 MANIFEST = GUESTOS / "images.toml"
@@ -87,14 +87,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     if path.exists() and path.read_bytes() == data:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".kite-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_atomically(path, data)
     return True
 
 

@@ -12,14 +12,13 @@ register dump); 2 for a bad image, disk or option.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 from typing import Callable, TextIO
 
 import click
 
+from asm.files import write_atomically
 from asm.isa import MAX_RAM, PAGE_SIZE
 from vmm.machine.costs import DEFAULT_COST_MODEL, load_cost_model
 from vmm.machine.errors import KiteError
@@ -49,19 +48,6 @@ class MemSize(click.ParamType):
         if size > MAX_RAM:
             self.fail(f"'{value}' is more than the {MAX_RAM >> 20} MiB below the MMIO region", param, ctx)
         return size
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".kite-")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def format_stats(stats: dict) -> str:

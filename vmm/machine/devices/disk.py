@@ -26,9 +26,9 @@ written back, at the end of the run, atomically.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Callable, Protocol
 
+from asm.files import write_atomically
 from asm.isa import IRQ_DISK
 from vmm.machine.devices import is_register_access
 from vmm.machine.errors import BusError, DiskError
@@ -114,35 +114,19 @@ class DiskImage:
         I/O failure."""
         if not self.dirty or self.read_only or self.path is None:
             return 0
-        directory = os.path.dirname(os.path.abspath(self.path))
         try:
             with open(self.path, "rb") as original:
                 contents = bytearray(original.read())
             for sector in self.dirty:
                 start = sector * SECTOR_SIZE
                 contents[start:start + SECTOR_SIZE] = self.data[start:start + SECTOR_SIZE]
-            _replace_atomically(self.path, directory, bytes(contents))
+            write_atomically(self.path, bytes(contents), mode=os.stat(self.path).st_mode & 0o777,
+                             durable=True)
         except OSError as error:
             raise DiskError(f"{self.path}: cannot write disk image back: {error}") from None
         written = len(self.dirty)
         self.dirty.clear()
         return written
-
-
-def _replace_atomically(path: str, directory: str, contents: bytes) -> None:
-    """Write `contents` to a temporary file in `directory`, then rename it to `path`."""
-    mode = os.stat(path).st_mode & 0o777
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".kite-disk-")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(contents)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 class Disk:
