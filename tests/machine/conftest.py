@@ -1,7 +1,6 @@
 """Shared fixtures for the machine's tests (CPU and devices engineers: only ADD fixtures here).
 
-- `physical_memory(size)`: the real PhysicalMemory when it exists, else a
-  stand-in that follows the contract in docs (vmm/machine/memory.py).
+- `physical_memory(size)`: a PhysicalMemory (vmm/machine/memory.py).
 - `make_elf(...)`: bytes of a small ELF32 image built field by field, for
   loader tests that need images the linker would never produce.
 - `write_file(name, data)`: a file under tmp_path; returns its path.
@@ -14,7 +13,7 @@ import struct
 import pytest
 
 from asm.isa import EM_KITE32, PAGE_SIZE
-from vmm.machine.errors import BusError
+from vmm.machine.memory import PhysicalMemory
 
 PT_LOAD = 1
 PF_X, PF_W, PF_R = 1, 2, 4
@@ -23,41 +22,9 @@ STT_NOTYPE, STT_OBJECT, STT_FUNC = 0, 1, 2
 SHN_ABS = 0xFFF1
 
 
-class StandInMemory:
-    """PhysicalMemory's contract, nothing more (no decoded-code tracking)."""
-
-    def __init__(self, size: int):
-        assert size % PAGE_SIZE == 0
-        self.size = size
-        self.ram = bytearray(size)
-
-    def contains(self, paddr: int, length: int) -> bool:
-        return 0 <= paddr and paddr + length <= self.size
-
-    def read(self, paddr: int, width: int) -> int:
-        return int.from_bytes(self.ram[paddr:paddr + width], "little")
-
-    def write(self, paddr: int, width: int, value: int) -> None:
-        self.ram[paddr:paddr + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
-
-    def read_bytes(self, paddr: int, length: int) -> bytes:
-        if not self.contains(paddr, length):
-            raise BusError(paddr)
-        return bytes(self.ram[paddr:paddr + length])
-
-    def write_bytes(self, paddr: int, data: bytes) -> None:
-        if not self.contains(paddr, len(data)):
-            raise BusError(paddr)
-        self.ram[paddr:paddr + len(data)] = data
-
-
 @pytest.fixture
 def physical_memory():
-    """Factory: physical_memory(size) -> PhysicalMemory (or the stand-in before it exists)."""
-    try:
-        from vmm.machine.memory import PhysicalMemory
-    except ImportError:
-        PhysicalMemory = StandInMemory
+    """Factory: physical_memory(size) -> PhysicalMemory."""
     return PhysicalMemory
 
 

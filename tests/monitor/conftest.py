@@ -1,7 +1,6 @@
 """Shared fixtures for the monitor's tests (other engineers: only ADD fixtures here).
 
-- `physical_memory(size)`: the real PhysicalMemory when it exists, else a
-  stand-in that follows its contract (vmm/machine/memory.py).
+- `physical_memory(size)`: a PhysicalMemory (vmm/machine/memory.py).
 - `guest_vm(...)`: a VM's memory world: machine memory, MachineFrames with a
   neighbour VM, and guest RAM behind a scrambled p2m, plus guest table builders.
 - `shadow_driver(...)`: ShadowPaging driven the way the VMM drives it, over a
@@ -14,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from asm.isa import PAGE_SHIFT, PAGE_SIZE, PDX_SHIFT, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W, PTX_SHIFT
-from vmm.machine.errors import BusError
+from vmm.machine.memory import PhysicalMemory
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
 from vmm.monitor.shadow import FaultKind, ShadowPaging
 
@@ -23,46 +22,10 @@ NEIGHBOUR_VM = 2
 KERNBASE = 0xC0000000          # the test guests map all their RAM here, kernel only, writable
 
 
-class StandInMemory:
-    """PhysicalMemory's contract, nothing more."""
-
-    def __init__(self, size: int):
-        assert size % PAGE_SIZE == 0
-        self.size = size
-        self.ram = bytearray(size)
-
-    def contains(self, paddr: int, length: int) -> bool:
-        return 0 <= paddr and paddr + length <= self.size
-
-    def read(self, paddr: int, width: int) -> int:
-        return int.from_bytes(self.ram[paddr:paddr + width], "little")
-
-    def write(self, paddr: int, width: int, value: int) -> None:
-        self.ram[paddr:paddr + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
-
-    def read_bytes(self, paddr: int, length: int) -> bytes:
-        if not self.contains(paddr, length):
-            raise BusError(paddr)
-        return bytes(self.ram[paddr:paddr + length])
-
-    def write_bytes(self, paddr: int, data: bytes) -> None:
-        if not self.contains(paddr, len(data)):
-            raise BusError(paddr)
-        self.ram[paddr:paddr + len(data)] = data
-
-
-def memory_class():
-    try:
-        from vmm.machine.memory import PhysicalMemory
-    except ImportError:
-        return StandInMemory
-    return PhysicalMemory
-
-
 @pytest.fixture
 def physical_memory():
-    """Factory: physical_memory(size) -> PhysicalMemory (or the stand-in before it exists)."""
-    return memory_class()
+    """Factory: physical_memory(size) -> PhysicalMemory."""
+    return PhysicalMemory
 
 
 class GuestVM:
@@ -73,7 +36,7 @@ class GuestVM:
     entry derives from yet."""
 
     def __init__(self, guest_frames: int = 16, machine_frames: int = 64):
-        self.memory = memory_class()(machine_frames * PAGE_SIZE)
+        self.memory = PhysicalMemory(machine_frames * PAGE_SIZE)
         self.frames = MachineFrames(machine_frames)
         self.neighbour = self.frames.allocate(NEIGHBOUR_VM, 4)
         self.physmap = GuestPhysMap(VM_ID, list(reversed(self.frames.allocate(VM_ID, guest_frames))))

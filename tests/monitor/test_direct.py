@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asm.isa import MMIO_BASE, PAGE_SHIFT, PTB_ENABLE, PTB_FRAME_MASK, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W
-from tests.monitor.conftest import memory_class
+
+from vmm.machine.memory import PhysicalMemory
 from vmm.monitor.direct import (TYPE_L1, TYPE_L2, TYPE_NONE, TYPE_WRITABLE, AccountingError, DirectPaging,
                                 Rejected)
 from vmm.monitor.hypercall_abi import E2BIG, EBUSY, EFAULT, EINVAL, EPERM, MMU_UPDATE_MAX, PIN_L1, PIN_L2
@@ -36,7 +37,7 @@ class World:
     `paging` is VM 1's DirectPaging; flushes are recorded."""
 
     def __init__(self, memory=None):
-        self.memory = memory or memory_class()(TOTAL_FRAMES << PAGE_SHIFT)
+        self.memory = memory or PhysicalMemory(TOTAL_FRAMES << PAGE_SHIFT)
         self.frames = MachineFrames(TOTAL_FRAMES)
         self.vmm_frames = self.frames.allocate(OWNER_VMM, 2)
         self.mine = self.frames.allocate(VM, 16)

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from asm.isa import (CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, EXC_BUS_ERROR, PAGE_SHIFT, PF_FETCH, PF_PRESENT,
                      PF_USER, PF_WRITE, PTB_ENABLE, PTE_A, PTE_D, PTE_P, PTE_U, PTE_W)
-from tests.monitor.conftest import memory_class
+
+from vmm.machine.memory import PhysicalMemory
 from vmm.machine.counters import Counters
 from vmm.machine.mmu import MMU, Fault
 from vmm.monitor.guestwalk import Access, GuestFault, GuestTables, TableBusError, Translation
@@ -120,7 +121,7 @@ FRAMES = st.sampled_from([PT, DATA, 3, 40])          # 40 is beyond the 16 frame
        accesses=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(list(Access)), st.booleans()),
                          min_size=1, max_size=12))
 def test_guest_walk_agrees_with_the_bare_machine_mmu(entries, accesses):
-    machine_memory, guest_memory = memory_class()(16 << PAGE_SHIFT), memory_class()(16 << PAGE_SHIFT)
+    machine_memory, guest_memory = PhysicalMemory(16 << PAGE_SHIFT), PhysicalMemory(16 << PAGE_SHIFT)
     for (table, index), (frame, flags) in zip([(PD, 0), (PD, 1), (PT, 0), (PT, 1), (3, 0), (3, 1)], entries):
         for memory in (machine_memory, guest_memory):
             memory.write((table << PAGE_SHIFT) + index * 4, 4, frame << PAGE_SHIFT | flags)
