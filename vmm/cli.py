@@ -90,12 +90,22 @@ def open_trace(path: str | None) -> tuple[Callable[[str], None] | None, TextIO |
     return (lambda line: trace_file.write(line + "\n")), trace_file
 
 
+def refuse_direct_image(image: str) -> None:
+    """A paravirtual image needs the VMM: KiteError on the bare or simulated machine."""
+    from vmm.monitor.boot import image_paging_mode
+    from vmm.monitor.hypercall_abi import KITE_PAGING_DIRECT, NOTE_SECTION
+    if image_paging_mode(image) == KITE_PAGING_DIRECT:
+        raise KiteError(f"{image}: built for direct paging (its {NOTE_SECTION} note says so): "
+                        f"run it with --paging direct")
+
+
 def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, stats, stats_json,
              cmdline, input_file, input_text, cost_model) -> int:
     """Boot `image` on the bare machine; returns the process exit code.
     Raises KiteError for bad images, disks and files."""
     from vmm.machine.devices.disk import DiskImage
     from vmm.machine.machine import Machine
+    refuse_direct_image(image)
     model = load_cost_model(cost_model) if cost_model else DEFAULT_COST_MODEL
     disk_image = DiskImage.open(disk, read_only=disk_readonly) if disk else None
     machine = Machine(mem, disk=disk_image, console_in=console_input(input_file, input_text),
@@ -119,6 +129,7 @@ def run_sim(image, modules, mem, max_instructions, stats, stats_json, cmdline, i
     """Boot `image` under machine simulation (every instruction interpreted by
     the VMM); returns the process exit code.  Raises KiteError."""
     from vmm.monitor.simulate import Simulator
+    refuse_direct_image(image)
     model = load_cost_model(cost_model) if cost_model else DEFAULT_COST_MODEL
     simulator = Simulator(mem, console_out=sys.stdout.buffer,
                           console_in=console_input(input_file, input_text), cost_model=model)

@@ -195,3 +195,32 @@ def guest_vm():
 def shadow_driver():
     """Factory: shadow_driver(vm, max_cached_roots=4, machine=MachineModel or MachineMMU) -> ShadowDriver."""
     return ShadowDriver
+
+
+@pytest.fixture(scope="session")
+def guest_image(tmp_path_factory):
+    """Factory: guest_image(name) -> the ELF image of tests/monitor/guests/NAME.s,
+    built once per session (tests/monitor/guestrun.py)."""
+    from tests.monitor.guestrun import build_guest
+    out_dir = tmp_path_factory.mktemp("guests")
+    built = {}
+
+    def image(name: str):
+        if name not in built:
+            built[name] = build_guest(name, out_dir)
+        return built[name]
+    return image
+
+
+@pytest.fixture(scope="session")
+def bare_guest_run(guest_image):
+    """Factory: bare_guest_run(name) -> the GuestRun of guest NAME on the bare
+    machine, booted once per session."""
+    from tests.monitor.guestrun import run_guest
+    runs = {}
+
+    def run(name: str):
+        if name not in runs:
+            runs[name] = run_guest(guest_image(name), "bare")
+        return runs[name]
+    return run

@@ -33,14 +33,19 @@ ENTRIES = PAGE_SIZE // 4
 
 
 def image_paging_mode(path: str) -> int | None:
-    """The paging mode the image's NOTE_SECTION names, or None without one.
-    Raises ImageError for an unreadable note."""
+    """The paging mode the image's NOTE_SECTION names, or None without one
+    (and for a file that is not a readable ELF image: the loader reports
+    that).  Raises ImageError for a malformed note."""
     try:
         with open(path, "rb") as stream:
             section = ELFFile(stream).get_section_by_name(NOTE_SECTION)
-            return None if section is None else paging_mode_of(section.data())
-    except (OSError, ELFError, ValueError) as error:
-        raise ImageError(f"{path}: cannot read its {NOTE_SECTION} note: {error}") from None
+            notes = None if section is None else section.data()
+    except (OSError, ELFError):
+        return None
+    try:
+        return None if notes is None else paging_mode_of(notes)
+    except ValueError as error:
+        raise ImageError(f"{path}: malformed {NOTE_SECTION} note: {error}") from None
 
 
 def check_paging_note(config) -> None:

@@ -14,7 +14,7 @@ question come from the guest's own view, never from the machine TLB.
 
 from __future__ import annotations
 
-from asm.isa import CR_PTB, PAGE_MASK, PAGE_SHIFT, PF_USER
+from asm.isa import CR_PTB, MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PF_USER
 from vmm.monitor.direct import DirectPaging
 from vmm.monitor.guestwalk import Access, GuestTables, Translation
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
@@ -117,8 +117,13 @@ class DirectMode:
         self.direct.invlpg(gva)
 
     def page_fault(self, vcpu: VirtualCPU, gva: int, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
-        """Always the guest's own fault (its tables are the MMU's); only the U
-        bit is rewritten, since the machine saw every access as a user access."""
+        """The guest's own fault (its tables are the MMU's), with the U bit
+        rewritten since the machine saw every access as a user access; except
+        a load or store at a device address its tables leave unmapped, which
+        is the device (a PV guest reaches devices at their physical addresses
+        and can never map them)."""
+        if gva >= MMIO_BASE and not fetch and self.guest_address(vcpu, gva, Access.READ) is None:
+            return FaultOutcome(FaultKind.MMIO, gpa=gva)
         code = (error_code & ~PF_USER) | (0 if vcpu.kernel else PF_USER)
         return FaultOutcome(FaultKind.TRUE, code)
 
