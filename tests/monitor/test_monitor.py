@@ -3,6 +3,7 @@ several VMs on one machine, a crashing guest, the sensitive pair, and refusals."
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from asm.assembler import assemble
 from asm.linker import LinkOptions, link
 from kite.build import GUESTOS, build_all
 from vmm.cli import run
+from vmm.monitor.monitor import VMM_FRAMES, Monitor
+from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM
+from vmm.monitor.vm import VmConfig
 
 EXAMPLES = GUESTOS / "build"
 
@@ -195,3 +199,15 @@ def test_console_read_and_write_hypercalls_echo_the_input_until_it_ends(tmp_path
                       "--input-text", "through the hypervisor\n" * 5)
     assert result.stdout_bytes == b"through the hypervisor\n" * 5
     assert result.exit_code == 3, result.stderr
+
+
+def test_ended_vms_give_every_frame_back_and_direct_accounting_returns_to_zero(tmp_path, examples):
+    monitor = Monitor(8 << 20, console_out=io.BytesIO())
+    for name in ("a", "b"):
+        monitor.create_vm(VmConfig(examples["boot_demo"], "shadow", 2 << 20, name))
+    _, results = monitor.run(1_000_000)
+    assert [vm.exit_code for vm in results] == [7, 7]
+    frames = monitor.frames
+    assert frames.owned_by(1) == frames.owned_by(2) == []
+    assert frames.owned_by(OWNER_VMM) == list(range(VMM_FRAMES))     # every shadow page freed
+    assert len(frames.owned_by(OWNER_FREE)) == frames.count - VMM_FRAMES

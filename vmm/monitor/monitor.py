@@ -242,12 +242,24 @@ class Monitor:
                 vm.advance_devices(now)
                 if vm.state == WAITING and vm.irq.pending:
                     vm.state = RUNNABLE
+            elif not vm.torn_down:
+                self._tear_down(vm)
         if not self.current.alive or self.current.state == WAITING or now >= self._slice_end:
             self._schedule()
         if self.cpu.state == "running":
             self._inject(self.current)
         if self.cpu.state != "stopped":
             self._program_timer()
+
+    def _tear_down(self, vm: VM) -> None:
+        """A VM has ended: its paging mode gives back every table and checks
+        its accounting (direct mode: every type and reference count back to
+        zero), and its frames return to the free pool.  The machine root may
+        still name its tables until the next switch, but no instruction of
+        that VM runs again."""
+        vm.mode.teardown()
+        self.frames.release(vm.vm_id, self.frames.owned_by(vm.vm_id))
+        vm.torn_down = True
 
     def end_slice(self) -> None:
         """The current VM gives up the rest of its slice (yield)."""

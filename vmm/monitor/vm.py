@@ -119,6 +119,7 @@ class VM:
     entering_trap: bool = False      # a trap was reflected and no instruction has retired since
     stalled: int = 0                 # exits in a row with no instruction retired or emulated
     symbols: object = None           # the image's Symbolizer
+    torn_down: bool = False          # its tables and frames have gone back to the VMM
 
     def __post_init__(self) -> None:
         self.irq = InterruptLines()
