@@ -224,3 +224,17 @@ def bare_guest_run(guest_image):
             runs[name] = run_guest(guest_image(name), "bare")
         return runs[name]
     return run
+
+
+@pytest.fixture(scope="session")
+def guest(tmp_path_factory):
+    """Factory: guest(name, *defines) -> the image of tests/monitor/pvguests/NAME.s, built once
+    per session (guestrun.build_pv_guest)."""
+    directory, built = tmp_path_factory.mktemp("pvguests"), {}
+
+    def get(name: str, *defines: str) -> str:
+        if (name, defines) not in built:
+            from tests.monitor.guestrun import build_pv_guest
+            built[name, defines] = build_pv_guest(directory, name, *defines)
+        return built[name, defines]
+    return get

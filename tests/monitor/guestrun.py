@@ -131,3 +131,19 @@ def matrix_runner(outcomes: dict[tuple[int, int, str, bool], Outcome]):
     def run_access(pde: int, pte: int, access: str, user: bool) -> Outcome:
         return outcomes[(pde, pte, access, user)]
     return run_access
+
+
+# --- paravirtual guests (tests/monitor/pvguests) ---------------------------------------------
+
+PV_GUESTS = Path(__file__).parent / "pvguests"
+GUEST_MEM = "2M"             # images are linked at 1 MiB; 2 MiB leaves free frames above them
+
+
+def build_pv_guest(directory: Path, name: str, *defines: str) -> str:
+    """Assemble pvguests/NAME.s (each of `defines` set to 1) and link it at 0x100000
+    into `directory`; the image's path."""
+    source = PV_GUESTS / f"{name}.s"
+    obj = assemble(source.read_text(), str(source), dict.fromkeys(defines, 1), [str(PV_GUESTS)])
+    image = directory / f"{'-'.join((name, *defines))}.elf"
+    image.write_bytes(link([obj], LinkOptions(text_address=0x100000)))
+    return str(image)

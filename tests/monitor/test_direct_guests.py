@@ -17,35 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from asm.assembler import assemble
-from asm.linker import LinkOptions, link
 from vmm.cli import run
 from vmm.monitor import hypercall_abi
 
-GUESTS = Path(__file__).parent / "pvguests"
-GUEST_MEM = "2M"             # images are linked at 1 MiB; 2 MiB leaves free frames above them
-
-
-def build_guest(directory: Path, name: str, *defines: str) -> str:
-    """Assemble pvguests/NAME.s (each of `defines` set to 1) and link it at 0x100000
-    into `directory`; the image's path."""
-    source = GUESTS / f"{name}.s"
-    obj = assemble(source.read_text(), str(source), dict.fromkeys(defines, 1), [str(GUESTS)])
-    image = directory / f"{'-'.join((name, *defines))}.elf"
-    image.write_bytes(link([obj], LinkOptions(text_address=0x100000)))
-    return str(image)
-
-
-@pytest.fixture(scope="module")
-def guest(tmp_path_factory):
-    """Factory: guest(name, *defines) -> image path, built once per module."""
-    directory, built = tmp_path_factory.mktemp("pvguests"), {}
-
-    def get(name: str, *defines: str) -> str:
-        if (name, defines) not in built:
-            built[name, defines] = build_guest(directory, name, *defines)
-        return built[name, defines]
-    return get
+from tests.monitor.guestrun import GUEST_MEM, PV_GUESTS as GUESTS
 
 
 def kite_run(tmp_path: Path, *arguments) -> tuple:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.monitor.test_direct_guests import GUEST_MEM, guest, kite_run   # noqa: F401 (fixture)
+from tests.monitor.guestrun import GUEST_MEM
+from tests.monitor.test_direct_guests import kite_run
 
 
 def pv_lines(asked: int) -> list[str]:

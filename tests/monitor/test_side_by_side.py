@@ -6,7 +6,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from tests.monitor.guestrun import expected_transcript
-from tests.monitor.test_direct_guests import GUEST_MEM, PV_DEMO_OUTPUT, guest   # noqa: F401 (fixture)
+from tests.monitor.guestrun import GUEST_MEM
+from tests.monitor.test_direct_guests import PV_DEMO_OUTPUT
 from vmm.cli import run
 
 
