@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "run": "vmm.cli:run",
     "build": "kite.build:build",
     "demo": "kite.demo:demo",
+    "compare": "kite.compare:compare",
 }
 
 

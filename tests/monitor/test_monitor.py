@@ -56,6 +56,8 @@ def test_example_under_shadow_paging_matches_bare_output_exit_code_and_instructi
     assert shadow_stats["ticks"] == bare_stats["ticks"]
     assert vm["exits"]["mmio"] == bare_stats["device_writes"]      # every UART/timer/power store trapped
     assert vm["counters"]["hidden_faults"] > 0 and vm["counters"]["true_faults"] == 0
+    # one VM: the machine's walks all happened while it ran
+    assert (vm["tlb_misses"], vm["walk_refs"]) == (shadow_stats["tlb_misses"], shadow_stats["walk_refs"])
 
 
 def test_boot_demo_shadow_run_builds_roots_per_virtual_mode_and_reflects_the_timer(tmp_path, examples):

@@ -85,6 +85,7 @@ class Monitor:
         self.vms: list[VM] = []
         self.current: VM | None = None
         self._resumed_at = (0, 0)          # (cpu.ticks, idle ticks) when the current VM resumed
+        self._walks_at = (0, 0)            # the machine's (tlb_misses, walk_refs) then
         self._slice_end = 0
         self._timer_target: int | None = None
 
@@ -170,12 +171,16 @@ class Monitor:
             self.reflect(vm, cause, epc, badaddr, f"reflect: {EXCEPTION_NAMES.get(cause, cause)}")
 
     def _account(self) -> int:
-        """Charge the current VM the instructions retired since it resumed; returns them."""
-        ticks, idle = self.cpu.ticks, self.cpu.counters.ticks_idle
+        """Charge the current VM the instructions retired, and the machine's TLB
+        misses and walk references made, since it resumed; returns the instructions."""
+        counters = self.cpu.counters
+        ticks, idle = self.cpu.ticks, counters.ticks_idle
         retired = (ticks - idle) - (self._resumed_at[0] - self._resumed_at[1])
         if self.current is not None:
             self.current.instructions += retired
-        self._resumed_at = (ticks, idle)
+            self.current.tlb_misses += counters.tlb_misses - self._walks_at[0]
+            self.current.walk_refs += counters.walk_refs - self._walks_at[1]
+        self._resumed_at, self._walks_at = (ticks, idle), (counters.tlb_misses, counters.walk_refs)
         return retired
 
     def complete(self, vm: VM, next_pc: int) -> None:
@@ -254,9 +259,11 @@ class Monitor:
     def _tear_down(self, vm: VM) -> None:
         """A VM has ended: its paging mode gives back every table and checks
         its accounting (direct mode: every type and reference count back to
-        zero), and its frames return to the free pool.  The machine root may
+        zero), and its frames return to the free pool.  Its counters are kept
+        as they were, so the teardown's own work does not show in its figures.  The machine root may
         still name its tables until the next switch, but no instruction of
         that VM runs again."""
+        vm.final_counters = dict(vm.mode.counters)
         vm.mode.teardown()
         self.frames.release(vm.vm_id, self.frames.owned_by(vm.vm_id))
         vm.torn_down = True
@@ -339,18 +346,22 @@ class Monitor:
 
     def vm_stats(self, vm: VM) -> dict:
         """One VM's figures, JSON-ready: exits by reason, its paging mode's
-        counters, guest instructions, and modelled cycles (instructions, VM
-        exits and hypercalls priced by the cost model)."""
+        counters, guest instructions, the machine's TLB misses and walk
+        references while it ran, and modelled cycles (instructions, walk
+        references, VM exits and hypercalls priced by the cost model; an exit
+        is priced as a VM exit, not also as a trap)."""
         exits = dict(sorted(vm.exits.items()))
         vm_exits = sum(exits.values())
         hypercall_count = sum(count for reason, count in exits.items() if reason.startswith("hypercall"))
-        counters = dict(vm.mode.counters)
+        counters = dict(vm.final_counters if vm.torn_down else vm.mode.counters)
         return {
             "paging": vm.config.paging, "state": vm.state, "exit_code": vm.exit_code,
             "message": vm.message, "guest_instructions": vm.instructions + vm.emulated,
             "emulated_instructions": vm.emulated, "vm_exits": vm_exits, "hypercalls": hypercall_count,
+            "tlb_misses": vm.tlb_misses, "walk_refs": vm.walk_refs,
             "exits": exits, "counters": counters,
             "modeled_cycles": modeled_cycles({"instructions": vm.instructions + vm.emulated,
+                                              "walk_refs": vm.walk_refs,
                                               "vm_exits": vm_exits - hypercall_count,
                                               "hypercalls": hypercall_count}, {}, self.cost_model),
         }

@@ -116,10 +116,13 @@ class VM:
     exits: Counter = field(default_factory=Counter)
     instructions: int = 0            # guest instructions retired on the machine
     emulated: int = 0                # guest instructions the VMM completed by emulation
+    tlb_misses: int = 0              # the machine's TLB misses while this VM ran
+    walk_refs: int = 0               # the machine's page-walk memory references while this VM ran
     entering_trap: bool = False      # a trap was reflected and no instruction has retired since
     stalled: int = 0                 # exits in a row with no instruction retired or emulated
     symbols: object = None           # the image's Symbolizer
     torn_down: bool = False          # its tables and frames have gone back to the VMM
+    final_counters: dict = field(default_factory=dict)   # the paging counters when it was torn down
 
     def __post_init__(self) -> None:
         self.irq = InterruptLines()

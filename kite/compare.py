@@ -1,0 +1,498 @@
+"""`kite compare`: every workload under bare, shadow, direct and sim, side by side.
+
+    workloads.toml --> runs (kite.runs) --> records --> checks  (same output and exit code everywhere)
+                                                    --> tables, summary (stdout)
+                                                    --> --json / --csv / --plot files
+
+A record is one run's row: kite.runs.figures plus `overhead`, its modeled
+cycles over bare's for the same workload.  Exit code: 0 when every run ended
+normally with the same output and exit code as the others (and as expected);
+1 when not, the differences reported on stderr; 2 for a bad option or file.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from kite.runs import (CONFIGS, KERNEL_NATIVE, KERNEL_PV, PAGING_COUNTERS, WORKLOADS, Kernels,
+                       RunOutcome, RunSpec, Workload, expected_output, figures, plan, read_workloads, run)
+from vmm.machine.costs import DEFAULT_COST_MODEL, load_cost_model
+from vmm.machine.errors import KiteError
+
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130           # 128 + SIGINT, as `kite run`
+DIFF_LINES = 12                  # lines of a unified diff shown per mismatch
+PLOT_REASONS = 8                 # exit reasons drawn apiece in the plot; the rest are "other"
+WIDE = 240                       # table width when stdout is not a terminal
+MEASURE_WIDTH = 10_000           # wide enough to measure a table's unwrapped width
+
+# record key -> type, in column order (CSV columns, JSON keys)
+RECORD_FIELDS = {
+    "workload": str, "config": str, "exit_code": int, "guest_instructions": int, "vm_exits": int,
+    "exits": dict, "hypercalls": int, **dict.fromkeys(PAGING_COUNTERS, int), "tlb_misses": int,
+    "walk_refs": int, "modeled_cycles": int, "overhead": float, "wall_seconds": float,
+}
+# (table header, record key), after the configuration's name
+COLUMNS = (
+    ("guest insns", "guest_instructions"), ("VM exits", "vm_exits"), ("exits by reason", "exits"),
+    ("hypercalls", "hypercalls"), ("hidden PF", "hidden_faults"), ("true PF", "true_faults"),
+    ("PT write traps", "pt_write_traps"), ("shadow built", "shadow_entries_created"),
+    ("shadow inval.", "shadow_entries_invalidated"), ("TLB misses", "tlb_misses"),
+    ("walk refs", "walk_refs"), ("modeled cycles", "modeled_cycles"), ("vs bare", "overhead"),
+    ("wall s", "wall_seconds"),
+)
+CONFIG_WORDS = {"shadow": "shadow paging", "direct": "direct mapping", "sim": "machine simulation"}
+
+
+# --- records -------------------------------------------------------------------------------------
+
+def make_records(outcomes: list[RunOutcome]) -> list[dict]:
+    """One record per outcome, in order, with `overhead` = modeled cycles /
+    bare's for the same workload (None without a bare run or a figure)."""
+    records = [figures(outcome) for outcome in outcomes]
+    bare = {record["workload"]: record["modeled_cycles"] for record in records if record["config"] == "bare"}
+    for record in records:
+        base, cycles = bare.get(record["workload"]), record["modeled_cycles"]
+        record["overhead"] = round(cycles / base, 4) if base and cycles is not None else None
+    return [{key: record[key] for key in RECORD_FIELDS} for record in records]
+
+
+def format_exits(exits: dict | None, separator: str) -> str | None:
+    """"reason=n" per exit reason, most frequent first, joined by `separator`; None for None."""
+    if exits is None:
+        return None
+    ranked = sorted(exits.items(), key=lambda item: (-item[1], item[0]))
+    return separator.join(f"{reason}={count}" for reason, count in ranked)
+
+
+def parse_exits(text: str) -> dict:
+    """The inverse of format_exits(exits, "; ")."""
+    pairs = (item.rpartition("=") for item in text.split("; ") if item)
+    return {reason: int(count) for reason, _, count in pairs}
+
+
+def cell(key: str, value) -> str:
+    """A record value as the table shows it: "-" for no figure."""
+    if value is None:
+        return "-"
+    if key == "exits":
+        return format_exits(value, "\n") or "none"
+    if key == "overhead":
+        return f"{value:,.2f}x"
+    if key == "wall_seconds":
+        return f"{value:.2f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+def check(outcomes: list[RunOutcome], expected: dict[str, bytes | None]) -> list[str]:
+    """Problems, one message each, starting with its label: FAILED for a run
+    that ended abnormally, MISMATCH for a run whose output or exit code
+    differs from the first run of its workload, or from the workload's
+    expected output and exit code (`expected`: name -> bytes)."""
+    problems, first = [], {}
+    for outcome in outcomes:
+        workload, config, ran = outcome.spec.workload, outcome.spec.config, outcome.ran
+        if ran.message:
+            problems.append(f"FAILED {workload.name} under {config} did not finish: {ran.message}")
+        reference = first.setdefault(workload.name, outcome)
+        if reference is not outcome:
+            problems += differences(f"MISMATCH {workload.name}: {config} differs from {reference.spec.config}",
+                                    reference.ran.output, reference.ran.exit_code, ran.output, ran.exit_code,
+                                    (reference.spec.config, config))
+        want = expected.get(workload.name)
+        if want is not None or workload.exit_code is not None:
+            problems += differences(f"MISMATCH {workload.name}: {config} differs from what the workload expects",
+                                    want, workload.exit_code, ran.output, ran.exit_code,
+                                    (str(workload.expected or "expected"), config))
+    return problems
+
+
+def differences(title: str, want_output: bytes | None, want_code: int | None, output: bytes,
+                exit_code: int, labels: tuple[str, str]) -> list[str]:
+    """[] when the run matches what is wanted (None: not checked), else one
+    message: `title`, the exit codes, a short unified diff of the outputs."""
+    lines = []
+    if want_code is not None and want_code != exit_code:
+        lines.append(f"  exit code {want_code} ({labels[0]}) vs {exit_code} ({labels[1]})")
+    if want_output is not None and want_output != output:
+        diff = list(difflib.unified_diff(_lines(want_output), _lines(output), *labels, lineterm="", n=1))
+        lines.append("  output differs:")
+        lines += [f"    {line}" for line in diff[:DIFF_LINES]] or ["    (only in line endings or the final newline)"]
+        if len(diff) > DIFF_LINES:
+            lines.append(f"    ... ({len(diff) - DIFF_LINES} more diff lines)")
+    return [title + "\n" + "\n".join(lines)] if lines else []
+
+
+def _lines(output: bytes) -> list[str]:
+    return output.decode("utf-8", "replace").splitlines()
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+def table(workload: str, records: list[dict], width: int):
+    """The rich Table of one workload: a row per configuration and a column
+    per figure when that fits in `width`, else transposed (table_by_figure)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+    wide = table_by_config(workload, records)
+    unbounded = Console(width=MEASURE_WIDTH)
+    if Measurement.get(unbounded, unbounded.options, wide).maximum <= width:
+        return wide
+    return table_by_figure(workload, records)
+
+
+def table_by_config(workload: str, records: list[dict]):
+    """A row per configuration, a column per figure (COLUMNS)."""
+    from rich.table import Table
+    grid = Table(title=f"workload {workload}", title_justify="left", show_lines=True)
+    grid.add_column("config", style="bold")
+    for header, key in COLUMNS:
+        if key == "exits":
+            grid.add_column(header, no_wrap=True)
+        else:
+            grid.add_column(header, justify="right", overflow="fold")
+    for record in records:
+        grid.add_row(record["config"], *(cell(key, record[key]) for _, key in COLUMNS))
+    return grid
+
+
+def table_by_figure(workload: str, records: list[dict]):
+    """A row per figure (one per exit reason under "exits by reason"), a
+    column per configuration: the layout for narrow terminals."""
+    from rich.table import Table
+    grid = Table(title=f"workload {workload}", title_justify="left")
+    grid.add_column("figure", style="bold")
+    for record in records:
+        grid.add_column(record["config"], justify="right")
+    for header, key in COLUMNS:
+        if key != "exits":
+            grid.add_row(header, *(cell(key, record[key]) for record in records))
+            continue
+        reasons = sorted({reason for record in records for reason in record["exits"] or {}})
+        grid.add_row(header, *("" if record["exits"] is not None else "-" for record in records))
+        for reason in reasons:
+            grid.add_row(f"  {reason}", *("-" if record["exits"] is None else f"{record['exits'].get(reason, 0):,}"
+                                          for record in records))
+    return grid
+
+
+def totals(records: list[dict], config: str, key: str) -> int | None:
+    """The sum of `key` over `config`'s records, or None if none has the figure."""
+    values = [record[key] for record in records if record["config"] == config and record[key] is not None]
+    return sum(values) if values else None
+
+
+def overall_overhead(records: list[dict], config: str) -> float | None:
+    """`config`'s modeled cycles over bare's, summed over the workloads both ran."""
+    bare = {r["workload"]: r["modeled_cycles"] for r in records if r["config"] == "bare"}
+    pairs = [(r["modeled_cycles"], bare[r["workload"]]) for r in records
+             if r["config"] == config and r["workload"] in bare and r["modeled_cycles"] is not None]
+    base = sum(b for _, b in pairs if b is not None)
+    return sum(c for c, b in pairs if b is not None) / base if base else None
+
+
+def summary(records: list[dict], problems: list[str]) -> list[str]:
+    """Plain-language sentences generated from the records' totals."""
+    sentences = []
+    hypercalls = totals(records, "direct", "hypercalls")
+    writes, hidden = totals(records, "shadow", "pt_write_traps"), totals(records, "shadow", "hidden_faults")
+    if hypercalls is not None and writes is not None:
+        sentences.append(f"Direct mapping took {hypercalls:,} hypercalls where shadow paging took {writes:,} "
+                         f"page-table write traps and {hidden or 0:,} hidden faults.")
+    true = totals(records, "shadow", "true_faults")
+    if hidden is not None and true is not None:
+        built = totals(records, "shadow", "shadow_entries_created") or 0
+        sentences.append(f"Of shadow paging's {hidden + true:,} page faults, {true:,} were true faults "
+                         f"reflected to the guest; the other {hidden:,} were hidden, the shadow tables "
+                         f"filling like a cache ({built:,} entries built).")
+    costs = [f"{words} {ratio:,.1f}x" for config, words in CONFIG_WORDS.items()
+             for ratio in [overall_overhead(records, config)] if ratio is not None]
+    if costs:
+        sentences.append(f"In modeled cycles, relative to the bare machine: {', '.join(costs)}.")
+    workloads = len({record["workload"] for record in records})
+    sentences.append(f"{len(problems)} problem(s) in {len(records)} runs of {workloads} workload(s): see above."
+                     if problems else f"All {len(records)} runs of {workloads} workload(s) ended with the same "
+                     f"output and exit code in every configuration.")
+    return sentences
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename.  Raises
+    KiteError naming the file."""
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.resolve().parent, prefix=".kite-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as error:
+        raise KiteError(f"{path}: cannot write: {error.strerror}") from None
+
+
+def records_json(records: list[dict]) -> bytes:
+    """The records as a JSON list, one object per run."""
+    return (json.dumps(records, indent=2) + "\n").encode("utf-8")
+
+
+def records_csv(records: list[dict]) -> bytes:
+    """The records as CSV: a header row of RECORD_FIELDS, no figure as an
+    empty cell, exits as "reason=n; reason=n"."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(RECORD_FIELDS)
+    for record in records:
+        writer.writerow(["" if record[key] is None else format_exits(record[key], "; ") if key == "exits"
+                         else record[key] for key in RECORD_FIELDS])
+    return text.getvalue().encode("utf-8")
+
+
+def read_csv(path: Path) -> list[dict]:
+    """Records back from a records_csv file, typed as RECORD_FIELDS says."""
+    with open(path, newline="", encoding="utf-8") as source:
+        rows = list(csv.DictReader(source))
+    decode = {str: str, int: int, float: float, dict: parse_exits}
+    return [{key: None if row[key] == "" else decode[kind](row[key]) for key, kind in RECORD_FIELDS.items()}
+            for row in rows]
+
+
+def plot_png(records: list[dict]) -> bytes:
+    """Bar charts as PNG bytes: per workload, VM exits by reason (stacked) and
+    the overhead per configuration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    workloads = list(dict.fromkeys(record["workload"] for record in records))
+    figure = Figure(figsize=(13, 3.6 * len(workloads)), layout="constrained")
+    axes = figure.subplots(len(workloads), 2, squeeze=False)
+    for row, workload in zip(axes, workloads):
+        mine = [record for record in records if record["workload"] == workload]
+        _plot_exits(row[0], workload, mine)
+        _plot_overhead(row[1], workload, mine)
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=90)
+    return out.getvalue()
+
+
+def plot_groups(exits: dict) -> dict:
+    """The PLOT_REASONS most frequent exit reasons, the rest summed as "other"."""
+    ranked = sorted(exits.items(), key=lambda item: (-item[1], item[0]))
+    groups = dict(ranked[:PLOT_REASONS])
+    if len(ranked) > PLOT_REASONS:
+        groups["other"] = sum(count for _, count in ranked[PLOT_REASONS:])
+    return groups
+
+
+def _plot_exits(axis, workload: str, records: list[dict]) -> None:
+    """Stacked bars: one per configuration, one segment per exit reason."""
+    configs = [record["config"] for record in records]
+    groups = [plot_groups(record["exits"] or {}) for record in records]
+    reasons = list(dict.fromkeys(reason for group in groups for reason in group))
+    bottoms = [0] * len(records)
+    for reason in reasons:
+        heights = [group.get(reason, 0) for group in groups]
+        axis.bar(configs, heights, bottom=bottoms, label=reason)
+        bottoms = [low + height for low, height in zip(bottoms, heights)]
+    axis.set_title(f"{workload}: VM exits by reason")
+    axis.set_ylabel("exits")
+    if reasons:
+        axis.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def _plot_overhead(axis, workload: str, records: list[dict]) -> None:
+    """One bar per configuration: modeled cycles relative to bare."""
+    configs = [record["config"] for record in records]
+    ratios = [record["overhead"] or 0 for record in records]
+    bars = axis.bar(configs, ratios, color="tab:gray")
+    axis.bar_label(bars, labels=[cell("overhead", record["overhead"]) for record in records], fontsize="small")
+    axis.set_title(f"{workload}: modeled cycles relative to bare")
+    axis.set_ylabel("x bare")
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+class Progress:
+    """Which run is under way, on stderr: a rich progress bar on a terminal,
+    a plain line per run otherwise.  Use as a context manager; `advance`
+    before each run."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self._bar, self._task = total, 0, None, None
+
+    def __enter__(self) -> "Progress":
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("kite compare", total=self.total)
+        return self
+
+    def advance(self, spec: RunSpec) -> None:
+        self.done += 1
+        text = f"kite compare: [{self.done}/{self.total}] {spec.workload.name} under {spec.config}"
+        if self._bar is None:
+            click.echo(text, err=True)
+        else:
+            self._bar.update(self._task, completed=self.done - 1, description=text)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def run_specs(specs: list[RunSpec]) -> list[RunOutcome]:
+    """Run every spec in order, showing progress."""
+    outcomes = []
+    with Progress(len(specs)) as progress:
+        for spec in specs:
+            progress.advance(spec)
+            outcomes.append(run(spec))
+    return outcomes
+
+
+def ensure_images(specs: list[RunSpec]) -> None:
+    """Every image and module the specs boot exists, building the guest
+    images (kite build) once if any is missing.  Raises KiteError listing
+    the files still missing."""
+    from kite.build import BuildError, build_all
+    needed = list(dict.fromkeys(path for spec in specs for path in (spec.image, *spec.modules)))
+    if all(path.is_file() for path in needed):
+        return
+    try:
+        build_all()
+    except BuildError as error:
+        raise KiteError(f"building the guest images: {error}") from None
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        raise KiteError(f"missing after kite build: {', '.join(missing)} "
+                        f"(give the kernels with --kernel-native / --kernel-pv)")
+
+
+def choose(value: str | None, known: list[str], option: str) -> list[str]:
+    """The comma-separated names in `value` (all of `known` when None), in
+    the order given.  Raises click.UsageError listing the known names."""
+    if value is None:
+        return list(known)
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise click.UsageError(f"{option}: unknown name {', '.join(repr(n) for n in unknown) or '(none given)'}; "
+                               f"known: {', '.join(known)}")
+    return names
+
+
+def check_output_path(path: Path | None, option: str) -> None:
+    """An output file's directory must exist and the path must not be a
+    directory.  Raises click.BadParameter."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise click.BadParameter(f"'{path}' is a directory", param_hint=option)
+    if not path.resolve().parent.is_dir():
+        raise click.BadParameter(f"'{path}': no such directory '{path.resolve().parent}'", param_hint=option)
+
+
+def plan_runs(workloads: list[Workload], configs: list[str], kernels: Kernels, cost_model) -> list[RunSpec]:
+    """Every (workload, configuration) pair the workload supports, workloads outer."""
+    return [plan(workload, config, kernels, cost_model)
+            for workload in workloads for config in configs if config in workload.configs()]
+
+
+def report(records: list[dict], problems: list[str], skipped: list[str]) -> None:
+    """The tables and summary on stdout, the problems loudly on stderr."""
+    from rich.console import Console
+    from rich.text import Text
+    out = Console(width=None if sys.stdout.isatty() else WIDE, highlight=False)
+    for workload in dict.fromkeys(record["workload"] for record in records):
+        out.print(table(workload, [record for record in records if record["workload"] == workload], out.width))
+    for line in skipped:
+        out.print(f"[dim]{line}[/dim]")
+    errors = Console(stderr=True, highlight=False)
+    for problem in problems:
+        label, _, rest = problem.partition(" ")
+        errors.print(Text.assemble((label, "bold red"), " " + rest), soft_wrap=True)
+    out.print("\n".join(summary(records, problems)), soft_wrap=True)
+
+
+def compare_main(options: dict) -> int:
+    """The command behind the click wrapper; returns the exit code.  Raises
+    KiteError for bad files and click.UsageError for bad options."""
+    configs = choose(options["configs"], list(CONFIGS), "--configs")
+    for key, option in (("json_path", "--json"), ("csv_path", "--csv"), ("plot_path", "--plot")):
+        check_output_path(options[key], option)
+    available = read_workloads(options["workloads_file"])
+    names = choose(options["workloads"], [workload.name for workload in available], "--workloads")
+    workloads = [workload for name in names for workload in available if workload.name == name]
+    model = load_cost_model(options["cost_model"]) if options["cost_model"] else DEFAULT_COST_MODEL
+    expected = {workload.name: expected_output(workload) for workload in workloads}
+    specs = plan_runs(workloads, configs, Kernels(options["kernel_native"], options["kernel_pv"]), model)
+    skipped = [f"{w.name}: not run under {', '.join(c for c in configs if c not in w.configs())} "
+               f"(it gives its own image; direct needs the PV kernel)"
+               for w in workloads if set(configs) - set(w.configs())]
+    if not specs:
+        raise click.UsageError("no workload runs under the chosen configurations")
+    ensure_images(specs)
+    outcomes = run_specs(specs)
+    records = make_records(outcomes)
+    problems = check(outcomes, expected)
+    report(records, problems, skipped)
+    write_outputs(records, options)
+    return EXIT_MISMATCH if problems else 0
+
+
+def write_outputs(records: list[dict], options: dict) -> None:
+    """The --json, --csv and --plot files that were asked for."""
+    for key, render in (("json_path", records_json), ("csv_path", records_csv), ("plot_path", plot_png)):
+        if options[key] is not None:
+            write_atomically(options[key], render(records))
+
+
+@click.command("compare", context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="Example: kite compare --workloads hello --configs bare,shadow,sim --plot compare.png")
+@click.option("--workloads", metavar="A,B", help="Run only these workloads (default: all in the file).")
+@click.option("--configs", metavar="bare,shadow,direct,sim",
+              help="Run only these configurations (default: all four).")
+@click.option("--workloads-file", type=click.Path(dir_okay=False, path_type=Path), default=WORKLOADS,
+              show_default=True, help="The workload list.")
+@click.option("--kernel-native", type=click.Path(dir_okay=False, path_type=Path), default=KERNEL_NATIVE,
+              show_default=True, help="The unmodified guest kernel (bare, shadow, sim).")
+@click.option("--kernel-pv", type=click.Path(dir_okay=False, path_type=Path), default=KERNEL_PV,
+              show_default=True, help="The paravirtual guest kernel (direct).")
+@click.option("--cost-model", type=click.Path(dir_okay=False), help="JSON or TOML file overriding the cycle costs.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the records as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write the records as CSV.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+              help="Write bar charts (PNG): exits by reason and overhead, per workload.")
+def compare(**options) -> None:
+    """Run every workload under bare, shadow, direct and sim; check they print
+    the same output and exit code; show their figures side by side.
+
+    Exit code: 0 when every run agrees; 1 on a mismatch or a run that did not
+    finish; 2 for a bad option or file."""
+    try:
+        exit_code = compare_main(options)
+    except KiteError as error:
+        click.echo(f"kite compare: error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("kite compare: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(exit_code)

@@ -1,0 +1,280 @@
+"""Running one workload under one configuration, in-process, and collecting its figures.
+
+    guestos/workloads.toml --read_workloads--> [Workload]
+    Workload + configuration + Kernels --plan--> RunSpec --run--> RunOutcome --figures--> record
+
+The configurations (CONFIGS), each one runner in RUNNERS:
+
+    bare    kernel-native on the bare machine            vmm.machine.machine.Machine
+    shadow  kernel-native under the VMM, shadow paging   vmm.monitor.monitor.Monitor
+    direct  kernel-pv under the VMM, direct paging       vmm.monitor.monitor.Monitor
+    sim     kernel-native under machine simulation       vmm.monitor.simulate.Simulator
+
+A workload is a list of boot modules (the first is init) run under the guest
+kernel of the configuration, or an `image` of its own run directly (bare,
+shadow and sim only: direct needs the paravirtual kernel).  Console output is
+captured; console input is the workload's `input`, then end of input.
+
+Every figure in a record is copied from the stats dict of that run, the same
+dict `kite run --stats-json` writes: the machine's for bare and sim, the VM's
+(`stats["vms"][name]`) for shadow and direct, except TLB misses and walk
+references, which only the machine counts.  A figure the run's stats do not
+have is None.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from vmm.machine.costs import CostModel
+from vmm.machine.errors import KiteError
+
+GUESTOS = Path(__file__).resolve().parent.parent / "guestos"
+WORKLOADS = GUESTOS / "workloads.toml"
+KERNEL_NATIVE = GUESTOS / "build" / "kernel-native.elf"
+KERNEL_PV = GUESTOS / "build" / "kernel-pv.elf"
+
+CONFIGS = ("bare", "shadow", "direct", "sim")
+PV_CONFIGS = ("direct",)                 # the configurations that boot kernel-pv
+GUEST_MEM = 16 << 20                     # the guest's RAM, as `kite run`'s default --mem
+DEFAULT_MAX_INSTRUCTIONS = 50_000_000    # a runaway guest stops here instead of hanging the compare
+VM_NAME = "vm1"
+WORKLOAD_KEYS = {"image", "modules", "input", "expected", "exit_code", "max_instructions"}
+
+# the shadow and direct counters a record carries (None where the paging mode has no such counter)
+PAGING_COUNTERS = ("hidden_faults", "true_faults", "pt_write_traps", "shadow_entries_created",
+                   "shadow_entries_invalidated")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One [workloads.NAME] table of guestos/workloads.toml, validated; paths absolute."""
+    name: str
+    image: Path | None                 # run directly instead of under a guest kernel
+    modules: tuple[Path, ...]          # boot modules under the guest kernel; the first is init
+    input: bytes                       # console input
+    expected: Path | None              # the output every configuration must print
+    exit_code: int | None              # the exit code every configuration must end with
+    max_instructions: int
+
+    def configs(self) -> tuple[str, ...]:
+        """The configurations this workload can run under."""
+        if self.image is None:
+            return CONFIGS
+        return tuple(config for config in CONFIGS if config not in PV_CONFIGS)
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """The guest kernels module workloads boot."""
+    native: Path = KERNEL_NATIVE
+    pv: Path = KERNEL_PV
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs: what to boot and how."""
+    workload: Workload
+    config: str
+    image: Path                        # the kernel, or the workload's own image
+    modules: tuple[Path, ...]
+    cost_model: CostModel
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a runner returns: the console output, how the run ended (the
+    process exit code `kite run` would give, the end reason, a message for an
+    abnormal end, empty otherwise) and the stats dict `kite run --stats-json`
+    would write."""
+    output: bytes
+    exit_code: int
+    reason: str
+    message: str
+    stats: dict
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One finished run: its spec, what the runner returned, and the host time it took."""
+    spec: RunSpec
+    ran: Ran
+    wall_seconds: float
+
+
+# --- the workload list -------------------------------------------------------------------------
+
+def read_workloads(path: Path = WORKLOADS) -> list[Workload]:
+    """The workloads in `path`, in file order.  Raises KiteError naming the
+    file (and line, for a TOML syntax error) and the bad entry."""
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise KiteError(f"{path}: cannot read: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise KiteError(f"{path}: {error}") from None
+    workloads = table.get("workloads")
+    if not isinstance(workloads, dict) or not workloads:
+        raise KiteError(f"{path}: no [workloads.NAME] tables")
+    return [_workload(path, name, entry) for name, entry in workloads.items()]
+
+
+def _workload(path: Path, name: str, entry: object) -> Workload:
+    """Validate one workload table; paths are made relative to the file's directory."""
+    where = f"{path}: workloads.{name}"
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise KiteError(f"{where}: a workload name is letters, digits, '_', '.' and '-'")
+    if not isinstance(entry, dict):
+        raise KiteError(f"{where}: must be a table")
+    unknown = set(entry) - WORKLOAD_KEYS
+    if unknown:
+        raise KiteError(f"{where}: unknown key '{sorted(unknown)[0]}' (known: {', '.join(sorted(WORKLOAD_KEYS))})")
+    if ("image" in entry) == ("modules" in entry):
+        raise KiteError(f"{where}: give either 'modules' (run under the guest kernels) or 'image'")
+    modules = entry.get("modules", [])
+    if "modules" in entry and (not isinstance(modules, list) or not modules
+                               or not all(isinstance(module, str) for module in modules)):
+        raise KiteError(f"{where}: 'modules' must be a non-empty list of paths (the first is init)")
+    for key in ("image", "input", "expected"):
+        if key in entry and not isinstance(entry[key], str):
+            raise KiteError(f"{where}: '{key}' must be a string")
+    for key, low in (("exit_code", 0), ("max_instructions", 1)):
+        if key in entry and not (_is_int(entry[key]) and entry[key] >= low):
+            raise KiteError(f"{where}: '{key}' must be an integer of at least {low}")
+    base = path.parent
+    return Workload(name, base / entry["image"] if "image" in entry else None,
+                    tuple(base / module for module in modules), entry.get("input", "").encode("utf-8"),
+                    base / entry["expected"] if "expected" in entry else None, entry.get("exit_code"),
+                    entry.get("max_instructions", DEFAULT_MAX_INSTRUCTIONS))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def expected_output(workload: Workload) -> bytes | None:
+    """The contents of the workload's expected-output file, or None without
+    one.  Raises KiteError if it cannot be read."""
+    if workload.expected is None:
+        return None
+    try:
+        return workload.expected.read_bytes()
+    except OSError as error:
+        raise KiteError(f"{workload.expected}: cannot read the expected output of "
+                        f"'{workload.name}': {error.strerror}") from None
+
+
+# --- planning and running ----------------------------------------------------------------------
+
+def plan(workload: Workload, config: str, kernels: Kernels, cost_model: CostModel) -> RunSpec:
+    """The run of `workload` under `config` (one of workload.configs())."""
+    if workload.image is not None:
+        return RunSpec(workload, config, workload.image, (), cost_model)
+    kernel = kernels.pv if config in PV_CONFIGS else kernels.native
+    return RunSpec(workload, config, kernel, workload.modules, cost_model)
+
+
+def run(spec: RunSpec, runners: dict[str, Callable[[RunSpec], Ran]] | None = None) -> RunOutcome:
+    """Run `spec` with its configuration's runner (RUNNERS unless given),
+    timing it.  Raises KiteError for a bad image or module."""
+    runner = (runners or RUNNERS)[spec.config]
+    started = time.perf_counter()
+    ran = runner(spec)
+    return RunOutcome(spec, ran, time.perf_counter() - started)
+
+
+def _console_in(spec: RunSpec):
+    from vmm.machine.devices.uart import ConsoleInput
+    return ConsoleInput(spec.workload.input)
+
+
+def run_bare(spec: RunSpec) -> Ran:
+    """The spec's image on the bare machine, as `kite run --bare`."""
+    from vmm.machine.machine import Machine
+    output = io.BytesIO()
+    machine = Machine(GUEST_MEM, console_in=_console_in(spec), console_out=output,
+                      cost_model=spec.cost_model)
+    machine.load(str(spec.image), [str(module) for module in spec.modules])
+    result = machine.run(spec.workload.max_instructions)
+    return Ran(output.getvalue(), result.exit_code, result.reason, result.message, result.stats)
+
+
+def run_vmm(spec: RunSpec) -> Ran:
+    """The spec's image as the only VM under the VMM, paging = the
+    configuration's name, as `kite run --paging shadow|direct`; the stats
+    are the machine's plus "vms": {VM_NAME: the VM's}."""
+    from vmm.cli import machine_mem_for
+    from vmm.machine.machine import REASON_INSTRUCTION_LIMIT
+    from vmm.monitor.monitor import Monitor
+    from vmm.monitor.vm import VmConfig
+    config = VmConfig(str(spec.image), spec.config, GUEST_MEM, VM_NAME,
+                      tuple(str(module) for module in spec.modules))
+    output = io.BytesIO()
+    monitor = Monitor(machine_mem_for([config]), console_out=output, console_in=_console_in(spec),
+                      cost_model=spec.cost_model)
+    monitor.create_vm(config)
+    result, (vm,) = monitor.run(spec.workload.max_instructions)
+    stats = dict(result.stats, vms={vm.name: vm.stats})
+    if result.reason == REASON_INSTRUCTION_LIMIT:
+        return Ran(output.getvalue(), result.exit_code, result.reason, result.message, stats)
+    return Ran(output.getvalue(), vm.exit_code, vm.state, vm.message, stats)
+
+
+def run_sim(spec: RunSpec) -> Ran:
+    """The spec's image under machine simulation."""
+    from vmm.monitor.simulate import Simulator
+    output = io.BytesIO()
+    simulator = Simulator(GUEST_MEM, console_out=output, console_in=_console_in(spec),
+                          cost_model=spec.cost_model)
+    simulator.load(str(spec.image), [str(module) for module in spec.modules], "")
+    result = simulator.run(spec.workload.max_instructions)
+    return Ran(output.getvalue(), result.exit_code, result.reason, result.message, result.stats)
+
+
+RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {
+    "bare": run_bare, "shadow": run_vmm, "direct": run_vmm, "sim": run_sim,
+}
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def only_vm(stats: dict) -> dict | None:
+    """The single VM's stats of a VMM run, or None for a run with no "vms"."""
+    vms = stats.get("vms")
+    if not vms:
+        return None
+    if len(vms) != 1:
+        raise ValueError(f"a compare run has one VM, these stats have {len(vms)}")
+    return next(iter(vms.values()))
+
+
+def figures(outcome: RunOutcome) -> dict:
+    """The run's record: workload, config, exit code, and each figure copied
+    from its stats (module doc); None where the stats have no such figure."""
+    stats = outcome.ran.stats
+    vm = only_vm(stats)
+    own = vm if vm is not None else stats
+    counters = vm.get("counters", {}) if vm is not None else {}
+    record = {
+        "workload": outcome.spec.workload.name,
+        "config": outcome.spec.config,
+        "exit_code": outcome.ran.exit_code,
+        "guest_instructions": vm.get("guest_instructions") if vm is not None else stats.get("instructions"),
+        "vm_exits": vm.get("vm_exits") if vm is not None else None,
+        "exits": dict(vm["exits"]) if vm is not None and "exits" in vm else None,
+        "hypercalls": vm.get("hypercalls") if vm is not None else None,
+    }
+    record.update({name: counters.get(name) for name in PAGING_COUNTERS})
+    record.update({
+        "tlb_misses": stats.get("tlb_misses"),
+        "walk_refs": stats.get("walk_refs"),
+        "modeled_cycles": own.get("modeled_cycles"),
+        "wall_seconds": round(outcome.wall_seconds, 4),
+    })
+    return record

@@ -1,0 +1,149 @@
+"""kite.runs: the workload list, planning a run, and a run's figures taken from its stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kite.runs import (DEFAULT_MAX_INSTRUCTIONS, WORKLOADS, Kernels, Ran, RunOutcome, figures, plan,
+                       read_workloads, run)
+from vmm.machine.costs import DEFAULT_COST_MODEL
+from vmm.machine.errors import KiteError
+
+KERNELS = Kernels(Path("/k/native.elf"), Path("/k/pv.elf"))
+
+MANIFEST = """
+[workloads.sh]
+modules = ["build/user-init.elf", "build/user-sh.elf"]
+input = "ls\\n"
+expected = "user/expected/sh.out"
+exit_code = 0
+max_instructions = 1000
+
+[workloads.hello]
+image = "build/hello.elf"
+"""
+
+
+def write_manifest(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "workloads.toml"
+    path.write_text(text)
+    return path
+
+
+def test_workloads_are_read_in_file_order_with_paths_relative_to_the_file(tmp_path):
+    sh, hello = read_workloads(write_manifest(tmp_path, MANIFEST))
+    assert sh.name == "sh" and hello.name == "hello"
+    assert sh.modules == (tmp_path / "build/user-init.elf", tmp_path / "build/user-sh.elf")
+    assert sh.image is None
+    assert sh.input == b"ls\n"
+    assert sh.expected == tmp_path / "user/expected/sh.out"
+    assert (sh.exit_code, sh.max_instructions) == (0, 1000)
+    assert hello.image == tmp_path / "build/hello.elf"
+    assert (hello.modules, hello.input, hello.expected, hello.exit_code) == ((), b"", None, None)
+    assert hello.max_instructions == DEFAULT_MAX_INSTRUCTIONS
+
+
+def test_a_workload_with_its_own_image_runs_everywhere_but_direct(tmp_path):
+    sh, hello = read_workloads(write_manifest(tmp_path, MANIFEST))
+    assert sh.configs() == ("bare", "shadow", "direct", "sim")
+    assert hello.configs() == ("bare", "shadow", "sim")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[workloads.a]\nimage = 'x'\nmodules = ['y']\n", "workloads.a: give either 'modules'"),
+    ("[workloads.a]\ninput = 'x'\n", "workloads.a: give either 'modules'"),
+    ("[workloads.a]\nmodules = []\n", "'modules' must be a non-empty list"),
+    ("[workloads.a]\nmodules = [1]\n", "'modules' must be a non-empty list"),
+    ("[workloads.a]\nimage = 'x'\ncolour = 1\n", "unknown key 'colour' (known: exit_code, expected, image"),
+    ("[workloads.a]\nimage = 'x'\nmax_instructions = 0\n", "'max_instructions' must be an integer of at least 1"),
+    ("[workloads.a]\nimage = 'x'\nexit_code = true\n", "'exit_code' must be an integer of at least 0"),
+    ("[workloads.a]\nimage = 'x'\ninput = 5\n", "'input' must be a string"),
+    ("[workloads.'a b']\nimage = 'x'\n", "a workload name is letters"),
+    ("[workloads]\na = 1\n", "workloads.a: must be a table"),
+    ("[images.a]\nsources = []\n", "no [workloads.NAME] tables"),
+    ("[workloads.a]\nimage = \n", "at line 2"),
+])
+def test_a_bad_workload_list_is_an_error_naming_the_file_and_the_entry(tmp_path, text, message):
+    path = write_manifest(tmp_path, text)
+    with pytest.raises(KiteError) as caught:
+        read_workloads(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_a_missing_workload_list_is_an_error_naming_it(tmp_path):
+    with pytest.raises(KiteError, match="nothing.toml: cannot read"):
+        read_workloads(tmp_path / "nothing.toml")
+
+
+def test_the_repository_workload_list_reads():
+    assert read_workloads(WORKLOADS)
+
+
+def test_module_workloads_boot_the_pv_kernel_only_under_direct(tmp_path):
+    sh, hello = read_workloads(write_manifest(tmp_path, MANIFEST))
+    booted = {config: plan(sh, config, KERNELS, DEFAULT_COST_MODEL) for config in sh.configs()}
+    assert {config: spec.image for config, spec in booted.items()} == {
+        "bare": KERNELS.native, "shadow": KERNELS.native, "direct": KERNELS.pv, "sim": KERNELS.native}
+    assert all(spec.modules == sh.modules for spec in booted.values())
+    own = plan(hello, "shadow", KERNELS, DEFAULT_COST_MODEL)
+    assert (own.image, own.modules) == (hello.image, ())
+
+
+# --- figures from stats --------------------------------------------------------------------------
+
+BARE_STATS = {"instructions": 500, "tlb_misses": 7, "walk_refs": 26, "modeled_cycles": 1500,
+              "exceptions": {}, "interrupts": {}, "reason": "halt", "exit_code": 0}
+VMM_STATS = {"instructions": 480, "tlb_misses": 90, "walk_refs": 200, "modeled_cycles": 9999,
+             "vms": {"vm1": {"guest_instructions": 500, "vm_exits": 40, "hypercalls": 3,
+                             "exits": {"hidden page fault": 30, "hypercall: yield": 3, "mmio": 7},
+                             "counters": {"hidden_faults": 30, "true_faults": 2, "pt_write_traps": 5,
+                                          "shadow_entries_created": 31, "shadow_entries_invalidated": 4},
+                             "modeled_cycles": 43500}}}
+SIM_STATS = {"instructions": 500, "walk_refs": 1200, "page_walks": 600, "modeled_cycles": 70000}
+
+
+def outcome_with(tmp_path: Path, config: str, stats: dict) -> RunOutcome:
+    _, hello = read_workloads(write_manifest(tmp_path, MANIFEST))
+    return RunOutcome(plan(hello, config, KERNELS, DEFAULT_COST_MODEL), Ran(b"", 0, "halt", "", stats), 0.5)
+
+
+def test_bare_figures_are_the_machine_counters_with_no_vmm_figures(tmp_path):
+    record = figures(outcome_with(tmp_path, "bare", BARE_STATS))
+    assert record == {"workload": "hello", "config": "bare", "exit_code": 0, "guest_instructions": 500,
+                      "vm_exits": None, "exits": None, "hypercalls": None, "hidden_faults": None,
+                      "true_faults": None, "pt_write_traps": None, "shadow_entries_created": None,
+                      "shadow_entries_invalidated": None, "tlb_misses": 7, "walk_refs": 26,
+                      "modeled_cycles": 1500, "wall_seconds": 0.5}
+
+
+def test_vmm_figures_are_the_vms_own_except_the_machines_tlb_and_walks(tmp_path):
+    record = figures(outcome_with(tmp_path, "shadow", VMM_STATS))
+    vm = VMM_STATS["vms"]["vm1"]
+    assert record["guest_instructions"] == 500                      # the VM's, not the machine's 480
+    assert record["modeled_cycles"] == 43500                        # the VM's, not the machine's 9999
+    assert (record["vm_exits"], record["hypercalls"], record["exits"]) == (40, 3, vm["exits"])
+    assert [record[key] for key in vm["counters"]] == list(vm["counters"].values())
+    assert (record["tlb_misses"], record["walk_refs"]) == (90, 200)
+
+
+def test_direct_mode_has_no_shadow_counters_so_they_are_none(tmp_path):
+    stats = {**VMM_STATS, "vms": {"vm1": {**VMM_STATS["vms"]["vm1"], "counters": {"updates_accepted": 9}}}}
+    record = figures(outcome_with(tmp_path, "shadow", stats))
+    assert record["hidden_faults"] is record["pt_write_traps"] is record["shadow_entries_created"] is None
+
+
+def test_a_figure_the_stats_lack_is_none(tmp_path):
+    record = figures(outcome_with(tmp_path, "sim", SIM_STATS))
+    assert record["tlb_misses"] is None
+    assert (record["guest_instructions"], record["walk_refs"], record["modeled_cycles"]) == (500, 1200, 70000)
+
+
+def test_run_uses_the_configurations_runner_and_keeps_what_it_returned(tmp_path):
+    _, hello = read_workloads(write_manifest(tmp_path, MANIFEST))
+    spec = plan(hello, "sim", KERNELS, DEFAULT_COST_MODEL)
+    ran = Ran(b"out", 4, "power off", "", SIM_STATS)
+    outcome = run(spec, {"sim": lambda given: ran if given is spec else None})
+    assert (outcome.spec, outcome.ran) == (spec, ran)
