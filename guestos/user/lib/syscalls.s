@@ -1,0 +1,98 @@
+# syscalls.s: one C-callable wrapper per system call of ../../include/syscall.inc.
+#
+# Each wrapper takes the call's arguments in a0..a2 (the calling convention of
+# docs/isa.md), moves them to a1..a3, puts the number in a0 and traps.  The
+# kernel preserves every register but a0 (and a1 for wait), so the wrappers
+# need no stack.  Results are returned unchanged: a negative value is -errno.
+
+        .include "../../include/syscall.inc"
+
+        .text
+
+# exit(status): end the calling process with `status` (0..255).  Does not return.
+        .globl  exit
+        .type   exit, @function
+exit:
+        mov     a1, a0
+        li      a0, SYS_EXIT
+        syscall
+        break                           # not reached; a kernel that returns gets a breakpoint
+        .size   exit, . - exit
+
+# write(buf, len) -> bytes written to the console, or -EFAULT.
+        .globl  write
+        .type   write, @function
+write:
+        mov     a2, a1
+        mov     a1, a0
+        li      a0, SYS_WRITE
+        syscall
+        ret
+        .size   write, . - write
+
+# read(buf, len) -> bytes read from the console (waits for at least one),
+# 0 at end of input, or -EFAULT.
+        .globl  read
+        .type   read, @function
+read:
+        mov     a2, a1
+        mov     a1, a0
+        li      a0, SYS_READ
+        syscall
+        ret
+        .size   read, . - read
+
+# getpid() -> the caller's pid.
+        .globl  getpid
+        .type   getpid, @function
+getpid:
+        li      a0, SYS_GETPID
+        syscall
+        ret
+        .size   getpid, . - getpid
+
+# yield() -> 0, after the other runnable processes had a turn.
+        .globl  yield
+        .type   yield, @function
+yield:
+        li      a0, SYS_YIELD
+        syscall
+        ret
+        .size   yield, . - yield
+
+# sbrk(increment) -> the old break, or -ENOMEM.  Grown pages read as zero.
+        .globl  sbrk
+        .type   sbrk, @function
+sbrk:
+        mov     a1, a0
+        li      a0, SYS_SBRK
+        syscall
+        ret
+        .size   sbrk, . - sbrk
+
+# spawn(name) -> pid of a new process running boot module `name` (NUL-terminated),
+# or -ENOENT, -EFAULT, -ENOMEM.
+        .globl  spawn
+        .type   spawn, @function
+spawn:
+        mov     a1, a0
+        li      a0, SYS_SPAWN
+        syscall
+        ret
+        .size   spawn, . - spawn
+
+# wait(pid, status) -> pid of an exited child (pid -1: any child), or -ECHILD.
+# When a child was reaped and `status` is not 0, its exit status is stored
+# at *status; on error *status is left alone.
+        .globl  wait
+        .type   wait, @function
+wait:
+        mov     t0, a1                  # the kernel returns the status in a1
+        mov     a1, a0
+        li      a0, SYS_WAIT
+        syscall
+        bltz    a0, 1f
+        beqz    t0, 1f
+        sw      a1, 0(t0)
+1:      ret
+        .size   wait, . - wait
