@@ -50,6 +50,11 @@ WORKLOAD_KEYS = {"image", "modules", "input", "expected", "exit_code", "max_inst
 # the shadow and direct counters a record carries (None where the paging mode has no such counter)
 PAGING_COUNTERS = ("hidden_faults", "true_faults", "pt_write_traps", "shadow_entries_created",
                    "shadow_entries_invalidated")
+# the page-fault figures come from the VM's exits by reason, which both paging modes count (direct mode
+# has no hidden faults or page-table write traps by design: 0, not "no figure"); the shadow-entry
+# figures from the shadow's own counters
+FAULT_EXITS = {"hidden_faults": "hidden page fault", "true_faults": "true page fault",
+               "pt_write_traps": "page-table write"}
 
 
 @dataclass(frozen=True)
@@ -271,6 +276,8 @@ def figures(outcome: RunOutcome) -> dict:
         "hypercalls": vm.get("hypercalls") if vm is not None else None,
     }
     record.update({name: counters.get(name) for name in PAGING_COUNTERS})
+    if vm is not None:
+        record.update({name: vm["exits"].get(reason, 0) for name, reason in FAULT_EXITS.items()})
     record.update({
         "tlb_misses": stats.get("tlb_misses"),
         "walk_refs": stats.get("walk_refs"),

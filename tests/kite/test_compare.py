@@ -17,7 +17,7 @@ from asm.assembler import assemble
 from asm.linker import LinkOptions, link
 from kite.build import GUESTOS
 from kite.compare import RECORD_FIELDS, compare, make_records, read_csv, summary
-from kite.runs import Kernels, Ran, RunOutcome, plan, read_workloads
+from kite.runs import FAULT_EXITS, Kernels, Ran, RunOutcome, plan, read_workloads
 from vmm.cli import run as kite_run
 from vmm.machine.costs import DEFAULT_COST_MODEL
 from vmm.machine.devices.uart import ConsoleInput
@@ -231,10 +231,10 @@ def expected_figures(config: str, stats: dict) -> dict:
         return {"guest_instructions": stats["instructions"], "tlb_misses": stats["tlb_misses"],
                 "walk_refs": stats["walk_refs"], "modeled_cycles": stats["modeled_cycles"], "vm_exits": None}
     vm = stats["vms"]["vm1"]
-    counters = vm["counters"]
+    counters, exits = vm["counters"], vm["exits"]
     return {"guest_instructions": vm["guest_instructions"], "vm_exits": vm["vm_exits"], "exits": vm["exits"],
-            "hypercalls": vm["hypercalls"], "hidden_faults": counters.get("hidden_faults"),
-            "true_faults": counters.get("true_faults"), "pt_write_traps": counters.get("pt_write_traps"),
+            "hypercalls": vm["hypercalls"], "hidden_faults": exits.get("hidden page fault", 0),
+            "true_faults": exits.get("true page fault", 0), "pt_write_traps": exits.get("page-table write", 0),
             "shadow_entries_created": counters.get("shadow_entries_created"),
             "shadow_entries_invalidated": counters.get("shadow_entries_invalidated"),
             "tlb_misses": stats["tlb_misses"], "walk_refs": stats["walk_refs"],
@@ -384,10 +384,12 @@ def fake_outcomes(tmp_path: Path, stats_by_config: dict, output: dict | None = N
 
 
 def vm_stats(cycles: int, **figures) -> dict:
+    """A VM's stats as the VMM writes them: each fault figure both a counter and an exit reason."""
     counters = {key: figures.pop(key) for key in list(figures) if key.endswith(("faults", "traps"))}
+    exits = {FAULT_EXITS[key]: count for key, count in counters.items()}
     return {"tlb_misses": 1, "walk_refs": 2,
-            "vms": {"vm1": {"guest_instructions": 100, "vm_exits": 0, "exits": {}, "counters": counters,
-                            "modeled_cycles": cycles, **figures}}}
+            "vms": {"vm1": {"guest_instructions": 100, "vm_exits": sum(exits.values()), "exits": exits,
+                            "counters": counters, "modeled_cycles": cycles, **figures}}}
 
 
 SYNTHETIC = {

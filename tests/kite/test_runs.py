@@ -97,8 +97,9 @@ def test_module_workloads_boot_the_pv_kernel_only_under_direct(tmp_path):
 BARE_STATS = {"instructions": 500, "tlb_misses": 7, "walk_refs": 26, "modeled_cycles": 1500,
               "exceptions": {}, "interrupts": {}, "reason": "halt", "exit_code": 0}
 VMM_STATS = {"instructions": 480, "tlb_misses": 90, "walk_refs": 200, "modeled_cycles": 9999,
-             "vms": {"vm1": {"guest_instructions": 500, "vm_exits": 40, "hypercalls": 3,
-                             "exits": {"hidden page fault": 30, "hypercall: yield": 3, "mmio": 7},
+             "vms": {"vm1": {"guest_instructions": 500, "vm_exits": 47, "hypercalls": 3,
+                             "exits": {"hidden page fault": 30, "true page fault": 2, "page-table write": 5,
+                                       "hypercall: yield": 3, "mmio": 7},
                              "counters": {"hidden_faults": 30, "true_faults": 2, "pt_write_traps": 5,
                                           "shadow_entries_created": 31, "shadow_entries_invalidated": 4},
                              "modeled_cycles": 43500}}}
@@ -124,15 +125,19 @@ def test_vmm_figures_are_the_vms_own_except_the_machines_tlb_and_walks(tmp_path)
     vm = VMM_STATS["vms"]["vm1"]
     assert record["guest_instructions"] == 500                      # the VM's, not the machine's 480
     assert record["modeled_cycles"] == 43500                        # the VM's, not the machine's 9999
-    assert (record["vm_exits"], record["hypercalls"], record["exits"]) == (40, 3, vm["exits"])
+    assert (record["vm_exits"], record["hypercalls"], record["exits"]) == (47, 3, vm["exits"])
     assert [record[key] for key in vm["counters"]] == list(vm["counters"].values())
     assert (record["tlb_misses"], record["walk_refs"]) == (90, 200)
 
 
-def test_direct_mode_has_no_shadow_counters_so_they_are_none(tmp_path):
-    stats = {**VMM_STATS, "vms": {"vm1": {**VMM_STATS["vms"]["vm1"], "counters": {"updates_accepted": 9}}}}
-    record = figures(outcome_with(tmp_path, "shadow", stats))
-    assert record["hidden_faults"] is record["pt_write_traps"] is record["shadow_entries_created"] is None
+def test_direct_mode_has_no_shadow_entries_and_its_fault_figures_come_from_its_exits(tmp_path):
+    exits = {"true page fault": 4, "hypercall: mmu_update": 6}
+    stats = {**VMM_STATS, "vms": {"vm1": {**VMM_STATS["vms"]["vm1"], "exits": exits,
+                                          "counters": {"updates_accepted": 9}}}}
+    record = figures(outcome_with(tmp_path, "direct", stats))
+    assert record["shadow_entries_created"] is record["shadow_entries_invalidated"] is None
+    # no hidden faults and no page-table write traps, by design: zero, not "no figure"
+    assert (record["hidden_faults"], record["true_faults"], record["pt_write_traps"]) == (0, 4, 0)
 
 
 def test_a_figure_the_stats_lack_is_none(tmp_path):
