@@ -24,7 +24,8 @@ def test_every_hypercall_number_is_the_abis():
 
 def test_argument_constants_and_start_info_offsets_are_the_abis():
     values = header_values()
-    for name in ("PIN_L1", "PIN_L2", "TIMER_PERIODIC", "CONSOLE_WRITE_MAX", "MMU_UPDATE_MAX"):
+    for name in ("PIN_L1", "PIN_L2", "TIMER_PERIODIC", "CONSOLE_WRITE_MAX", "CONSOLE_READ_MAX",
+                 "MMU_UPDATE_MAX"):
         assert values[name] == getattr(abi, name), name
     offsets = {name.removeprefix("SI_").lower(): value for name, value in values.items() if name.startswith("SI_")}
     fields = {field.name: field.offset for field in abi.START_INFO_FIELDS}

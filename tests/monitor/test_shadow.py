@@ -371,7 +371,7 @@ def expected_access(driver, guest_ptb: int, gva: int, kind: str) -> tuple[str, i
     if isinstance(walk, TableBusError):
         return "bus", walk.gpa
     if walk.gpa >= MMIO_BASE:
-        return "mmio", walk.gpa
+        return ("bus" if kind == "fetch" else "mmio"), walk.gpa     # no instruction fetch from a device
     machine = vm.physmap.gpa_to_ma(walk.gpa)
     return ("bus", walk.gpa) if machine is None else ("ok", machine)
 

@@ -7,7 +7,10 @@ with the ISA table, and either completes it (`Monitor.complete`: one tick,
 pc = next) or reflects the exception the bare machine would raise.  A guest
 whose instruction cannot be fetched again is stopped: it just ran from there,
 so its tables changed under the VMM's feet in a way the bare machine could
-not show.
+not show.  A guest that changed the mapping of its own code without flushing
+may make the CPU run a stale instruction that the VMM then reads back as
+another one: the VMM drops the stale translation and lets the guest retry
+(`retry_stale`), as the guest's own flush would.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ def fetch(monitor, vm, epc: int) -> Decoded | None:
     if decoded is None:
         vm.crash(f"cannot fetch the instruction to emulate at {epc:#010x}")
     return decoded
+
+
+def retry_stale(monitor, vm, epc: int, expected: str) -> None:
+    """The instruction at `epc` as the guest's tables map it now is not the one
+    that exited: drop the stale translation of that page and retry it."""
+    vm.exits[f"stale instruction ({expected})"] += 1
+    monitor.cpu.invalidate_tlb(epc)
+    monitor.cpu.pc = epc
 
 
 def effective_address(vm_regs: list[int], decoded: Decoded) -> int:
@@ -52,6 +63,9 @@ def privileged(monitor, vm, epc: int) -> None:
         monitor.reflect(vm, EXC_PRIVILEGED, epc, None, "reflect: privileged instruction")
         return
     mnemonic = decoded.insn.mnemonic
+    if mnemonic not in EMULATORS:
+        retry_stale(monitor, vm, epc, "privileged")
+        return
     vm.exits[f"privileged: {mnemonic}"] += 1
     EMULATORS[mnemonic](monitor, vm, decoded.operands, epc)
 
@@ -129,7 +143,7 @@ def traced_write(monitor, vm, epc: int, gpa: int) -> None:
         return
     width = STORE_WIDTHS.get(decoded.insn.mnemonic)
     if width is None:
-        vm.crash(f"write fault at {epc:#010x} from a non-store '{decoded.insn.mnemonic}'")
+        retry_stale(monitor, vm, epc, "store")
         return
     vm.mode.emulate_pt_write(gpa, width, monitor.cpu.regs[decoded.operands["rs2"]])
     monitor.complete(vm, epc + 4)
@@ -142,6 +156,9 @@ def mmio(monitor, vm, epc: int, gpa: int) -> None:
     if decoded is None:
         return
     regs, mnemonic = monitor.cpu.regs, decoded.insn.mnemonic
+    if mnemonic not in STORE_WIDTHS and mnemonic not in LOAD_WIDTHS:
+        retry_stale(monitor, vm, epc, "load or store")
+        return
     found = vm.device_at(gpa)
     if found is None:
         monitor.reflect(vm, EXC_BUS_ERROR, epc, effective_address(regs, decoded), "bus error")

@@ -113,7 +113,11 @@ class GuestTables:
 
         Returns a Translation, a GuestFault with the bare machine's error code,
         or a TableBusError.  With `set_bits` a successful walk sets A (and D on
-        a write) in guest memory; without it the walk only looks."""
+        a write) in guest memory; without it the walk only looks.  `gva` must
+        be a 32-bit address (ValueError otherwise: callers check the ranges a
+        guest hands them)."""
+        if not 0 <= gva <= 0xFFFFFFFF:
+            raise ValueError(f"guest-virtual address {gva:#x} is not 32-bit")
         if not self.paging:
             return Translation(gva, None, None, None, None, True, True)
         pde_gpa = (self.ptb & PTB_FRAME_MASK) | pdx(gva) * ENTRY_SIZE

@@ -119,8 +119,8 @@ HYPERCALLS = (
     Hypercall(HC_SET_IRQ_ENABLE, "set_irq_enable", ("enable",), "previous IE (0 or 1)", MODE_BOTH,
               "set the virtual IE (the PV `wrsr`, which cannot change IE in machine user mode)"),
     Hypercall(HC_CONSOLE_READ, "console_read", ("buf_gva", "length"), "bytes read, 0 at end of input",
-              MODE_BOTH, "read up to `length` console input bytes into guest-virtual `buf_gva`, waiting "
-              "for at least one unless the input has ended"),
+              MODE_BOTH, "read up to `length` (at most CONSOLE_READ_MAX) console input bytes into "
+              "guest-virtual `buf_gva`, waiting for at least one unless the input has ended"),
 )
 
 HYPERCALLS_BY_NUMBER = {call.number: call for call in HYPERCALLS}
@@ -130,6 +130,7 @@ PIN_L1 = 1                  # pin_table level: a page table (va[21:12])
 PIN_L2 = 2                  # pin_table level: a page directory (va[31:22])
 TIMER_PERIODIC = 1 << 0     # set_timer flags: re-arm after each interrupt
 CONSOLE_WRITE_MAX = 4096    # console_write: longer is -EINVAL, nothing written
+CONSOLE_READ_MAX = 4096     # console_read: longer is -EINVAL, nothing read
 MMU_UPDATE_MAX = 1024       # mmu_update: a longer batch is -E2BIG, nothing applied
 
 # --- mmu_update batch element --------------------------------------------------------

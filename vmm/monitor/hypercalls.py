@@ -14,7 +14,7 @@ from vmm.machine.devices.timer import (CTRL_ENABLE, CTRL_PERIODIC, TIMER_CTRL, T
 from vmm.machine.devices.uart import UART_TX
 from vmm.monitor.direct import Rejected
 from vmm.monitor.guestwalk import Access
-from vmm.monitor.hypercall_abi import (CONSOLE_WRITE_MAX, EFAULT, EINVAL, ENOSYS, HC_ARG_REGS,
+from vmm.monitor.hypercall_abi import (CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, EFAULT, EINVAL, ENOSYS, HC_ARG_REGS,
                                        HC_NUMBER_REG, HC_RESULT2_REG, HC_RESULT_REG, HYPERCALLS_BY_NUMBER,
                                        MODE_DIRECT, TIMER_PERIODIC, result_word)
 
@@ -48,13 +48,23 @@ def read_guest_word(monitor, vm, gva: int) -> int | None:
     return None if ma is None else monitor.machine.memory.read(ma, 4)
 
 
+def buffer_addresses(vm, buf: int, length: int, access: Access) -> list[int] | int:
+    """The machine address of each byte of the guest buffer [buf, buf + length)
+    as the guest may access it, or -EFAULT if any byte is not (a buffer past
+    the top of the 32-bit address space included)."""
+    if buf + length > 1 << 32:
+        return -EFAULT
+    addresses = [vm.mode.guest_address(vm.vcpu, buf + index, access) for index in range(length)]
+    return -EFAULT if None in addresses else addresses
+
+
 def _console_write(monitor, vm, buf: int, length: int) -> int:
     """Check every byte is readable, then write them all: all or nothing."""
     if length > CONSOLE_WRITE_MAX:
         return -EINVAL
-    addresses = [vm.mode.guest_address(vm.vcpu, buf + index, Access.READ) for index in range(length)]
-    if None in addresses:
-        return -EFAULT
+    addresses = buffer_addresses(vm, buf, length, Access.READ)
+    if isinstance(addresses, int):
+        return addresses
     memory = monitor.machine.memory
     for ma in addresses:
         vm.uart.write(UART_TX, 4, memory.read(ma, 1))
@@ -64,9 +74,11 @@ def _console_write(monitor, vm, buf: int, length: int) -> int:
 def _console_read(monitor, vm, buf: int, length: int) -> int:
     """Up to `length` input bytes into the guest's buffer (each byte checked
     writable first), at least one unless the input has ended."""
-    addresses = [vm.mode.guest_address(vm.vcpu, buf + index, Access.WRITE) for index in range(length)]
-    if None in addresses:
-        return -EFAULT
+    if length > CONSOLE_READ_MAX:
+        return -EINVAL
+    addresses = buffer_addresses(vm, buf, length, Access.WRITE)
+    if isinstance(addresses, int):
+        return addresses
     console = vm.console_in
     if console.peek() is None:
         console.poll()

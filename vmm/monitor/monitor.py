@@ -46,7 +46,7 @@ from vmm.machine.loader import load
 from vmm.machine.machine import Machine, RunResult
 from vmm.monitor import boot, emulate, hypercalls
 from vmm.monitor.paging import DirectMode, ShadowMode
-from vmm.monitor.physmap import OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
+from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 from vmm.monitor.shadow import FaultKind
 from vmm.monitor.vm import (CRASHED, DONE, RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput,
                             VmConfig, frames_for)
@@ -54,6 +54,7 @@ from vmm.monitor.vm import (CRASHED, DONE, RUNNABLE, WAITING, VM, GuestMemory, P
 VMM_FRAMES = 16                 # machine frames kept by the VMM (64 KiB)
 DEFAULT_SLICE = 20_000          # ticks a VM runs before the next one, with several VMs
 MAX_EXITS_WITHOUT_PROGRESS = 64  # consecutive exits with no instruction retired: a wedged guest
+MIN_SHADOW_PAGES = 8            # a shadow VM's limit is never below this (a root and a few tables)
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Monitor:
         instruction limit.  Returns the machine's result and one per VM."""
         if not self.vms:
             raise KiteError("no VM to run")
+        self._share_shadow_pool()
         self.cpu.reset(0, 0)
         self._switch_to(self.vms[0])
         self._program_timer()
@@ -132,6 +134,15 @@ class Monitor:
         for vm in self.vms:
             vm.uart.flush()
         return result, [self._vm_result(vm) for vm in self.vms]
+
+    def _share_shadow_pool(self) -> None:
+        """Give each shadow-paging VM an equal share of the free machine frames
+        as its shadow-page limit, so no VM can starve another."""
+        shadow_vms = [vm for vm in self.vms if isinstance(vm.mode, ShadowMode)]
+        if shadow_vms:
+            share = len(self.frames.owned_by(OWNER_FREE)) // len(shadow_vms)
+            for vm in shadow_vms:
+                vm.mode.shadow.max_pages = max(share, MIN_SHADOW_PAGES)
 
     def _clock(self) -> int:
         return self.cpu.ticks
@@ -153,6 +164,8 @@ class Monitor:
             self._dispatch(vm, cause, epc, badaddr)
         except OutOfFrames as error:
             vm.crash(f"out of machine memory for the VMM's tables: {error}")
+        except Exception as error:      # a VMM fault while serving this guest stops this guest only
+            vm.crash(f"VMM error while handling {describe(cause)} at {epc:#010x}: {error!r}")
         self._resume()
 
     def _dispatch(self, vm: VM, cause: int, epc: int, badaddr: int | None) -> None:
@@ -280,13 +293,23 @@ class Monitor:
         order = self.vms[start:] + self.vms[:start]
         runnable = [vm for vm in order if vm.state == RUNNABLE]
         if runnable:
-            if runnable[0] is not self.current:
-                self._switch_to(runnable[0])
+            if runnable[0] is not self.current and not self._try_switch(runnable[0]):
+                self._schedule()
+                return
             self._slice_end = self.cpu.ticks + self.slice_ticks
         elif any(vm.alive for vm in self.vms):
             self.cpu.state = "waiting"
         else:
             self._power_off()
+
+    def _try_switch(self, vm: VM) -> bool:
+        """Switch to `vm`; if its root cannot be built, stop it and say so."""
+        try:
+            self._switch_to(vm)
+        except OutOfFrames as error:
+            vm.crash(f"out of machine memory for the VMM's tables: {error}")
+            return False
+        return True
 
     def _switch_to(self, vm: VM) -> None:
         """Save the current VM's machine context and load `vm`'s."""
@@ -315,10 +338,13 @@ class Monitor:
             self.reflect(vm, CAUSE_INTERRUPT | irq, self.cpu.pc, None, "interrupt injected")
 
     def _program_timer(self) -> None:
-        """Arm the machine timer for the earliest virtual device event, or the
-        end of the slice when another VM is waiting to run."""
+        """Arm the machine timer for the earliest device event of the running
+        VM or of a VM waiting for one, or the end of the slice when another VM
+        is ready to run.  A VM that is ready but not running catches up when it
+        is switched in, so its timer cannot cost the running VM exits."""
         now = self.cpu.ticks
-        events = [vm.next_device_event() for vm in self.vms if vm.alive]
+        events = [vm.next_device_event() for vm in self.vms
+                  if vm is self.current and vm.alive or vm.state == WAITING]
         events = [event for event in events if event is not None]
         if sum(vm.state == RUNNABLE for vm in self.vms) > 1:
             events.append(self._slice_end)

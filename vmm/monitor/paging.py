@@ -15,7 +15,7 @@ question come from the guest's own view, never from the machine TLB.
 from __future__ import annotations
 
 from asm.isa import CR_PTB, MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PF_USER
-from vmm.monitor.direct import DirectPaging
+from vmm.monitor.direct import TYPE_L1, TYPE_L2, DirectPaging
 from vmm.monitor.guestwalk import Access, GuestTables, Translation
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
 from vmm.monitor.shadow import FaultKind, FaultOutcome, ShadowPaging
@@ -71,6 +71,9 @@ class ShadowMode:
 
     def teardown(self) -> None:
         self.shadow.teardown()
+
+
+TABLE_TYPES = (TYPE_L1, TYPE_L2)
 
 
 class OwnedFrames:
@@ -129,12 +132,17 @@ class DirectMode:
 
     def guest_address(self, vcpu: VirtualCPU, gva: int, access: Access) -> int | None:
         """The machine address of `gva` through the current root's tables, or
-        None (the tables may only lead to this VM's frames)."""
+        None (the tables may only lead to this VM's frames).  Never a page
+        table for a write: the VMM must not write one for the guest, whatever
+        a guest's mapping says."""
         ptb = self.machine_ptb(vcpu)
         walk = GuestTables(self.memory, self.owned, ptb).walk(gva, access, user=False, set_bits=False)
         if not isinstance(walk, Translation):
             return None
-        return self.owned.gpa_to_ma(walk.gpa)
+        ma = self.owned.gpa_to_ma(walk.gpa)
+        if ma is not None and access is Access.WRITE and self.direct.frame_info(ma >> PAGE_SHIFT).type in TABLE_TYPES:
+            return None
+        return ma
 
     def guest_written(self, ma: int, length: int) -> None:
         """The VMM wrote guest memory for the guest through a writable guest

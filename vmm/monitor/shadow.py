@@ -37,7 +37,7 @@ from asm.isa import (MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_ENABLE, PT
                      PTE_P, PTE_U, PTE_W)
 from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, Access, GuestFault, GuestTables,
                                    TableBusError, Translation, pdx, ptx)
-from vmm.monitor.physmap import OWNER_VMM, GuestPhysMap, MachineFrames
+from vmm.monitor.physmap import OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 
 REGION_SHIFT = 10          # guest frames per 4 MiB region: gfn = region << REGION_SHIFT | ptx
 
@@ -52,6 +52,7 @@ COUNTER_KEYS = (
     "roots_built",                 # activate built a new shadow root
     "roots_reused",                # activate found the root in the cache
     "shadow_pages",                # shadow pages alive now
+    "reclaims",                    # times the VM's own shadow pages were freed to make room (_reclaim)
 )
 
 
@@ -96,11 +97,16 @@ class ShadowPaging:
     of it.  The VMM calls `activate` on every guest ptb write and every change
     of virtual mode and loads the ptb it returns (that ptb write flushes the
     machine TLB); it calls `guest_memory_written` after any write to guest RAM
-    that bypasses the shadow (device DMA, hypercall copies)."""
+    that bypasses the shadow (device DMA, hypercall copies).
+
+    `max_pages` is the VM's share of the VMM's frames (None: no limit): at the
+    limit, or when the machine has no free frame, the VM's own shadow pages
+    are reclaimed (`_reclaim`) before a new one is made, so one VM cannot
+    starve the others."""
 
     def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap,
                  flush_tlb: Callable[[], None], invlpg_machine: Callable[[int], None],
-                 max_cached_roots: int = 4):
+                 max_cached_roots: int = 4, max_pages: int | None = None):
         if max_cached_roots < 1:
             raise ValueError("max_cached_roots must be at least 1")
         self.memory = memory
@@ -109,6 +115,7 @@ class ShadowPaging:
         self.flush_tlb = flush_tlb
         self.invlpg_machine = invlpg_machine
         self.max_cached_roots = max_cached_roots
+        self.max_pages = max_pages
         self.counters = dict.fromkeys(COUNTER_KEYS, 0)
         self._pages: dict[tuple[int, Role], ShadowPage] = {}
         self._by_gfn: dict[int, set[ShadowPage]] = {}              # traced gfn → its shadow pages
@@ -163,6 +170,8 @@ class ShadowPaging:
         if isinstance(result, GuestFault):
             return self._count("true_faults", FaultOutcome(FaultKind.TRUE, result.error_code))
         if isinstance(result, TableBusError):
+            return self._count("bus_errors", FaultOutcome(FaultKind.BUS_ERROR, gpa=result.gpa))
+        if result.gpa >= MMIO_BASE and fetch:       # no instruction fetch from a device: bus error
             return self._count("bus_errors", FaultOutcome(FaultKind.BUS_ERROR, gpa=result.gpa))
         if result.gpa >= MMIO_BASE:
             return self._count("mmio_faults", FaultOutcome(FaultKind.MMIO, gpa=result.gpa))
@@ -260,8 +269,16 @@ class ShadowPaging:
 
     def _new_page(self, key: int, role: Role) -> ShadowPage:
         """A zeroed shadow page in a fresh VMM frame.  Shadowing a guest frame
-        traces it: its existing shadow mappings become read-only."""
-        mfn = self.frames.allocate(OWNER_VMM, 1)[0]
+        traces it: its existing shadow mappings become read-only.  Reclaims
+        this VM's pages first at its limit or when the machine has no free
+        frame; raises OutOfFrames only if even that leaves none."""
+        if self.max_pages is not None and len(self._pages) >= self.max_pages:
+            self._reclaim()
+        try:
+            mfn = self.frames.allocate(OWNER_VMM, 1)[0]
+        except OutOfFrames:
+            self._reclaim()
+            mfn = self.frames.allocate(OWNER_VMM, 1)[0]
         self.memory.write_bytes(mfn << PAGE_SHIFT, bytes(PAGE_SIZE))
         page = ShadowPage(key, role, mfn)
         self._pages[(key, role)] = page
@@ -287,6 +304,20 @@ class ShadowPaging:
             if not traced:
                 del self._by_gfn[page.key]
         self.frames.release(OWNER_VMM, [page.mfn])
+
+    def _reclaim(self) -> None:
+        """Make room, as KVM's make_mmu_pages_available does: free every cached
+        root but the current one, then unlink every shadow PT of the current
+        root; flush the machine TLB.  Everything freed is rebuilt by hidden
+        faults on demand."""
+        self.counters["reclaims"] += 1
+        while len(self._roots) > 1:
+            self._free(self._roots.pop())
+        if self._roots:
+            root = self._roots[0]
+            for index in list(root.children):
+                self._unlink(root, index)
+        self.flush_tlb()
 
     def _write_protect(self, gfn: int) -> None:
         """Clear W in every shadow leaf that maps `gfn`, invalidating those pages."""

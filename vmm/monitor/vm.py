@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
-from asm.isa import (NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE, TIMER_BASE,
+from asm.isa import (IRQ_TIMER, NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE, TIMER_BASE,
                      UART_BASE)
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
@@ -165,7 +165,11 @@ class VM:
             device.advance(now)
 
     def next_device_event(self) -> int | None:
-        events = [event for event in (self.uart.next_event(), self.timer.next_event()) if event is not None]
+        """The tick the VM's devices next need time at, or None.  A timer whose
+        line is still asserted needs none: another expiry changes nothing the
+        guest can see until it acknowledges (an exit, which looks again)."""
+        timer = None if self.irq.pending & (1 << IRQ_TIMER) else self.timer.next_event()
+        events = [event for event in (self.uart.next_event(), timer) if event is not None]
         return min(events) if events else None
 
 
