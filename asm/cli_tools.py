@@ -8,6 +8,7 @@ images alike.  Output formats are documented in docs/linker.md.  Every bad input
 from __future__ import annotations
 
 import bisect
+import os
 
 import click
 
@@ -104,6 +105,9 @@ Examples:
 @click.argument("objects", nargs=-1, required=True, metavar="OBJ...")
 def ld_main(output, text_address, section_starts, entry, layout, load_offset, objects):
     """Link Kite32 objects into an ELF32 executable image."""
+    inputs = [*objects, *([layout] if layout else [])]
+    if any(os.path.realpath(output) == os.path.realpath(path) for path in inputs):
+        fail("kite-ld", f"output file '{output}' would overwrite an input")
     options = _link_options(text_address, section_starts, entry, layout, load_offset)
     try:
         result = link_with_warnings(read_objects(list(objects)), options)

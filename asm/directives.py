@@ -13,11 +13,10 @@ from asm.diagnostics import decode_utf8
 from asm.ir import MAX_NESTING, SECTION_KINDS, Align, Bytes, Data, LowerError, Space, SymbolInfo
 from asm.isa import REG_NUMBERS
 from asm.objfile import (
-    SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT,
+    MAX_ALIGN, SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT,
 )
 
 CONDITIONALS = frozenset({".if", ".ifdef", ".ifndef", ".else", ".endif"})
-MAX_ALIGN = 1 << 16
 DATA_WIDTHS = {".word": 4, ".half": 2, ".byte": 1}
 BINDINGS = {".globl": STB_GLOBAL, ".global": STB_GLOBAL, ".local": STB_LOCAL, ".weak": STB_WEAK}
 SYMBOL_TYPES = {"function": STT_FUNC, "object": STT_OBJECT}
@@ -165,12 +164,15 @@ def ascii_(lw, unit, st) -> None:
     lw.items.append(Bytes(b"".join(string(st, op) + end for op in st.operands)))
 
 
+MAX_SPACE = 1 << 26        # 64 MiB: more than any Kite32 image needs, and an object stays writable
+
+
 def space(lw, unit, st) -> None:
     """.space N[, fill]: N bytes of fill (default 0)."""
     count(st, 1, 2)
     length = lw.constant(expression(st, st.operands[0]))
-    if length < 0:
-        raise LowerError(f".space size {length} is negative")
+    if not 0 <= length <= MAX_SPACE:
+        raise LowerError(f".space size {length} out of range [0, {MAX_SPACE}]")
     fill = lw.constant(expression(st, st.operands[1])) if len(st.operands) > 1 else 0
     if not -128 <= fill <= 255:
         raise LowerError(f".space fill {fill} out of range [-128, 255]")

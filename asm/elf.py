@@ -23,7 +23,7 @@ from elftools.elf.elffile import ELFFile
 
 from asm.isa import EM_KITE32, PAGE_SIZE
 from asm.objfile import (
-    SHF_ALLOC, SHT_NOBITS, STB_LOCAL, STT_SECTION, ObjectFile, Relocation, Section, Symbol,
+    MAX_ALIGN, SHF_ALLOC, SHT_NOBITS, STB_LOCAL, STT_SECTION, ObjectFile, Relocation, Section, Symbol,
 )
 
 # --- Layout constants (ELF specification names) -------------------------------------------
@@ -397,6 +397,10 @@ def _read_sections(elf: ELFFile, name: str) -> tuple[list[Section], dict[int, st
         if not isinstance(kind, int) and kind not in ("SHT_PROGBITS", "SHT_NOBITS", "SHT_NOTE"):
             raise _fail(name, f"section {sec.name!r} has unsupported type {kind}")
         header = sec.header
+        align = header["sh_addralign"]
+        if align > MAX_ALIGN or align & (align - 1):
+            raise _fail(name, f"section {sec.name!r} has alignment {align:#x} "
+                              f"(a power of two up to {MAX_ALIGN:#x} expected)")
         sh_type = _SHT_VALUES.get(kind, kind)
         section = Section(sec.name, sh_type, header["sh_flags"], header["sh_addralign"])
         if sh_type == SHT_NOBITS:

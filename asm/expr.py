@@ -69,8 +69,12 @@ def wrap32(value: int) -> int:
 
 def parse_number(text: str) -> int:
     """The value of a NUMBER token (decimal, 0x hex, 0b binary); assumes it
-    is not a local label reference like `1b`."""
-    return int(text, 0) if text[:2].lower() in ("0x", "0b") else int(text, 10)
+    is not a local label reference like `1b`.  Raises ExprError for a number
+    too long for Python to convert."""
+    try:
+        return int(text, 0) if text[:2].lower() in ("0x", "0b") else int(text, 10)
+    except ValueError:
+        raise ExprError(f"number too long ({len(text)} digits)") from None
 
 
 def unescape(body: str) -> bytes:

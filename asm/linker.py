@@ -477,6 +477,8 @@ def apply_layout(options: LinkOptions, text: str, filename: str) -> LinkOptions:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise LayoutError(f"{filename}: {error}") from None
+    except RecursionError:
+        raise LayoutError(f"{filename}: nested too deeply") from None
     _check_keys(table, LAYOUT_KEYS, filename)
     if "entry" in table:
         if not isinstance(table["entry"], str):

@@ -26,6 +26,9 @@ STT_OBJECT = 1
 STT_FUNC = 2
 STT_SECTION = 3
 
+# The largest section alignment the toolchain makes or accepts (kite-as's .balign limit)
+MAX_ALIGN = 1 << 16
+
 # The standard sections and their attributes: name -> (sh_type, sh_flags, sh_addralign)
 STANDARD_SECTIONS = {
     ".text": (SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, 4),

@@ -114,7 +114,7 @@ class _ToStatements:
         text = str(children[0])
         if text[-1] in "bf" and text[:-1].isdigit():
             return ("local", text[:-1], text[-1])
-        return X.parse_number(text)
+        return _literal(X.parse_number, children[0])
 
     def symbol(self, children):
         return str(children[0])

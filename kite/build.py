@@ -50,6 +50,8 @@ def read_manifest(path: Path = MANIFEST) -> list[ImageSpec]:
         raise BuildError(f"{path}: cannot read: {error.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise BuildError(f"{path}: {error}") from None
+    except RecursionError:
+        raise BuildError(f"{path}: nested too deeply") from None
     images = table.get("images")
     if not isinstance(images, dict) or not images:
         raise BuildError(f"{path}: no [images.NAME] tables")

@@ -399,15 +399,36 @@ def choose(value: str | None, known: list[str], option: str) -> list[str]:
     return names
 
 
-def check_output_path(path: Path | None, option: str) -> None:
-    """An output file's directory must exist and the path must not be a
-    directory.  Raises click.BadParameter."""
+OUTPUT_OPTIONS = (("json_path", "--json"), ("csv_path", "--csv"), ("plot_path", "--plot"))
+
+
+def check_output_path(path: Path | None, option: str, inputs: set[Path]) -> None:
+    """An output file's directory must exist and be writable, and the path
+    must be neither a directory nor one of the command's `inputs` (resolved
+    paths).  Checked before any run, so no run's work is lost to a bad path.
+    Raises click.BadParameter."""
     if path is None:
         return
     if path.is_dir():
         raise click.BadParameter(f"'{path}' is a directory", param_hint=option)
-    if not path.resolve().parent.is_dir():
-        raise click.BadParameter(f"'{path}': no such directory '{path.resolve().parent}'", param_hint=option)
+    directory = path.resolve().parent
+    if not directory.is_dir():
+        raise click.BadParameter(f"'{path}': no such directory '{directory}'", param_hint=option)
+    if path.resolve() in inputs:
+        raise click.BadParameter(f"'{path}' would overwrite an input of the comparison", param_hint=option)
+    try:
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError as error:
+        raise click.BadParameter(f"'{path}': cannot write in '{directory}': {error.strerror}",
+                                 param_hint=option) from None
+
+
+def input_paths(options: dict, workloads: list[Workload]) -> set[Path]:
+    """Every file the comparison reads, resolved."""
+    paths = [options["workloads_file"], options["kernel_native"], options["kernel_pv"], options["cost_model"]]
+    for workload in workloads:
+        paths += [workload.image, *workload.modules, workload.expected]
+    return {Path(path).resolve() for path in paths if path}
 
 
 def plan_runs(workloads: list[Workload], configs: list[str], kernels: Kernels, cost_model) -> list[RunSpec]:
@@ -436,11 +457,15 @@ def compare_main(options: dict) -> int:
     """The command behind the click wrapper; returns the exit code.  Raises
     KiteError for bad files and click.UsageError for bad options."""
     configs = choose(options["configs"], list(CONFIGS), "--configs")
-    for key, option in (("json_path", "--json"), ("csv_path", "--csv"), ("plot_path", "--plot")):
-        check_output_path(options[key], option)
     available = read_workloads(options["workloads_file"])
     names = choose(options["workloads"], [workload.name for workload in available], "--workloads")
     workloads = [workload for name in names for workload in available if workload.name == name]
+    outputs = [(options[key], option) for key, option in OUTPUT_OPTIONS if options[key] is not None]
+    if len({path.resolve() for path, _ in outputs}) != len(outputs):
+        raise click.UsageError("--json, --csv and --plot must name different files")
+    inputs = input_paths(options, available)
+    for path, option in outputs:
+        check_output_path(path, option, inputs)
     model = load_cost_model(options["cost_model"]) if options["cost_model"] else DEFAULT_COST_MODEL
     expected = {workload.name: expected_output(workload) for workload in workloads}
     specs = plan_runs(workloads, configs, Kernels(options["kernel_native"], options["kernel_pv"]), model)
@@ -459,10 +484,17 @@ def compare_main(options: dict) -> int:
 
 
 def write_outputs(records: list[dict], options: dict) -> None:
-    """The --json, --csv and --plot files that were asked for."""
+    """The --json, --csv and --plot files that were asked for: each one is
+    attempted; raises KiteError naming every one that could not be written."""
+    failures = []
     for key, render in (("json_path", records_json), ("csv_path", records_csv), ("plot_path", plot_png)):
         if options[key] is not None:
-            write_atomically(options[key], render(records))
+            try:
+                write_atomically(options[key], render(records))
+            except OSError as error:
+                failures.append(f"{options[key]}: cannot write: {error.strerror}")
+    if failures:
+        raise KiteError("; ".join(failures))
 
 
 @click.command("compare", context_settings={"help_option_names": ["-h", "--help"]},

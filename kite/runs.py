@@ -124,6 +124,8 @@ def read_workloads(path: Path = WORKLOADS) -> list[Workload]:
         raise KiteError(f"{path}: cannot read: {error.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise KiteError(f"{path}: {error}") from None
+    except RecursionError:
+        raise KiteError(f"{path}: nested too deeply") from None
     workloads = table.get("workloads")
     if not isinstance(workloads, dict) or not workloads:
         raise KiteError(f"{path}: no [workloads.NAME] tables")

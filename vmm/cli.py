@@ -12,6 +12,7 @@ register dump); 2 for a bad image, disk or option.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from typing import Callable, TextIO
@@ -39,7 +40,7 @@ class MemSize(click.ParamType):
     def convert(self, value, param, ctx) -> int:
         if isinstance(value, int):
             return value
-        match = re.fullmatch(r"(\d+)([KMG]?)", value.strip(), re.IGNORECASE)
+        match = re.fullmatch(r"(\d{1,12})([KMG]?)", value.strip(), re.IGNORECASE)
         if not match:
             self.fail(f"'{value}' is not a size (examples: 65536, 64K, 16M, 1G)", param, ctx)
         size = int(match.group(1)) * SIZE_SUFFIXES[match.group(2).upper()]
@@ -244,6 +245,7 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
                                else f"{' and '.join(chosen)} cannot be combined")
     if bool(image) == bool(vm_specs):
         raise click.UsageError("--vm takes the images itself" if image else "missing IMAGE")
+    refuse_overwriting_inputs(image, vm_specs, options)
     if bare:
         return run_bare(image, **options)
     for key in ("disk", "disk_readonly"):
@@ -262,6 +264,20 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     if len(set(names)) != len(names):
         raise click.UsageError(f"two VMs named alike: {', '.join(names)}")
     return run_vmm(configs, **options)
+
+
+def refuse_overwriting_inputs(image, vm_specs, options) -> None:
+    """--stats-json and --trace must not name a file the run reads (the image,
+    a module, the disk, the input, the cost model): UsageError."""
+    inputs = [image, *options["modules"], options["disk"], options["input_file"], options["cost_model"]]
+    for spec in vm_specs:
+        image_part, *parts = spec.split(",")
+        inputs += [image_part] + [part.removeprefix("module=") for part in parts if part.startswith("module=")]
+    real_inputs = {os.path.realpath(path) for path in inputs if path}
+    for option in ("stats_json", "trace"):
+        path = options[option]
+        if path and path != "-" and os.path.realpath(path) in real_inputs:
+            raise click.UsageError(f"--{option.replace('_', '-')} {path} would overwrite an input of the run")
 
 
 def single_vm_config(image: str, paging: str, options: dict):

@@ -78,6 +78,8 @@ def load_cost_model(path: str) -> CostModel:
         raise KiteError(f"{path}: cannot read cost model: {error.strerror}") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise KiteError(f"{path}: cannot parse cost model: {error}") from None
+    except RecursionError:
+        raise KiteError(f"{path}: cannot parse cost model: nested too deeply") from None
     return _cost_model_from_table(table, path)
 
 

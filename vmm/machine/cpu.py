@@ -29,6 +29,9 @@ Decisions where the spec is silent:
 - `mtcr status` and kernel `wrsr` keep only the defined status bits.
 - An unhandled fault (tvec 0) still records epc, cause and badaddr, for the
   register dump, but changes neither status nor pc.
+- An exception raised by the first instruction of a trap handler (fetching it
+  or executing it, before it retires) is a triple fault: delivering it would
+  raise it again forever.  The machine stops.
 - The trace hook sees every instruction the CPU starts (a faulting one too,
   followed by its trap line).
 
@@ -195,7 +198,7 @@ class CPU:
             self.pc, self.ticks = trap.pc, ticks
             self.counters.translations += translations + trap.lookups
             translations = 0
-            self._raise(trap, triple=entering and trap.fetch and trap.tick == start)
+            self._raise(trap, triple=entering and trap.tick == start)
             pc, ticks = self.pc, self.ticks       # vm_exit may move both
         finally:
             self.pc, self.ticks = pc, ticks
@@ -237,7 +240,9 @@ class CPU:
 
     def _raise(self, trap: Trap, triple: bool) -> None:
         """Deliver the exception `trap` (hypercall: to the VMM, or illegal on
-        bare hardware).  `triple`: it is the fetch at the trap vector failing."""
+        bare hardware).  `triple`: the first instruction of the trap handler
+        raised it (its fetch or its execution), so taking it would only raise
+        it again, forever."""
         cause = trap.cause
         if cause == EXIT_HYPERCALL and self.vm_exit is None:
             cause = EXC_ILLEGAL
@@ -245,7 +250,8 @@ class CPU:
             self.counters.count_exception(cause & CAUSE_CODE_MASK)
         if triple and self.vm_exit is None:
             self._enter_trap(cause, trap.pc, trap.badaddr)   # records it for the dump
-            self.request_stop(f"triple fault: {describe_cause(cause)} fetching the trap vector "
+            where = "fetching the trap vector" if trap.fetch else "in the first instruction of the trap handler"
+            self.request_stop(f"triple fault: {describe_cause(cause)} {where} "
                               f"at {trap.pc:#010x}{badaddr_text(trap.badaddr)}")
             return
         self._enter_trap(cause, trap.pc, trap.badaddr)

@@ -210,8 +210,10 @@ class Monitor:
         entry, continue at the guest's trap vector in virtual kernel mode.  A
         guest with no trap vector, or faulting again at it, is stopped."""
         vm.exits[reason] += 1
-        if vm.entering_trap and epc == vm.vcpu.cr[CR_TVEC] and is_fetch_fault(cause, epc, badaddr):
-            vm.crash(f"triple fault: {describe(cause)} fetching the trap vector at {epc:#010x}")
+        if vm.entering_trap and epc == vm.vcpu.cr[CR_TVEC] and not cause & CAUSE_INTERRUPT:
+            where = ("fetching the trap vector" if is_fetch_fault(cause, epc, badaddr)
+                     else "in the first instruction of the trap handler")
+            vm.crash(f"triple fault: {describe(cause)} {where} at {epc:#010x}")
             return
         tvec = vm.vcpu.enter_trap(cause, epc, badaddr)
         if tvec == 0:

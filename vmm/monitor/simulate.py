@@ -136,6 +136,7 @@ class Simulator:
         self.interrupts: dict[int, int] = {}
         self.decoded: dict[int, Decoded | None] = {}
         self.state, self.stop_reason = "running", ""
+        self.entering_trap = False        # a trap was entered and no instruction has retired since
 
     def load(self, image_path: str, modules=(), cmdline: str = ""):
         """Load the image and modules as the bare machine's loader does; boot state."""
@@ -178,8 +179,14 @@ class Simulator:
             next_pc = self._execute(decoded, pc)
         except SimTrap as trap:
             self.exceptions[trap.cause & 0xFF] = self.exceptions.get(trap.cause & 0xFF, 0) + 1
+            if self.entering_trap:
+                self.state = "stopped"
+                self.stop_reason = (f"triple fault: {describe(trap.cause)} in the first instruction of "
+                                    f"the trap handler at {pc:#010x}")
+                return
             self._enter_trap(trap.cause, pc, trap.badaddr)
             return
+        self.entering_trap = False
         self.pc = next_pc
         self.instructions += 1
         self.ticks += 1
@@ -216,6 +223,7 @@ class Simulator:
         cr[CR_STATUS] = ((status & ~STATUS_PRIVILEGED) | STATUS_KM | (STATUS_PKM if status & STATUS_KM else 0)
                          | (STATUS_PIE if status & STATUS_IE else 0))
         self.pc = cr[CR_TVEC]
+        self.entering_trap = True
         try:
             if not self.memory.contains(self._translate(self.pc, Access.FETCH), 4):
                 raise SimTrap(EXC_BUS_ERROR, self.pc)
