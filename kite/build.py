@@ -41,21 +41,27 @@ class ImageSpec:
     load_offset: int = 0
 
 
+def read_tables(path: Path, kind: str, error: type[Exception]) -> dict[str, object]:
+    """The [KIND.NAME] tables of the TOML file `path`, by name, in file order.
+    Raises `error` naming the file (and line, for a syntax error)."""
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as problem:
+        raise error(f"{path}: cannot read: {problem.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as problem:
+        raise error(f"{path}: {problem}") from None
+    except RecursionError:
+        raise error(f"{path}: nested too deeply") from None
+    tables = table.get(kind)
+    if not isinstance(tables, dict) or not tables:
+        raise error(f"{path}: no [{kind}.NAME] tables")
+    return tables
+
+
 def read_manifest(path: Path = MANIFEST) -> list[ImageSpec]:
     """The image specs in `path`, in file order.  Raises BuildError naming
     the file and the bad entry."""
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise BuildError(f"{path}: cannot read: {error.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise BuildError(f"{path}: {error}") from None
-    except RecursionError:
-        raise BuildError(f"{path}: nested too deeply") from None
-    images = table.get("images")
-    if not isinstance(images, dict) or not images:
-        raise BuildError(f"{path}: no [images.NAME] tables")
-    return [_image_spec(path, name, entry) for name, entry in images.items()]
+    return [_image_spec(path, name, entry) for name, entry in read_tables(path, "images", BuildError).items()]
 
 
 def _image_spec(path: Path, name: str, entry: object) -> ImageSpec:

@@ -27,11 +27,11 @@ from __future__ import annotations
 import io
 import re
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from kite.build import read_tables
 from vmm.machine.costs import CostModel
 from vmm.machine.errors import KiteError
 
@@ -118,18 +118,7 @@ class RunOutcome:
 def read_workloads(path: Path = WORKLOADS) -> list[Workload]:
     """The workloads in `path`, in file order.  Raises KiteError naming the
     file (and line, for a TOML syntax error) and the bad entry."""
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise KiteError(f"{path}: cannot read: {error.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise KiteError(f"{path}: {error}") from None
-    except RecursionError:
-        raise KiteError(f"{path}: nested too deeply") from None
-    workloads = table.get("workloads")
-    if not isinstance(workloads, dict) or not workloads:
-        raise KiteError(f"{path}: no [workloads.NAME] tables")
-    return [_workload(path, name, entry) for name, entry in workloads.items()]
+    return [_workload(path, name, entry) for name, entry in read_tables(path, "workloads", KiteError).items()]
 
 
 def _workload(path: Path, name: str, entry: object) -> Workload:
