@@ -18,8 +18,9 @@ captured; console input is the workload's `input`, then end of input.
 Every figure in a record is copied from the stats dict of that run, the same
 dict `kite run --stats-json` writes: the machine's for bare and sim, the VM's
 (`stats["vms"][name]`) for shadow and direct, except TLB misses and walk
-references, which only the machine counts.  A figure the run's stats do not
-have is None.
+references, taken from the machine's figures (for a one-VM run they equal the
+VM's own), and the page-fault figures, taken from the VM's exits by reason
+(FAULT_EXITS).  A figure the run's stats do not have is None.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """`kite run`: boot an ELF image on the Kite32 machine.
 
-`--bare` selects the bare machine (the image owns the hardware).  The VMM's
-modes will be further flags selecting another `Runner` in RUNNERS; everything
-else (loading, console, stats, exit codes) is shared.
+`--bare`, `--sim`, `--paging shadow|direct` and `--vm` select the machine
+(`dispatch_run`): the bare machine (the image owns the hardware), machine
+simulation, or the VMM with one or several VMs.  Loading, console, stats and
+exit codes are shared.
 
 Exit codes: the guest's (power device, or 0 after halt); 124 when the
 instruction limit is reached; 125 when the machine stops on a fault (with a
@@ -259,6 +260,9 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     if paging:
         configs = [single_vm_config(image, paging, vmm_only)]
     else:
+        if vmm_only["modules"] or vmm_only["cmdline"]:
+            raise click.UsageError("with --vm, give each VM its modules in its spec (--vm IMAGE,module=FILE); "
+                                   "--module and --cmdline apply to --paging")
         configs = [parse_vm_spec(spec, vmm_only["mem"], index) for index, spec in enumerate(vm_specs, 1)]
     names = [config.name for config in configs]
     if len(set(names)) != len(names):
@@ -294,7 +298,7 @@ def single_vm_config(image: str, paging: str, options: dict):
               help="Run IMAGE under machine simulation: the VMM interprets every instruction.")
 @click.option("--paging", type=click.Choice(PAGING_MODES),
               help="Run IMAGE under the VMM: shadow (unmodified kernel) or direct (paravirtual kernel).")
-@click.option("--vm", "vm_specs", multiple=True, metavar="IMAGE[,paging=..][,mem=..][,name=..]",
+@click.option("--vm", "vm_specs", multiple=True, metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..]",
               help="Run a VM under the VMM; repeat to run several side by side.")
 @click.option("--module", "modules", multiple=True, type=click.Path(dir_okay=False),
               help="A boot module (Kite32 ELF file) to load after the kernel; repeatable.")

@@ -50,6 +50,7 @@ def test_run_without_a_machine_selected_is_a_usage_error(tmp_path):
     (["k.elf", "--paging", "nested"], "Invalid value for '--paging'"),
     (["k.elf", "--sim", "--trace", "-"], "--trace works with --bare, --paging and --vm, not with --sim"),
     (["k.elf", "--sim", "--bare"], "--bare and --sim cannot be combined"),
+    (["--vm", "k.elf", "--module", "m.elf"], "with --vm, give each VM its modules in its spec"),
 ])
 def test_conflicting_or_bad_machine_options_are_usage_errors(tmp_path, arguments, complaint):
     result = invoke(*arguments)

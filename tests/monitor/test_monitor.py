@@ -168,6 +168,12 @@ def test_a_guest_whose_trap_vector_cannot_be_fetched_is_stopped_with_a_triple_fa
     assert "triple fault" in kite_run(guest, "--bare", "--mem", "4M").stderr
 
 
+def test_a_missing_image_in_direct_mode_is_reported_as_missing(tmp_path):
+    result = kite_run(tmp_path / "none.elf", "--paging", "direct")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"kite: error: {tmp_path / 'none.elf'}: cannot read image: No such file or directory"
+
+
 def test_a_plain_image_in_direct_mode_is_a_one_line_error(examples):
     result = kite_run(examples["hello"], "--paging", "direct")
     assert result.exit_code == 2

@@ -53,7 +53,7 @@ class CostModel:
     # roughly 20-100x slower than native; Bellard, "QEMU, a Fast and Portable Dynamic Translator",
     # USENIX ATC 2005, compares).  We charge 40.  Charged instead of `instruction` under simulation.
     sim_instruction: int = 40
-    # Placeholders for the VMM (not counted on the bare machine):
+    # Charged only under the VMM (not on the bare machine):
     # A hardware VM exit + entry round trip: in the low thousands of cycles on first-generation
     # VT-x (Adams & Agesen, ASPLOS 2006) and several hundred to ~1000 on later cores (the
     # figures KVM developers quote for Haswell-era and newer parts).  We charge 1000.

@@ -93,7 +93,8 @@ class Monitor:
     # --- creating VMs -------------------------------------------------------------------
 
     def create_vm(self, config: VmConfig, prefix_output: bool = False) -> VM:
-        """Give a new VM its frames, load its image and boot it (paused).
+        """Give a new VM its frames, load its image (the loader reports a bad
+        or missing one first), check its paging note and boot it (paused).
         Raises KiteError (ImageError, out of memory, wrong paging mode)."""
         vm_id = len(self.vms) + 1
         try:
@@ -109,8 +110,8 @@ class Monitor:
             else self.console_out
         console_in = self.console_in if not self.vms else ConsoleInput(b"")
         vm = VM(vm_id, config, physmap, mode, output, console_in, self._clock, self._timer_changed)
-        boot.check_paging_note(config)
         image = load(GuestMemory(memory, physmap), config.image, list(config.modules), config.cmdline)
+        boot.check_paging_note(config)
         vm.symbols = image.symbols
         vm.pc, vm.regs[REG_A0] = image.entry_paddr, BOOTINFO_ADDR
         if config.paging == "direct":
