@@ -118,35 +118,10 @@ poison_pool:
 # pt_mmio and page_dir (PDE 0 and the region's PDE with U, so user pages and
 # the region are reachable from user mode).  Clobbers t0-t2.  Paging off.
 build_page_tables:
-        la      t0, pt_low
-        li      t1, PTE_P | PTE_W
-        li      t2, 1024
-1:      sw      t1, 0(t0)
-        addi    t0, t0, 4
-        addi    t1, t1, PAGE_SIZE
-        addi    t2, t2, -1
-        bnez    t2, 1b
-        la      t0, pt_low
-        la      t1, user_page           # its PTE: pt_low + (address >> 12) * 4
-        srli    t1, t1, 10
-        add     t1, t0, t1
-        lw      t2, 0(t1)
-        ori     t2, t2, PTE_U
-        sw      t2, 0(t1)
-        la      t1, user_stack
-        srli    t1, t1, 10
-        add     t1, t0, t1
-        lw      t2, 0(t1)
-        ori     t2, t2, PTE_U
-        sw      t2, 0(t1)
-        la      t0, pt_mmio
-        li      t1, UART_TX | PTE_P | PTE_W
-        li      t2, MMIO_PAGES
-2:      sw      t1, 0(t0)
-        addi    t0, t0, 4
-        addi    t1, t1, PAGE_SIZE
-        addi    t2, t2, -1
-        bnez    t2, 2b
+        fill_table pt_low, PTE_P | PTE_W, 1024
+        set_user pt_low, user_page
+        set_user pt_low, user_stack
+        fill_table pt_mmio, UART_TX | PTE_P | PTE_W, MMIO_PAGES
         la      t0, page_dir
         la      t1, pt_low
         ori     t1, t1, PTE_P | PTE_W | PTE_U

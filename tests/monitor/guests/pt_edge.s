@@ -94,22 +94,8 @@ _start:
 # t0-t3, a0, a1.  Paging off.
 build_page_tables:
         push    ra
-        la      t0, pt_low
-        li      t1, PTE_P | PTE_W
-        li      t2, 1024
-1:      sw      t1, 0(t0)
-        addi    t0, t0, 4
-        addi    t1, t1, PAGE_SIZE
-        addi    t2, t2, -1
-        bnez    t2, 1b
-        la      t0, pt_mmio
-        li      t1, UART_TX | PTE_P | PTE_W
-        li      t2, MMIO_PAGES
-2:      sw      t1, 0(t0)
-        addi    t0, t0, 4
-        addi    t1, t1, PAGE_SIZE
-        addi    t2, t2, -1
-        bnez    t2, 2b
+        fill_table pt_low, PTE_P | PTE_W, 1024
+        fill_table pt_mmio, UART_TX | PTE_P | PTE_W, MMIO_PAGES
         la      t0, frame_a
         li      t1, MARK_A
         sw      t1, 0(t0)
