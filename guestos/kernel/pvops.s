@@ -289,12 +289,6 @@ timer_start:
         sw      t1, TIMER_CTRL(t0)
         ret
 
-# timer_ack(): deassert the timer interrupt line.
-timer_ack:
-        li      t0, TIMER_BASE
-        sw      zero, TIMER_ACK(t0)
-        ret
-
 # console_write(a0 = buf va, a1 = len): write the bytes to the console, contiguously
 # (interrupts held off).  buf must be readable.
 console_write:
@@ -647,13 +641,6 @@ timer_start:
         hcall   HC_SET_TIMER
         ret
 
-# timer_ack(): deassert the timer interrupt line at the emulated timer's ACK register
-# (there is no hypercall for it; the VMM emulates the MMIO store).
-timer_ack:
-        li      t0, TIMER_BASE
-        sw      zero, TIMER_ACK(t0)
-        ret
-
 # console_write(a0 = buf va, a1 = len): console_write hypercalls of at most
 # CONSOLE_WRITE_MAX bytes, interrupts held off.  buf must be readable.
 console_write:
@@ -689,6 +676,13 @@ power_off:
         hcall   HC_SHUTDOWN
 
         .endif
+
+# timer_ack(): deassert the timer interrupt line: the same store in both builds (the
+# PV guest reaches the timer at its physical address; the VMM emulates the store).
+timer_ack:
+        li      t0, TIMER_BASE
+        sw      zero, TIMER_ACK(t0)
+        ret
 
 # irq_save() -> a0 = the interrupt state; interrupts off.  irq_restore(a0 = state).
 # With USE_SENSITIVE_FLAGS: rdsr / di ... wrsr, the classic save-status idiom.  It is
