@@ -213,16 +213,16 @@ def guest_image(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def bare_guest_run(guest_image):
-    """Factory: bare_guest_run(name) -> the GuestRun of guest NAME on the bare
-    machine, booted once per session."""
+def guest_run(guest_image):
+    """Factory: guest_run(name, machine) -> the GuestRun of guest NAME on
+    `machine` ("bare" or "shadow"), booted once per session."""
     from tests.monitor.guestrun import run_guest
     runs = {}
 
-    def run(name: str):
-        if name not in runs:
-            runs[name] = run_guest(guest_image(name), "bare")
-        return runs[name]
+    def run(name: str, machine: str):
+        if (name, machine) not in runs:
+            runs[name, machine] = run_guest(guest_image(name), machine)
+        return runs[name, machine]
     return run
 
 

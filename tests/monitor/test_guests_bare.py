@@ -23,23 +23,23 @@ MATRIX_EXIT_CODE = 77
 
 
 @pytest.mark.parametrize("name, exit_code", GOLDEN_GUESTS.items(), ids=list(GOLDEN_GUESTS))
-def test_guest_on_the_bare_machine_prints_its_golden_transcript_and_exit_code(bare_guest_run, name,
+def test_guest_on_the_bare_machine_prints_its_golden_transcript_and_exit_code(guest_run, name,
                                                                               exit_code):
-    run = bare_guest_run(name)
+    run = guest_run(name, "bare")
     assert run.output == expected_transcript(name), run.stderr
     assert run.exit_code == exit_code, run.stderr
 
 
-def test_access_matrix_guest_on_the_bare_machine_satisfies_the_reference_model(bare_guest_run):
-    run = bare_guest_run("access_matrix")
+def test_access_matrix_guest_on_the_bare_machine_satisfies_the_reference_model(guest_run):
+    run = guest_run("access_matrix", "bare")
     assert run.exit_code == MATRIX_EXIT_CODE, run.stderr
     outcomes = parse_access_matrix(run.output)
     assert list(outcomes) == list(access_cases())          # every case, in the same order
     assert check_access_matrix(matrix_runner(outcomes)) == 16 * 32 * 3 * 2
 
 
-def test_access_matrix_check_fails_when_one_printed_outcome_is_wrong(bare_guest_run):
-    outcomes = parse_access_matrix(bare_guest_run("access_matrix").output)
+def test_access_matrix_check_fails_when_one_printed_outcome_is_wrong(guest_run):
+    outcomes = parse_access_matrix(guest_run("access_matrix", "bare").output)
     case = (0x0F, 0x1F, "write", True)                       # every permission: succeeds
     outcomes[case] = dataclasses.replace(outcomes[case], pte=outcomes[case].pte & ~0x10)
     with pytest.raises(AssertionError, match="1 of 3072 cases differ"):
@@ -54,20 +54,20 @@ def test_matrix_transcript_with_an_effect_mismatch_or_a_stray_line_does_not_pars
             parse_access_matrix(good.replace("0f 1f w u: 00000000 - 0f 1f", bad_line))
 
 
-def test_paging_demo_takes_one_page_fault_per_fresh_page_plus_the_killed_user_read(bare_guest_run):
-    run = bare_guest_run("paging_demo")
+def test_paging_demo_takes_one_page_fault_per_fresh_page_plus_the_killed_user_read(guest_run):
+    run = guest_run("paging_demo", "bare")
     demand_faults = re.findall(r"^fault: (read|write) by (kernel|user) at", run.output, re.MULTILINE)
     assert len(demand_faults) == 8
     assert run.stats["exceptions"]["page fault"] == len(demand_faults) + 1
     assert run.stats["interrupts"]["timer"] >= 3
 
 
-def test_hidden_true_takes_exactly_the_page_faults_its_kernel_counts(bare_guest_run):
-    run = bare_guest_run("hidden_true")
+def test_hidden_true_takes_exactly_the_page_faults_its_kernel_counts(guest_run):
+    run = guest_run("hidden_true", "bare")
     printed = int(re.search(r"page faults seen by the kernel in all: (\d+)", run.output)[1])
     assert run.stats["exceptions"] == {"page fault": printed}
 
 
-def test_pt_edge_takes_its_two_bus_errors_and_four_page_faults(bare_guest_run):
-    run = bare_guest_run("pt_edge")
+def test_pt_edge_takes_its_two_bus_errors_and_four_page_faults(guest_run):
+    run = guest_run("pt_edge", "bare")
     assert run.stats["exceptions"] == {"bus error": 2, "page fault": 4}

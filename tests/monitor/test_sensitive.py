@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.monitor.guestrun import expected_transcript, run_guest
+from tests.monitor.guestrun import expected_transcript
 
 RDSR_LINE = re.compile(r"^(rdsr [^:]*): 0x([0-9a-f]{8}) \(KM=(\d) IE=(\d)\)$")
 
@@ -21,13 +21,13 @@ def rdsr_readings(output: str) -> dict[str, tuple[int, int, int]]:
     return readings
 
 
-def test_on_bare_hardware_the_kernel_sees_its_own_mode_and_interrupt_state(guest_image, bare_guest_run):
-    bare = bare_guest_run("sensitive")
+def test_on_bare_hardware_the_kernel_sees_its_own_mode_and_interrupt_state(guest_run):
+    bare = guest_run("sensitive", "bare")
     assert bare.output == expected_transcript("sensitive") and bare.exit_code == 23
 
 
-def test_under_trap_and_emulate_rdsr_shows_the_machines_user_mode_and_wrsr_cannot_restore_ie(guest_image):
-    shadow = run_guest(guest_image("sensitive"), "shadow")
+def test_under_trap_and_emulate_rdsr_shows_the_machines_user_mode_and_wrsr_cannot_restore_ie(guest_run):
+    shadow = guest_run("sensitive", "shadow")
     readings = rdsr_readings(shadow.output)
     assert readings.keys() == rdsr_readings(expected_transcript("sensitive")).keys()
     # every reading is the MACHINE status: user mode, the VMM's IE; only the user-flag byte is the guest's

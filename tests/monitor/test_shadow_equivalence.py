@@ -14,43 +14,30 @@ import re
 import pytest
 
 from tests.machine.test_mmu import access_cases, check_access_matrix
-from tests.monitor.guestrun import matrix_runner, only_vm_counters, parse_access_matrix, run_guest
+from tests.monitor.guestrun import matrix_runner, only_vm_counters, parse_access_matrix
 
 EQUIVALENT_GUESTS = ["paging_demo", "hidden_true", "pt_edge", "access_matrix"]
 HIDDEN_TRUE_PAGES = 8           # the pages hidden_true maps itself, then touches
 
 
-@pytest.fixture(scope="module")
-def shadow_guest_run(guest_image):
-    """Factory: shadow_guest_run(name) -> the GuestRun of guest NAME under
-    `--paging shadow`, booted once per module."""
-    runs = {}
-
-    def run(name: str):
-        if name not in runs:
-            runs[name] = run_guest(guest_image(name), "shadow")
-        return runs[name]
-    return run
-
-
 @pytest.mark.parametrize("name", EQUIVALENT_GUESTS)
 def test_guest_under_shadow_paging_prints_and_exits_exactly_as_on_the_bare_machine(
-        bare_guest_run, shadow_guest_run, name):
-    bare, shadow = bare_guest_run(name), shadow_guest_run(name)
+        guest_run, name):
+    bare, shadow = guest_run(name, "bare"), guest_run(name, "shadow")
     assert shadow.output == bare.output, shadow.stderr
     assert shadow.exit_code == bare.exit_code, shadow.stderr
 
 
-def test_access_matrix_under_shadow_paging_satisfies_the_reference_model(shadow_guest_run):
-    run = shadow_guest_run("access_matrix")
+def test_access_matrix_under_shadow_paging_satisfies_the_reference_model(guest_run):
+    run = guest_run("access_matrix", "shadow")
     outcomes = parse_access_matrix(run.output)
     assert list(outcomes) == list(access_cases()), run.stderr
     assert check_access_matrix(matrix_runner(outcomes)) == 16 * 32 * 3 * 2
 
 
 def test_hidden_true_under_shadow_hides_its_own_mappings_and_reflects_every_true_fault(
-        shadow_guest_run):
-    run = shadow_guest_run("hidden_true")
+        guest_run):
+    run = guest_run("hidden_true", "shadow")
     assert run.stats is not None, run.stderr
     counters = only_vm_counters(run.stats)
     assert "page faults seen by the kernel so far: 0\n" in run.output
