@@ -15,7 +15,7 @@ question come from the guest's own view, never from the machine TLB.
 from __future__ import annotations
 
 from asm.isa import CR_PTB, MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PF_USER
-from vmm.monitor.direct import TYPE_L1, TYPE_L2, DirectPaging
+from vmm.monitor.direct import TYPE_L1, TYPE_L2, DirectPaging, ptb_value
 from vmm.monitor.guestwalk import Access, GuestTables, Translation
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
 from vmm.monitor.shadow import FaultKind, FaultOutcome, ShadowPaging
@@ -107,7 +107,7 @@ class DirectMode:
         virtual user mode (0, paging off, never happens after boot: the VMM
         sets the bootstrap base before the guest runs)."""
         base = self.direct.kernel_base if vcpu.kernel else self.direct.user_base
-        return 0 if base is None else (base << PAGE_SHIFT) | 1
+        return 0 if base is None else ptb_value(base)
 
     def write_ptb(self, vcpu: VirtualCPU, value: int) -> bool:
         """mtcr ptb is refused in direct mode: set_base is the only way."""
