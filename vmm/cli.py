@@ -141,6 +141,14 @@ def run_sim(image, modules, mem, max_instructions, stats, stats_json, cmdline, i
     return result.exit_code
 
 
+def write_stats_json(path: str, figures: dict) -> None:
+    """--stats-json: the figures as JSON, written atomically.  Raises KiteError."""
+    try:
+        write_atomically(path, json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    except OSError as error:
+        raise KiteError(f"{path}: cannot write stats: {error.strerror}") from None
+
+
 def report(result, stats: bool, stats_json: str | None, register_dump: Callable[[], str] | None = None) -> None:
     """The end-of-run messages on stderr (with `register_dump()` after a
     fault, when given) and the --stats-json file."""
@@ -152,10 +160,7 @@ def report(result, stats: bool, stats_json: str | None, register_dump: Callable[
     if stats:
         click.echo(format_stats(result.stats), err=True)
     if stats_json:
-        try:
-            write_atomically(stats_json, json.dumps(result.stats, indent=2, sort_keys=True) + "\n")
-        except OSError as error:
-            raise KiteError(f"{stats_json}: cannot write stats: {error.strerror}") from None
+        write_stats_json(stats_json, result.stats)
 
 
 def parse_vm_spec(spec: str, default_mem: int, index: int):
@@ -231,10 +236,7 @@ def report_vms(monitor, result, vm_results, stats: bool, stats_json: str | None)
         for vm in vm_results:
             click.echo(format_stats(vm.stats).replace("kite: stats:", f"kite: {vm.name}: stats:"), err=True)
     if stats_json:
-        try:
-            write_atomically(stats_json, json.dumps(figures, indent=2, sort_keys=True) + "\n")
-        except OSError as error:
-            raise KiteError(f"{stats_json}: cannot write stats: {error.strerror}") from None
+        write_stats_json(stats_json, figures)
 
 
 def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
