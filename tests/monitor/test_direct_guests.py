@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kite.build import GUESTOS
 from vmm.cli import run
 from vmm.monitor import hypercall_abi
 
@@ -33,8 +34,8 @@ def kite_run(tmp_path: Path, *arguments) -> tuple:
 # --- the include's numbers are the ABI's -------------------------------------------------------
 
 def include_values() -> dict[str, int]:
-    """Every `.equ NAME, number` of pv.inc."""
-    text = (GUESTS / "pv.inc").read_text()
+    """Every `.equ NAME, number` of pv.inc and of the guest OS header it includes."""
+    text = (GUESTS / "pv.inc").read_text() + (GUESTOS / "include" / "hypercall.inc").read_text()
     return {name: int(value, 0) for name, value in re.findall(r"\.equ\s+(\w+),\s*(0x[0-9A-Fa-f]+|\d+)\s", text)}
 
 

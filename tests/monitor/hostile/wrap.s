@@ -110,4 +110,5 @@ loot:   .space  20
         .balign 16
 stack:  .space  512
 stack_top:
-pad:    .space  4096                    # moves the bootstrap L2 to an even frame
+        .balign 8192                    # the image ends in an odd page whatever the code's size,
+pad:    .space  4096                    # so the bootstrap L2 (first_free's next page) is even

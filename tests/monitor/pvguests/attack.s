@@ -26,7 +26,6 @@
 #   ATTACK_UNPIN_BASE          unpin the current base
 #   ATTACK_USER_HYPERCALL      a hypercall from virtual user mode
 
-        .equ EXIT_FAILED, 99
         .equ SHUTDOWN_MARK, 42          # a1 of the user-mode hypercall
 
         kite_note
@@ -327,16 +326,6 @@ on_syscall:
         say     msg_alive
         mov     a1, zero
         hcall   HC_SHUTDOWN
-unexpected:
-        say     msg_unexpected
-        mfcr    a0, cause
-        call    puthex
-        say     msg_epc
-        mfcr    a0, epc
-        call    puthex
-        say     msg_newline
-        li      a1, EXIT_FAILED
-        hcall   HC_SHUTDOWN
 
         .include "pvlib.inc"
 
@@ -359,7 +348,6 @@ msg_arrow:      .asciz " -> "
 msg_then_set_base: .asciz "  then set_base on it"
 msg_done:       .asciz " (done "
 msg_close:      .asciz ")\n"
-msg_newline:    .asciz "\n"
 msg_unchanged:  .asciz "  entry unchanged\n"
 msg_changed:    .asciz "  ENTRY CHANGED\n"
 msg_still_writable: .asciz "  frame still an ordinary writable page\n"
@@ -368,8 +356,6 @@ msg_illegal:    .asciz "  trap: illegal instruction from user mode\n"
 msg_intact:     .asciz "  a0 and a1 unchanged\n"
 msg_syscall:    .asciz "  back in the kernel by syscall\n"
 msg_alive:      .asciz "attack guest still running\n"
-msg_unexpected: .asciz "trap: unexpected, cause "
-msg_epc:        .asciz " epc "
 
         .data
 batch:          .space 8

@@ -143,7 +143,6 @@ msg_mapped:     .asciz " foreign frames: mapped "
 msg_eperm:      .asciz ", refused with -EPERM "
 msg_intact:     .asciz "pv: own secret intact\n"
 msg_breached:   .asciz "pv: ISOLATION BREACHED\n"
-msg_newline:    .asciz "\n"
 
         .data
 attempts:       .word 0

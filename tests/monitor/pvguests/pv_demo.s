@@ -20,7 +20,6 @@
         .equ TICKS, 3
         .equ TICK_INTERVAL, 300
         .equ EXIT_CODE, 7
-        .equ EXIT_FAILED, 99
 
         kite_note
         .text
@@ -249,16 +248,6 @@ on_timer:
         sw      t1, 0(t0)
 trap_done:
         trap_return
-unexpected:
-        say     msg_unexpected
-        mfcr    a0, cause
-        call    puthex
-        say     msg_epc
-        mfcr    a0, epc
-        call    puthex
-        say     msg_newline
-        li      a1, EXIT_FAILED
-        hcall   HC_SHUTDOWN
 
         .include "pvlib.inc"
 
@@ -275,9 +264,6 @@ msg_bye:        .asciz "pv_demo: shutting down with exit code 7\n"
 msg_failed:     .asciz "pv_demo: hypercall refused: "
 msg_fault:      .asciz "trap: page fault, cause "
 msg_at:         .asciz " at "
-msg_unexpected: .asciz "trap: unexpected, cause "
-msg_epc:        .asciz " epc "
-msg_newline:    .asciz "\n"
 
         .data
 ticks:          .word 0
