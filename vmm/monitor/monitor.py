@@ -48,8 +48,8 @@ from vmm.monitor import boot, emulate, hypercalls
 from vmm.monitor.paging import DirectMode, ShadowMode
 from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 from vmm.monitor.shadow import FaultKind
-from vmm.monitor.vm import (CRASHED, DONE, RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput,
-                            VmConfig, frames_for)
+from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput, VmConfig,
+                            frames_for)
 
 VMM_FRAMES = 16                 # machine frames kept by the VMM (64 KiB)
 DEFAULT_SLICE = 20_000          # ticks a VM runs before the next one, with several VMs
@@ -410,5 +410,3 @@ def describe(cause: int) -> str:
         return f"interrupt {IRQ_NAMES.get(cause & CAUSE_CODE_MASK, cause & CAUSE_CODE_MASK)}"
     return EXCEPTION_NAMES.get(cause & CAUSE_CODE_MASK, f"cause {cause & CAUSE_CODE_MASK}")
 
-
-__all__ = ["Monitor", "VmConfig", "VmResult", "CRASHED", "DONE", "RUNNABLE", "WAITING"]
