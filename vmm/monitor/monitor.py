@@ -34,10 +34,10 @@ from typing import BinaryIO
 
 from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_PTB,
                      CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXCEPTION_NAMES,
-                     IRQ_NAMES, IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0,
+                     IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0,
                      STATUS_IE, STATUS_UF, TIMER_BASE)
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
-from vmm.machine.cpu import EXIT_HYPERCALL, badaddr_text
+from vmm.machine.cpu import EXIT_HYPERCALL, badaddr_text, describe_cause as describe
 from vmm.machine.devices.power import POWER_EXIT
 from vmm.machine.devices.timer import CTRL_ENABLE, TIMER_ACK, TIMER_CTRL, TIMER_INTERVAL
 from vmm.machine.devices.uart import ConsoleInput
@@ -402,11 +402,3 @@ def is_fetch_fault(cause: int, epc: int, badaddr: int | None) -> bool:
     if code == EXC_PAGE_FAULT:
         return bool((cause >> CAUSE_ERRCODE_SHIFT) & PF_FETCH)
     return code == EXC_BUS_ERROR and badaddr == epc
-
-
-def describe(cause: int) -> str:
-    """'page fault', 'interrupt timer', ... for messages."""
-    if cause & CAUSE_INTERRUPT:
-        return f"interrupt {IRQ_NAMES.get(cause & CAUSE_CODE_MASK, cause & CAUSE_CODE_MASK)}"
-    return EXCEPTION_NAMES.get(cause & CAUSE_CODE_MASK, f"cause {cause & CAUSE_CODE_MASK}")
-

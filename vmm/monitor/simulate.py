@@ -26,6 +26,7 @@ from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BAD
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
                      STATUS_UF, TIMER_BASE, UART_BASE, PRIVILEGED, Decoded, decode)
 from vmm.machine.bus import Bus
+from vmm.machine.cpu import describe_cause as describe
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
@@ -419,9 +420,3 @@ def _no_tlb(sim, ops, pc):
 SYSTEM = {"jal": _jal, "jalr": _jalr, "lui": _lui, "rdsr": _rdsr, "wrsr": _wrsr, "mfcr": _mfcr,
           "mtcr": _mtcr, "rfe": _rfe, "halt": _halt, "wfi": _wfi, "ei": _interrupt_enable(True),
           "di": _interrupt_enable(False), "tlbflush": _no_tlb, "tlbinv": _no_tlb}
-
-
-def describe(cause: int) -> str:
-    if cause & CAUSE_INTERRUPT:
-        return f"interrupt {IRQ_NAMES.get(cause & 0xFF, cause & 0xFF)}"
-    return EXCEPTION_NAMES.get(cause & 0xFF, f"cause {cause & 0xFF}")
