@@ -295,6 +295,11 @@ INSTRUCTIONS: tuple[Insn, ...] = (
 )
 
 BY_MNEMONIC: dict[str, Insn] = {insn.mnemonic: insn for insn in INSTRUCTIONS}
+
+# Every load's (width in bytes, sign-extended) and every store's width in bytes.
+LOAD_WIDTHS: dict[str, tuple[int, bool]] = {"lw": (4, False), "lh": (2, True), "lhu": (2, False),
+                                            "lb": (1, True), "lbu": (1, False)}
+STORE_WIDTHS: dict[str, int] = {"sw": 4, "sh": 2, "sb": 1}
 BY_OPCODE: dict[int, Insn] = {insn.opcode: insn for insn in INSTRUCTIONS}
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asm.isa import (BY_MNEMONIC, BY_OPCODE, CR_NAMES, FORMATS, INSTRUCTIONS, OPCODE, EncodeError,
-                     Field, decode, encode, field_for)
+from asm.isa import (BY_MNEMONIC, BY_OPCODE, CR_NAMES, FORMATS, INSTRUCTIONS, LOAD, LOAD_WIDTHS, OPCODE,
+                     STORE, STORE_WIDTHS, EncodeError, Field, decode, encode, field_for)
 
 WORD_MASK = 0xFFFFFFFF
 ALL_OPCODES = range(1 << OPCODE.width)
@@ -174,3 +174,11 @@ def test_operands_of_an_instruction_occupy_disjoint_bits(insn):
         field = field_for(insn, role)
         assert not taken & bits(field), f"{insn.mnemonic}: '{role}' overlaps another operand"
         taken |= bits(field)
+
+
+def test_load_and_store_widths_cover_exactly_the_memory_instructions():
+    assert set(LOAD_WIDTHS) == {insn.mnemonic for insn in INSTRUCTIONS if insn.has(LOAD)}
+    assert set(STORE_WIDTHS) == {insn.mnemonic for insn in INSTRUCTIONS if insn.has(STORE)}
+    # the width is in the mnemonic: w(ord) 4, h(alf) 2, b(yte) 1; signed unless it ends in u
+    for mnemonic, (width, signed) in LOAD_WIDTHS.items():
+        assert width == {"w": 4, "h": 2, "b": 1}[mnemonic[1]] and signed == (width < 4 and mnemonic[-1] != "u")

@@ -15,13 +15,12 @@ another one: the VMM drops the stale translation and lets the guest retry
 
 from __future__ import annotations
 
-from asm.isa import CR_PTB, CR_STATUS, EXC_BUS_ERROR, EXC_PRIVILEGED, Decoded, decode
+from asm.isa import (CR_PTB, CR_STATUS, EXC_BUS_ERROR, EXC_PRIVILEGED, LOAD_WIDTHS, STORE_WIDTHS, Decoded,
+                     decode)
 from vmm.monitor.guestwalk import Access
 from vmm.monitor.vm import WAITING
 
 WORD = 0xFFFFFFFF
-LOAD_WIDTHS = {"lw": (4, False), "lh": (2, True), "lhu": (2, False), "lb": (1, True), "lbu": (1, False)}
-STORE_WIDTHS = {"sw": 4, "sh": 2, "sb": 1}
 
 
 def fetch(monitor, vm, epc: int) -> Decoded | None:

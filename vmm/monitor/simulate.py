@@ -22,9 +22,9 @@ from typing import BinaryIO
 from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE,
                      CR_EPC, CR_NAMES, CR_PTB, CR_STATUS, CR_TVEC, EXC_BREAKPOINT, EXC_BUS_ERROR, EXC_DIVIDE,
                      EXC_ILLEGAL, EXC_MISALIGNED, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXC_SYSCALL,
-                     EXCEPTION_NAMES, IRQ_NAMES, MMIO_DEVICE_SIZE, NUM_REGS, POWER_BASE, REG_A0,
+                     EXCEPTION_NAMES, IRQ_NAMES, LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, POWER_BASE, REG_A0,
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
-                     STATUS_UF, TIMER_BASE, UART_BASE, PRIVILEGED, Decoded, decode)
+                     STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, PRIVILEGED, Decoded, decode)
 from vmm.machine.bus import Bus
 from vmm.machine.cpu import describe_cause as describe
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
@@ -112,8 +112,6 @@ BRANCHES = {
     "blt": lambda a, b: signed(a) < signed(b), "bge": lambda a, b: signed(a) >= signed(b),
     "bltu": lambda a, b: a < b, "bgeu": lambda a, b: a >= b,
 }
-LOADS = {"lw": (4, False), "lh": (2, True), "lhu": (2, False), "lb": (1, True), "lbu": (1, False)}
-STORES = {"sw": 4, "sh": 2, "sb": 1}
 TRAPS = {"syscall": EXC_SYSCALL, "break": EXC_BREAKPOINT, "hypercall": EXC_ILLEGAL}
 
 
@@ -298,14 +296,14 @@ class Simulator:
             return self._write(ops["rd"], REGISTER_OPS[name](regs[ops["rs1"]], regs[ops["rs2"]]), pc)
         if name in IMMEDIATE_OPS:
             return self._write(ops["rd"], IMMEDIATE_OPS[name](regs[ops["rs1"]], ops["imm"]), pc)
-        if name in LOADS:
-            width, sign = LOADS[name]
+        if name in LOAD_WIDTHS:
+            width, sign = LOAD_WIDTHS[name]
             value = self._load((regs[ops["rs1"]] + ops["imm"]) & M32, width)
             if sign and value >> (8 * width - 1):
                 value = (value - (1 << 8 * width)) & M32
             return self._write(ops["rd"], value, pc)
-        if name in STORES:
-            self._store((regs[ops["rs1"]] + ops["imm"]) & M32, STORES[name], regs[ops["rs2"]])
+        if name in STORE_WIDTHS:
+            self._store((regs[ops["rs1"]] + ops["imm"]) & M32, STORE_WIDTHS[name], regs[ops["rs2"]])
             return pc + 4
         if name in BRANCHES:
             taken = BRANCHES[name](regs[ops["rs1"]], regs[ops["rs2"]])
