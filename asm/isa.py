@@ -296,6 +296,11 @@ INSTRUCTIONS: tuple[Insn, ...] = (
 
 BY_MNEMONIC: dict[str, Insn] = {insn.mnemonic: insn for insn in INSTRUCTIONS}
 
+# Immediates narrower than their field: the shift amounts (docs/isa.md "Immediates").  The
+# assembler rejects other values and a word holding one does not decode (illegal instruction).
+SHIFT_AMOUNT = (0, 31)
+IMM_RANGES: dict[str, tuple[int, int]] = {"slli": SHIFT_AMOUNT, "srli": SHIFT_AMOUNT, "srai": SHIFT_AMOUNT}
+
 # Every load's (width in bytes, sign-extended) and every store's width in bytes.
 LOAD_WIDTHS: dict[str, tuple[int, bool]] = {"lw": (4, False), "lh": (2, True), "lhu": (2, False),
                                             "lb": (1, True), "lbu": (1, False)}
@@ -315,9 +320,19 @@ def field_for(insn: Insn, role: str) -> Field:
     return FORMATS[insn.fmt][role]
 
 
-def check_fits(value: int, field: Field, what: str) -> None:
-    """Raise EncodeError unless `value` fits `field`."""
-    low, high = field.range()
+def operand_range(insn: Insn, role: str) -> tuple[int, int]:
+    """Inclusive range of values operand `role` of `insn` may take: its
+    field's range, narrowed by IMM_RANGES for the immediate."""
+    if role == "imm" and insn.mnemonic in IMM_RANGES:
+        return IMM_RANGES[insn.mnemonic]
+    if role == "cr":
+        return 0, len(CR_NAMES) - 1
+    return field_for(insn, role).range()
+
+
+def check_fits(value: int, bounds: tuple[int, int], what: str) -> None:
+    """Raise EncodeError unless low <= `value` <= high."""
+    low, high = bounds
     if not low <= value <= high:
         raise EncodeError(f"{what} {value} out of range [{low}, {high}]")
 
@@ -332,7 +347,7 @@ def encode(insn: Insn, operands: dict[str, int]) -> int:
     for role in insn.roles:
         field = field_for(insn, role)
         value = operands[role]
-        check_fits(value, field, "control register" if role == "cr" else
+        check_fits(value, operand_range(insn, role), "control register" if role == "cr" else
                    "register" if role in ("rd", "rs1", "rs2") else "immediate")
         word |= (value & field.mask) << field.shift
     return word
@@ -354,9 +369,10 @@ def extract(word: int, field: Field) -> int:
 def decode(word: int) -> Decoded | None:
     """Decode a 32-bit word; None if it is not a valid Kite32 instruction.
 
-    A word is valid only if its opcode is in the table and every bit outside
-    the instruction's operand fields is zero, so decode(encode(x)) == x and
-    every valid word has exactly one meaning.
+    A word is valid only if its opcode is in the table, every bit outside
+    the instruction's operand fields is zero and every operand is in its
+    range (operand_range: a control register below 8, a shift amount 0..31),
+    so decode(encode(x)) == x and every valid word has exactly one meaning.
     """
     insn = BY_OPCODE.get(word >> OPCODE.shift)
     if insn is None:
@@ -369,6 +385,8 @@ def decode(word: int) -> Decoded | None:
         operands[role] = extract(word, field)
     if word & ~used & 0xFFFFFFFF:
         return None
-    if "cr" in operands and not 0 <= operands["cr"] < len(CR_NAMES):
-        return None
+    for role, value in operands.items():
+        low, high = operand_range(insn, role)
+        if not low <= value <= high:
+            return None
     return Decoded(insn, operands)

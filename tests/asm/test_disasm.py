@@ -77,10 +77,7 @@ def _reassemble(lines: list[str]) -> bytes:
 
 
 def _operand_values(insn: isa.Insn):
-    fields = {role: isa.field_for(insn, role) for role in insn.roles}
-    strategies = {role: (st.integers(0, len(isa.CR_NAMES) - 1) if role == "cr"
-                         else st.integers(*field.range()))
-                  for role, field in fields.items()}
+    strategies = {role: st.integers(*isa.operand_range(insn, role)) for role in insn.roles}
     return st.fixed_dictionaries(strategies).map(lambda ops: isa.encode(insn, ops))
 
 

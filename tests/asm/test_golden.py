@@ -110,9 +110,7 @@ def test_disassembly_of_random_valid_words_reassembles_to_the_same_words():
         for _ in range(20):
             operands = {}
             for role in insn.roles:
-                low, high = isa.field_for(insn, role).range()
-                operands[role] = rng.randint(0, 7) if role == "cr" else \
-                    rng.randint(0, 15) if role in ("rd", "rs1", "rs2") else rng.randint(low, high)
+                operands[role] = rng.randint(*isa.operand_range(insn, role))
             words.append(isa.encode(insn, operands))
     text = "\n".join(disassemble_word(word, 4 * index) for index, word in enumerate(words))
     data = assemble(text + "\n").section(".text").data

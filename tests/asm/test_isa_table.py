@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asm.isa import (BY_MNEMONIC, BY_OPCODE, CR_NAMES, FORMATS, INSTRUCTIONS, LOAD, LOAD_WIDTHS, OPCODE,
+from asm.isa import (operand_range, BY_MNEMONIC, BY_OPCODE, CR_NAMES, FORMATS, INSTRUCTIONS, LOAD, LOAD_WIDTHS, OPCODE,
                      STORE, STORE_WIDTHS, EncodeError, Field, decode, encode, field_for)
 
 WORD_MASK = 0xFFFFFFFF
@@ -19,11 +19,8 @@ CR_INSNS = [insn for insn in INSTRUCTIONS if "cr" in insn.roles]
 
 def role_values(insn, role: str) -> st.SearchStrategy[int]:
     """Every value operand `role` of `insn` can take: its field's whole range,
-    except `cr`, which decodes only for a real control register."""
-    if role == "cr":
-        return st.integers(0, len(CR_NAMES) - 1)
-    low, high = field_for(insn, role).range()
-    return st.integers(low, high)
+    except `cr` (a real control register) and the shift amounts (0..31)."""
+    return st.integers(*operand_range(insn, role))
 
 
 @st.composite
@@ -50,7 +47,7 @@ def bits(field: Field) -> int:
 
 def valid_operands(insn) -> dict[str, int]:
     """Some operands of `insn` that encode: the low end of every role's range, cr 0."""
-    return {role: 0 if role == "cr" else field_for(insn, role).range()[0] for role in insn.roles}
+    return {role: operand_range(insn, role)[0] for role in insn.roles}
 
 
 # --- encode / decode round trip -------------------------------------------------
@@ -71,8 +68,7 @@ def test_decode_of_encode_is_the_identity_for_every_form(form):
 @pytest.mark.parametrize("insn", INSTRUCTIONS, ids=lambda insn: insn.mnemonic)
 def test_extreme_operand_values_round_trip(insn):
     for pick in (0, 1):   # every role at the bottom, then at the top of its range
-        operands = {role: (0, len(CR_NAMES) - 1)[pick] if role == "cr"
-                    else field_for(insn, role).range()[pick] for role in insn.roles}
+        operands = {role: operand_range(insn, role)[pick] for role in insn.roles}
         assert decode(encode(insn, operands)) == (insn, operands)
 
 
@@ -87,7 +83,7 @@ def test_every_word_that_decodes_re_encodes_to_itself(word):
 @pytest.mark.parametrize("insn", INSTRUCTIONS, ids=lambda insn: insn.mnemonic)
 def test_out_of_range_operand_is_an_encode_error(insn):
     for role in insn.roles:
-        low, high = field_for(insn, role).range()
+        low, high = operand_range(insn, role)
         for bad in (low - 1, high + 1):
             operands = dict(valid_operands(insn), **{role: bad})
             with pytest.raises(EncodeError, match="out of range"):
@@ -118,16 +114,42 @@ def test_decode_rejects_unknown_opcodes_whatever_the_other_bits(opcode, rest):
     assert decode(opcode << OPCODE.shift | rest) is None
 
 
+def raw_word(insn, operands: dict[str, int]) -> int:
+    """The word with these operand values packed into their fields, unchecked
+    (encode refuses values outside operand_range)."""
+    word = insn.opcode << OPCODE.shift
+    for role, value in operands.items():
+        field = field_for(insn, role)
+        word |= (value & field.mask) << field.shift
+    return word
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.sampled_from(CR_INSNS), st.integers(len(CR_NAMES), FORMATS["I"]["cr"].range()[1]))
 def test_decode_rejects_control_register_numbers_of_8_and_more(insn, number):
     operands = dict(valid_operands(insn), cr=number)
-    assert decode(encode(insn, operands)) is None
+    assert decode(raw_word(insn, operands)) is None
 
 
 @pytest.mark.parametrize("insn", CR_INSNS, ids=lambda insn: insn.mnemonic)
 def test_decode_rejects_negative_control_register_numbers(insn):
-    assert decode(encode(insn, dict(valid_operands(insn), cr=-1))) is None
+    assert decode(raw_word(insn, dict(valid_operands(insn), cr=-1))) is None
+
+
+SHIFT_INSNS = [BY_MNEMONIC[name] for name in ("slli", "srli", "srai")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(SHIFT_INSNS),
+       st.integers(-(1 << 17), (1 << 17) - 1).filter(lambda amount: not 0 <= amount <= 31))
+def test_decode_rejects_immediate_shift_amounts_outside_0_to_31(insn, amount):
+    """docs/isa.md: "A hand-made word with another amount does not decode"."""
+    assert decode(raw_word(insn, dict(valid_operands(insn), imm=amount))) is None
+
+
+def test_the_word_0x53b00020_is_slli_by_32_and_does_not_decode():
+    assert raw_word(BY_MNEMONIC["slli"], {"rd": 14, "rs1": 12, "imm": 32}) == 0x53B00020
+    assert decode(0x53B00020) is None
 
 
 def test_the_all_zero_word_is_not_an_instruction():

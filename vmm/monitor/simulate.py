@@ -106,7 +106,6 @@ IMMEDIATE_OPS = {
     "srai": shift_right_arithmetic, "slti": lambda a, i: int(signed(a) < i),
     "sltiu": lambda a, i: int(a < (i & M32)),
 }
-SHIFTS = ("slli", "srli", "srai")
 BRANCHES = {
     "beq": lambda a, b: a == b, "bne": lambda a, b: a != b,
     "blt": lambda a, b: signed(a) < signed(b), "bge": lambda a, b: signed(a) >= signed(b),
@@ -257,7 +256,7 @@ class Simulator:
         if word not in self.decoded:
             self.decoded[word] = decode(word)
         decoded = self.decoded[word]
-        if decoded is None or (decoded.insn.mnemonic in SHIFTS and not 0 <= decoded.operands["imm"] < 32):
+        if decoded is None:
             raise SimTrap(EXC_ILLEGAL)
         return decoded
 
