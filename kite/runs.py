@@ -207,7 +207,7 @@ def run_vmm(spec: RunSpec) -> Ran:
     configuration's name, as `kite run --paging shadow|direct`; the stats
     are the machine's plus "vms": {VM_NAME: the VM's}."""
     from vmm.cli import machine_mem_for
-    from vmm.machine.machine import REASON_INSTRUCTION_LIMIT
+    from vmm.machine.outcome import EndReason
     from vmm.monitor.monitor import Monitor
     from vmm.monitor.vm import VmConfig
     config = VmConfig(str(spec.image), spec.config, GUEST_MEM, VM_NAME,
@@ -218,7 +218,7 @@ def run_vmm(spec: RunSpec) -> Ran:
     monitor.create_vm(config)
     result, (vm,) = monitor.run(spec.workload.max_instructions)
     stats = dict(result.stats, vms={vm.name: vm.stats})
-    if result.reason == REASON_INSTRUCTION_LIMIT:
+    if result.reason is EndReason.INSTRUCTION_LIMIT:
         return Ran(output.getvalue(), result.exit_code, result.reason, result.message, stats)
     return Ran(output.getvalue(), vm.exit_code, vm.state, vm.message, stats)
 

@@ -24,6 +24,7 @@ from asm.files import write_atomically
 from asm.isa import MAX_RAM, PAGE_SIZE
 from vmm.machine.costs import DEFAULT_COST_MODEL, load_cost_model
 from vmm.machine.errors import KiteError
+from vmm.machine.outcome import EndReason
 
 DEFAULT_MEM = "16M"
 SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -152,10 +153,9 @@ def write_stats_json(path: str, figures: dict) -> None:
 def report(result, stats: bool, stats_json: str | None, register_dump: Callable[[], str] | None = None) -> None:
     """The end-of-run messages on stderr (with `register_dump()` after a
     fault, when given) and the --stats-json file."""
-    from vmm.machine.machine import REASON_FAULT, REASON_NO_INTERRUPT_SOURCE
     if result.message:
         click.echo(f"kite: stopped: {result.message}", err=True)
-    if register_dump is not None and result.reason in (REASON_FAULT, REASON_NO_INTERRUPT_SOURCE):
+    if register_dump is not None and result.reason in (EndReason.FAULT, EndReason.NO_INTERRUPT_SOURCE):
         click.echo(register_dump(), err=True)
     if stats:
         click.echo(format_stats(result.stats), err=True)
@@ -208,14 +208,14 @@ def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, inp
     vms = [monitor.create_vm(config, prefix_output=len(configs) > 1) for config in configs]
     emit, trace_file = open_trace(trace)
     if emit is not None:
-        monitor.cpu.trace = Tracer(monitor.cpu, vms[0].symbols, emit)
+        monitor.cpu.trace = Tracer(vms[0].symbols, emit)
     try:
         result, vm_results = monitor.run(max_instructions)
     finally:
         if trace_file is not None:
             trace_file.close()
     report_vms(monitor, result, vm_results, stats, stats_json)
-    if result.reason == "instruction limit":
+    if result.reason is EndReason.INSTRUCTION_LIMIT:
         return result.exit_code
     codes = [vm.exit_code for vm in vm_results if vm.exit_code]
     return codes[0] if codes else 0
@@ -223,7 +223,7 @@ def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, inp
 
 def report_vms(monitor, result, vm_results, stats: bool, stats_json: str | None) -> None:
     """Each VM's end on stderr, then the machine's and every VM's figures."""
-    if result.message and result.reason != "power off":
+    if result.message and result.reason is not EndReason.POWER_OFF:
         click.echo(f"kite: stopped: {result.message}", err=True)
     for vm in vm_results:
         if vm.message:

@@ -443,7 +443,7 @@ def test_same_code_gives_the_same_counts_with_and_without_trace():
     machine.cpu.trace = lambda *event: events.append(event)
     machine.run()
     assert machine.cpu.counters.as_dict() == plain.counters.as_dict()
-    assert [event for event in events if event[0] == "trap"] == [("trap", EXC_BREAKPOINT, at(4))]
+    assert [event for event in events if event[0] == "trap"] == [("trap", EXC_BREAKPOINT, at(4), None)]
     insns = [event[1] for event in events if event[0] == "insn"]
     assert insns == [at(0)] + [at(1), at(2), at(3)] * 3 + [at(4), at(6)]
     assert events[1] == ("insn", at(1), encode(BY_MNEMONIC["sw"], {"rs2": 8, "imm": 0, "rs1": 9}))

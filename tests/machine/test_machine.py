@@ -21,9 +21,8 @@ from vmm.machine.devices import disk as disk_regs
 from vmm.machine.devices import timer as timer_regs
 from vmm.machine.devices.disk import DISK_LATENCY_TICKS, DiskImage
 from vmm.machine.errors import KiteError
-from vmm.machine.machine import (EXIT_FAULT, EXIT_INSTRUCTION_LIMIT, REASON_HALT,
-                                 REASON_INSTRUCTION_LIMIT, REASON_NO_INTERRUPT_SOURCE,
-                                 REASON_POWER_OFF, Machine)
+from vmm.machine.machine import Machine
+from vmm.machine.outcome import EXIT_FAULT, EXIT_INSTRUCTION_LIMIT, CpuState, EndReason
 
 
 class StandInCounters:
@@ -47,7 +46,7 @@ class ScriptedCPU:
         self.memory, self.bus, self.irq = memory, bus, irq
         self.program, self.on_interrupt, self.loop = program, on_interrupt, loop
         self.regs, self.cr, self.pc, self.ticks = [0] * 16, [0] * 8, 0, 0
-        self.state, self.stop_reason = "running", None
+        self.state, self.stop_reason = CpuState.RUNNING, None
         self.counters = StandInCounters()
         self.taken: list[tuple[int, int]] = []
         self.trace = None
@@ -56,10 +55,10 @@ class ScriptedCPU:
         self.pc, self.regs[4] = pc, a0
 
     def request_stop(self, reason=None):
-        self.state, self.stop_reason = "stopped", reason
+        self.state, self.stop_reason = CpuState.STOPPED, reason
 
     def run(self, until_tick):
-        while self.ticks < until_tick and self.state == "running":
+        while self.ticks < until_tick and self.state is CpuState.RUNNING:
             if self.irq.pending:
                 irq = (self.irq.pending & -self.irq.pending).bit_length() - 1
                 self.taken.append((self.ticks, irq))
@@ -73,10 +72,10 @@ class ScriptedCPU:
             step = self.program[self.pc]
             self.pc += 1
             if step == "halt":
-                self.state = "halted"
+                self.state = CpuState.HALTED
             elif step == "wfi":
                 if not self.irq.pending:
-                    self.state = "waiting"
+                    self.state = CpuState.WAITING
             elif step is not None:
                 step(self)
             self.ticks += 1
@@ -109,7 +108,7 @@ def test_timer_programmed_mid_run_interrupts_at_exactly_its_tick(physical_memory
     result = machine.run()
     # CTRL stored by the instruction that starts at tick 1: expiry at tick 101, taken before insn 101
     assert machine.cpu.taken == [(101, IRQ_TIMER)]
-    assert (result.reason, result.exit_code) == (REASON_HALT, 0)
+    assert (result.reason, result.exit_code) == (EndReason.HALT, 0)
 
 
 def test_periodic_timer_interrupts_every_interval(physical_memory):
@@ -133,7 +132,7 @@ def test_wfi_skips_idle_time_to_the_next_device_event(physical_memory):
 
 def test_wfi_with_no_interrupt_source_stops_the_machine(physical_memory):
     result = machine_with([None, "wfi", "halt"], physical_memory=physical_memory).run()
-    assert result.reason == REASON_NO_INTERRUPT_SOURCE
+    assert result.reason == EndReason.NO_INTERRUPT_SOURCE
     assert result.exit_code == EXIT_FAULT
     assert "wfi with no interrupt source" in result.message
 
@@ -142,14 +141,14 @@ def test_instruction_limit_stops_after_exactly_that_many_instructions(physical_m
     machine = machine_with([None] * 10, loop=True, physical_memory=physical_memory)
     result = machine.run(max_instructions=1234)
     assert machine.cpu.counters.instructions == 1234
-    assert (result.reason, result.exit_code) == (REASON_INSTRUCTION_LIMIT, EXIT_INSTRUCTION_LIMIT)
+    assert (result.reason, result.exit_code) == (EndReason.INSTRUCTION_LIMIT, EXIT_INSTRUCTION_LIMIT)
     assert result.message.startswith("instruction limit 1234 reached at pc ")
 
 
 def test_power_exit_stops_after_the_store_with_the_low_byte_as_exit_code(physical_memory):
     machine = machine_with([None, store(POWER_BASE, 0x1FF), None, "halt"], physical_memory=physical_memory)
     result = machine.run()
-    assert (result.reason, result.exit_code) == (REASON_POWER_OFF, 0xFF)
+    assert (result.reason, result.exit_code) == (EndReason.POWER_OFF, 0xFF)
     assert machine.cpu.counters.instructions == 2
 
 

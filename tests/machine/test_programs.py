@@ -19,7 +19,8 @@ from elftools.elf.elffile import ELFFile
 from asm.assembler import assemble
 from asm.isa import REG_NUMBERS
 from asm.linker import LinkOptions, link
-from vmm.machine.machine import REASON_HALT, Machine
+from vmm.machine.machine import Machine
+from vmm.machine.outcome import EndReason
 
 TESTDATA = Path(__file__).parent / "testdata"
 PROGRAMS = sorted(TESTDATA.glob("*.s"))
@@ -56,7 +57,7 @@ def boot(tmp_path: Path, source: str, name: str) -> tuple[Machine, dict[str, int
     machine = Machine(4 << 20, console_out=io.BytesIO())
     machine.load(str(image))
     result = machine.run(max_instructions=10_000)
-    assert result.reason == REASON_HALT, result.message
+    assert result.reason == EndReason.HALT, result.message
     return machine, image_symbols(image)
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from asm.isa import POWER_BASE, UART_BASE
 from vmm.cli import MemSize, format_stats, run
+from vmm.machine.outcome import CpuState
 
 def invoke(*args):
     return CliRunner().invoke(run, list(args))
@@ -110,14 +111,14 @@ class StandInCPU:
     def __init__(self, memory, bus, irq):
         self.memory, self.bus, self.irq = memory, bus, irq
         self.regs, self.cr, self.pc, self.ticks = [0] * 16, [0] * 8, 0, 0
-        self.state, self.stop_reason, self.trace = "running", None, None
+        self.state, self.stop_reason, self.trace = CpuState.RUNNING, None, None
         self.counters = StandInCounters()
 
     def reset(self, pc, a0):
         self.pc, self.regs[4] = pc, a0
 
     def request_stop(self, reason=None):
-        self.state, self.stop_reason = "stopped", reason
+        self.state, self.stop_reason = CpuState.STOPPED, reason
 
     def run(self, until_tick):
         type(self).behaviour(self, until_tick)
@@ -144,7 +145,7 @@ def fault_in_kernel(cpu, until_tick):
     cpu.step()
     cpu.pc += 8
     cpu.regs[4], cpu.cr[3] = 0x1234, 0xE0000000
-    cpu.state, cpu.stop_reason = "stopped", "unhandled fault in kernel mode: bus error"
+    cpu.state, cpu.stop_reason = CpuState.STOPPED, "unhandled fault in kernel mode: bus error"
 
 
 @pytest.fixture
@@ -206,7 +207,7 @@ def test_disk_is_written_back_after_the_run_and_a_read_only_one_is_not(stand_in_
             return
         spin(cpu, until_tick)
         if cpu.bus.read(0xF0002000 + regs.DISK_STATUS, 4) & regs.STATUS_DONE:
-            cpu.state = "halted"
+            cpu.state = CpuState.HALTED
 
     stand_in_cpu.behaviour = write_sector_zero
     for flags, expected in (((), b"\x77" * 512), (("--disk-readonly",), bytes(512))):

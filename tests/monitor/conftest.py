@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from asm.arch import Access
 from asm.isa import PAGE_SHIFT, PAGE_SIZE, PDX_SHIFT, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W, PTX_SHIFT
 from vmm.machine.memory import PhysicalMemory
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
@@ -127,7 +128,7 @@ class MachineMMU:
     def translate(self, gva: int, write: bool) -> int | None:
         from vmm.machine.mmu import Fault
         try:
-            return self.mmu.translate(gva, "write" if write else "read", True)
+            return self.mmu.translate(gva, Access.WRITE if write else Access.READ, True)
         except Fault:
             return None
 

@@ -6,13 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asm.arch import Access
 from asm.isa import (CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, EXC_BUS_ERROR, PAGE_SHIFT, PF_FETCH, PF_PRESENT,
                      PF_USER, PF_WRITE, PTB_ENABLE, PTE_A, PTE_D, PTE_P, PTE_U, PTE_W)
 
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.counters import Counters
 from vmm.machine.mmu import MMU, Fault
-from vmm.monitor.guestwalk import Access, GuestFault, GuestTables, TableBusError, Translation
+from vmm.monitor.guestwalk import GuestFault, GuestTables, TableBusError, Translation
 from vmm.monitor.physmap import GuestPhysMap
 
 PD, PT, DATA = 1, 2, 7
@@ -132,7 +133,7 @@ def test_guest_walk_agrees_with_the_bare_machine_mmu(entries, accesses):
         gva = (slot >> 1) << 22 | (slot & 1) << PAGE_SHIFT | 0x44
         result = guest.walk(gva, access, user)
         try:
-            expected = mmu.translate(gva, access.value, user)
+            expected = mmu.translate(gva, access, user)
         except Fault as fault:
             if fault.cause & CAUSE_CODE_MASK == EXC_BUS_ERROR:
                 assert isinstance(result, TableBusError)

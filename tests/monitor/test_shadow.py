@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from asm.arch import Access
 from asm.isa import (MMIO_BASE, PAGE_SHIFT, PAGE_SIZE, PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE, PTB_ENABLE,
                      PTE_A, PTE_D, PTE_P, PTE_U, PTE_W)
 from tests.monitor.conftest import KERNBASE, NEIGHBOUR_VM, VM_ID, MachineMMU, MachineModel
-from vmm.monitor.guestwalk import Access, GuestFault, GuestTables, TableBusError
+from vmm.monitor.guestwalk import GuestFault, GuestTables, TableBusError
 from vmm.monitor.physmap import OWNER_VMM
 
 P, W, U = PTE_P, PTE_W, PTE_U

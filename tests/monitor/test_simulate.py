@@ -65,4 +65,4 @@ def test_a_fault_with_no_trap_vector_stops_the_simulation_with_exit_125(tmp_path
     image.write_bytes(link([assemble(source, "fault.s")], LinkOptions(text_address=0x100000)))
     result = CliRunner().invoke(run, [str(image), "--sim"])
     assert result.exit_code == 125
-    assert "kite: stopped: unhandled bus error at pc 0x00100004 (tvec is 0)" in result.stderr
+    assert "kite: stopped: unhandled bus error at pc 0x00100004 badaddr 0xe0000000 (tvec is 0)" in result.stderr

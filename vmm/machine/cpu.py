@@ -47,16 +47,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-from asm.isa import (CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE, CR_EPC, CR_PTB,
-                     CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_ILLEGAL, EXC_MISALIGNED,
-                     EXCEPTION_NAMES, IRQ_NAMES, NUM_REGS, PAGE_SHIFT, REG_A0, STATUS_DEFINED,
-                     STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED)
+from asm.arch import (enter_trap, extend, interrupt_to_take, rfe, triple_fault_message,
+                      unhandled_trap_message, written_status)
+from asm.isa import (CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_PTB, CR_STATUS, CR_TVEC, EXC_BUS_ERROR,
+                     EXC_ILLEGAL, EXC_MISALIGNED, NUM_REGS, PAGE_SHIFT, REG_A0, STATUS_IE, STATUS_KM)
 from vmm.machine.bus import Bus
 from vmm.machine.counters import Counters
 from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.mmu import FETCH, MMU, READ, WRITE, Fault
+from vmm.machine.outcome import CpuState
 from vmm.machine.translate import EXIT_HYPERCALL, BlockExit, Context, Translator, Trap
 
 __all__ = ["CPU", "EXIT_HYPERCALL"]
@@ -120,7 +121,7 @@ class CPU:
         self._cr[CR_STATUS] = STATUS_KM
         self.pc = pc & M32
         self.ticks = 0
-        self.state = "running"
+        self.state = CpuState.RUNNING
         self.stop_reason: str | None = None
         self._ptb_loaded = 0
         self.mmu.set_ptb(0)
@@ -128,8 +129,8 @@ class CPU:
         self._sync()
 
     def request_stop(self, reason: str | None = None) -> None:
-        """Stop after the current instruction (state "stopped")."""
-        self.state = "stopped"
+        """Stop after the current instruction (state STOPPED)."""
+        self.state = CpuState.STOPPED
         self.stop_reason = reason
 
     def write_cr(self, number: int, value: int) -> None:
@@ -159,10 +160,9 @@ class CPU:
         start = self.ticks
         self._sync()
         try:
-            while self.state == "running" and self.ticks < until_tick:
-                pending = self.irq.pending
-                if pending and self._cr[CR_STATUS] & STATUS_IE:
-                    irq = (pending & -pending).bit_length() - 1
+            while self.state is CpuState.RUNNING and self.ticks < until_tick:
+                irq = interrupt_to_take(self.irq.pending, self._cr[CR_STATUS] & STATUS_IE)
+                if irq is not None:
                     self.counters.count_interrupt(irq)
                     self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
                 else:
@@ -250,9 +250,7 @@ class CPU:
             self.counters.count_exception(cause & CAUSE_CODE_MASK)
         if triple and self.vm_exit is None:
             self._enter_trap(cause, trap.pc, trap.badaddr)   # records it for the dump
-            where = "fetching the trap vector" if trap.fetch else "in the first instruction of the trap handler"
-            self.request_stop(f"triple fault: {describe_cause(cause)} {where} "
-                              f"at {trap.pc:#010x}{badaddr_text(trap.badaddr)}")
+            self.request_stop(triple_fault_message(cause, trap.pc, trap.badaddr, trap.fetch))
             return
         self._enter_trap(cause, trap.pc, trap.badaddr)
 
@@ -261,25 +259,17 @@ class CPU:
         if self.vm_exit is not None:
             self.pc = epc
             if self.trace is not None:
-                self.trace("trap", cause, epc)
+                self.trace("trap", cause, epc, badaddr)
             self.vm_exit(cause, epc, badaddr)
             self._sync()
             return
-        cr = self._cr
-        cr[CR_EPC], cr[CR_CAUSE] = epc, cause
-        if badaddr is not None:
-            cr[CR_BADADDR] = badaddr
+        tvec = enter_trap(self._cr, cause, epc, badaddr)
         if self.trace is not None:
-            self.trace("trap", cause, epc)
-        if cr[CR_TVEC] == 0:
-            self.request_stop(f"unhandled {describe_cause(cause)} at pc {epc:#010x}"
-                              f"{badaddr_text(badaddr)} (tvec is 0)")
+            self.trace("trap", cause, epc, badaddr)
+        if tvec == 0:
+            self.request_stop(unhandled_trap_message(cause, epc, badaddr))
             return
-        status = cr[CR_STATUS]
-        cr[CR_STATUS] = ((status & ~STATUS_PRIVILEGED) | STATUS_KM
-                         | (STATUS_PKM if status & STATUS_KM else 0)
-                         | (STATUS_PIE if status & STATUS_IE else 0))
-        self.pc = cr[CR_TVEC]
+        self.pc = tvec
         self._entering_trap = True
         self._sync()
 
@@ -294,10 +284,8 @@ class CPU:
             value = self._device_access(pa, width, None, va, pc, tick)
         else:
             value = self.memory.read(pa, width)
-        if signed and value >> (8 * width - 1):
-            value -= 1 << (8 * width)
         if rd:
-            self._regs[rd] = value & M32
+            self._regs[rd] = extend(value, width, signed)
         self._leave_if(device, pc, tick)
 
     def _store(self, va: int, width: int, value: int, pc: int, tick: int) -> None:
@@ -348,8 +336,8 @@ class CPU:
             blocks.clear()
 
     def _write_status(self, value: int) -> None:
-        """mtcr status / kernel wrsr: every defined bit; may change the mode."""
-        self._cr[CR_STATUS] = value & STATUS_DEFINED
+        """mtcr status / kernel wrsr (asm.arch.written_status); may change the mode."""
+        self._cr[CR_STATUS] = written_status(self._cr[CR_STATUS], value, kernel=True)
         self._sync()
 
     def _write_ptb(self, value: int) -> None:
@@ -360,21 +348,17 @@ class CPU:
         self._select_context()
 
     def _rfe(self) -> int:
-        """KM = PKM, IE = PIE; returns epc."""
-        status = self._cr[CR_STATUS]
-        self._cr[CR_STATUS] = ((status & ~(STATUS_KM | STATUS_IE))
-                               | (STATUS_KM if status & STATUS_PKM else 0)
-                               | (STATUS_IE if status & STATUS_PIE else 0))
-        return self._cr[CR_EPC]
+        """rfe (asm.arch.rfe); returns epc."""
+        return rfe(self._cr)
 
     def _halt(self) -> None:
         """halt: the machine stops (the instruction retires)."""
-        self.state = "halted"
+        self.state = CpuState.HALTED
 
     def _wfi(self) -> None:
         """wfi: wait unless a line is already asserted (IE does not matter)."""
         if not self.irq.pending:
-            self.state = "waiting"
+            self.state = CpuState.WAITING
 
     def flush_tlb(self) -> None:
         """tlbflush: every TLB entry and every virtual-pc lookup."""
@@ -388,16 +372,3 @@ class CPU:
             for pc in [pc for pc in blocks if pc >> PAGE_SHIFT == va >> PAGE_SHIFT]:
                 del blocks[pc]
 
-
-def describe_cause(cause: int) -> str:
-    """'page fault', 'interrupt timer', ... for stop messages."""
-    if cause & CAUSE_INTERRUPT:
-        irq = cause & CAUSE_CODE_MASK
-        return f"interrupt {IRQ_NAMES.get(irq, irq)}"
-    code = cause & CAUSE_CODE_MASK
-    return EXCEPTION_NAMES.get(code, f"cause {code}")
-
-
-def badaddr_text(badaddr: int | None) -> str:
-    """' badaddr 0x...' for stop messages, empty for causes without one."""
-    return "" if badaddr is None else f" badaddr {badaddr:#010x}"

@@ -19,12 +19,11 @@ exact tick.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
-from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_BADADDR, CR_NAMES,
-                     DISK_BASE, EXC_BUS_ERROR, EXC_MISALIGNED, EXC_PAGE_FAULT, EXCEPTION_NAMES,
-                     IRQ_NAMES, MMIO_DEVICE_SIZE, POWER_BASE, REG_ABI_NAMES, TIMER_BASE, UART_BASE)
+from asm.arch import describe_cause, sets_badaddr
+from asm.isa import (BOOTINFO_ADDR, CR_NAMES, DISK_BASE, EXCEPTION_NAMES, IRQ_NAMES, MMIO_DEVICE_SIZE,
+                     POWER_BASE, REG_ABI_NAMES, TIMER_BASE, UART_BASE)
 from vmm.machine.bus import Bus
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.devices.disk import Disk, DiskImage
@@ -33,32 +32,12 @@ from vmm.machine.devices.timer import Timer
 from vmm.machine.devices.uart import ConsoleInput, Uart
 from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import LoadedImage, load
+from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
 from vmm.machine.symbols import Symbolizer
 
 PREEMPT_REASON = "preempt: a device event moved earlier"
 NO_LIMIT = 1 << 62
-
-# RunResult.reason values
-REASON_HALT = "halt"
-REASON_POWER_OFF = "power off"
-REASON_INSTRUCTION_LIMIT = "instruction limit"
-REASON_FAULT = "fault"
-REASON_NO_INTERRUPT_SOURCE = "wfi with no interrupt source"
-
-EXIT_INSTRUCTION_LIMIT = 124   # like timeout(1)
-EXIT_FAULT = 125
-BADADDR_CAUSES = (EXC_PAGE_FAULT, EXC_MISALIGNED, EXC_BUS_ERROR)
-
-
-@dataclass
-class RunResult:
-    """How a run ended.  `exit_code` is the process exit code to use;
-    `message` explains an abnormal end (empty for halt and power off)."""
-    exit_code: int
-    reason: str
-    message: str
-    pc: int
-    stats: dict = field(default_factory=dict)
+ACTIVE = (CpuState.RUNNING, CpuState.WAITING)
 
 
 class Machine:
@@ -138,26 +117,26 @@ class Machine:
             self.disk.image.write_back()
         return self._result(reason, max_instructions)
 
-    def _loop(self, max_instructions: int | None) -> str:
-        """The run loop (module doc); returns a REASON_* value."""
+    def _loop(self, max_instructions: int | None) -> EndReason:
+        """The run loop (module doc); returns why it ended."""
         cpu = self.cpu
-        while cpu.state in ("running", "waiting"):
+        while cpu.state in ACTIVE:
             limit_tick = self._limit_tick(max_instructions)
-            if limit_tick is not None and limit_tick <= cpu.ticks and cpu.state == "running":
-                return REASON_INSTRUCTION_LIMIT
+            if limit_tick is not None and limit_tick <= cpu.ticks and cpu.state == CpuState.RUNNING:
+                return EndReason.INSTRUCTION_LIMIT
             events = [event for event in self._device_events() if event is not None]
             deadline = min(events + [limit_tick if limit_tick is not None else NO_LIMIT])
-            if cpu.state == "waiting":
+            if cpu.state == CpuState.WAITING:
                 if not events and not self.uart.wait_for_input():
-                    return REASON_NO_INTERRUPT_SOURCE
+                    return EndReason.NO_INTERRUPT_SOURCE
                 if events:
                     self._idle_until(min(events))
             else:
                 self._run_cpu(deadline)
             for device in self.bus.devices:
                 device.advance(cpu.ticks)
-            if self.irq.pending and cpu.state == "waiting":
-                cpu.state = "running"
+            if self.irq.pending and cpu.state == CpuState.WAITING:
+                cpu.state = CpuState.RUNNING
         return self._end_reason()
 
     def _limit_tick(self, max_instructions: int | None) -> int | None:
@@ -179,31 +158,23 @@ class Machine:
             self.cpu.run(deadline)
         finally:
             self._run_deadline = None
-        if self.cpu.state == "stopped" and self.cpu.stop_reason == PREEMPT_REASON:
-            self.cpu.state = "running"
+        if self.cpu.state == CpuState.STOPPED and self.cpu.stop_reason == PREEMPT_REASON:
+            self.cpu.state = CpuState.RUNNING
             self.cpu.stop_reason = None
 
-    def _end_reason(self) -> str:
+    def _end_reason(self) -> EndReason:
         """Why the CPU left the running/waiting states."""
-        if self.cpu.state == "halted":
-            return REASON_HALT
+        if self.cpu.state == CpuState.HALTED:
+            return EndReason.HALT
         if self.power.exit_code is not None:
-            return REASON_POWER_OFF
-        return REASON_FAULT
+            return EndReason.POWER_OFF
+        return EndReason.FAULT
 
-    def _result(self, reason: str, max_instructions: int | None) -> RunResult:
+    def _result(self, reason: EndReason, max_instructions: int | None) -> RunResult:
         """Package the end of the run."""
         pc = self.cpu.pc
-        where = self.symbols.describe(pc)
-        exit_code, message = {
-            REASON_HALT: (self.power.exit_code or 0, ""),
-            REASON_POWER_OFF: (self.power.exit_code, ""),
-            REASON_INSTRUCTION_LIMIT: (EXIT_INSTRUCTION_LIMIT,
-                                       f"instruction limit {max_instructions} reached at pc {where}"),
-            REASON_NO_INTERRUPT_SOURCE: (EXIT_FAULT,
-                                         f"wfi with no interrupt source at pc {where}"),
-            REASON_FAULT: (EXIT_FAULT, f"{self.cpu.stop_reason or 'stopped'} (pc {where})"),
-        }[reason]
+        exit_code, message = end_of_run(reason, self.power.exit_code, self.cpu.stop_reason,
+                                        self.symbols.describe(pc), max_instructions)
         return RunResult(exit_code, reason, message, pc, self.stats(reason, exit_code))
 
     def stats(self, reason: str = "", exit_code: int | None = None) -> dict:
@@ -242,7 +213,7 @@ class Machine:
     def set_trace(self, emit: Callable[[str], None]) -> None:
         """Report every executed instruction and trap to `emit`, one line each
         (format: Tracer)."""
-        self.cpu.trace = Tracer(self.cpu, self.symbols, emit)
+        self.cpu.trace = Tracer(self.symbols, emit)
 
 
 class Tracer:
@@ -252,30 +223,26 @@ class Tracer:
         trap: page fault epc=0x00100010 badaddr=0x00400000
         trap: interrupt timer epc=0x00100020
 
-    badaddr is shown for the causes that set it, read from the CPU's badaddr
-    control register when the trap is reported."""
+    badaddr is shown for the causes that set it (asm.arch.sets_badaddr): the
+    address the trap reports, under the VMM as on the bare machine."""
 
-    def __init__(self, cpu, symbols: Symbolizer, emit: Callable[[str], None]):
+    def __init__(self, symbols: Symbolizer, emit: Callable[[str], None]):
         from asm.disasm import disassemble_word
         self._disassemble = disassemble_word
-        self._cpu = cpu
         self._symbols = symbols
         self._emit = emit
 
-    def __call__(self, kind: str, first: int, second: int) -> None:
-        """trace("insn", pc, word) or trace("trap", cause, epc)."""
+    def __call__(self, kind: str, first: int, second: int, badaddr: int | None = None) -> None:
+        """trace("insn", pc, word) or trace("trap", cause, epc, badaddr)."""
         if kind == "insn":
             self._emit(f"{self._symbols.describe(first)}  "
                        f"{self._disassemble(second, first, self._symbols)}")
         elif kind == "trap":
-            self._emit(self._trap_line(first, second))
+            self._emit(self._trap_line(first, second, badaddr))
 
-    def _trap_line(self, cause: int, epc: int) -> str:
-        if cause & CAUSE_INTERRUPT:
-            irq = cause & CAUSE_CODE_MASK
-            return f"trap: interrupt {IRQ_NAMES.get(irq, irq)} epc={epc:#010x}"
-        code = cause & CAUSE_CODE_MASK
-        line = f"trap: {EXCEPTION_NAMES.get(code, f'cause {code}')} epc={epc:#010x}"
-        if code in BADADDR_CAUSES:
-            line += f" badaddr={self._cpu.cr[CR_BADADDR]:#010x}"
+    @staticmethod
+    def _trap_line(cause: int, epc: int, badaddr: int | None) -> str:
+        line = f"trap: {describe_cause(cause)} epc={epc:#010x}"
+        if sets_badaddr(cause) and badaddr is not None:
+            line += f" badaddr={badaddr:#010x}"
         return line

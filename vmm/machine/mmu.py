@@ -6,16 +6,17 @@ Architectural state (docs/internals.md "Architecture decisions"):
     va       [31:22] directory index | [21:12] table index | [11:0] offset
     PDE/PTE  frame[31:12] | D A U W P (bits 4..0), one format for both levels
 
-    access allowed  <=>  P in both levels, and
-                         (user access -> U in both levels), and
-                         (write -> W in both levels; in kernel mode too)
-    fetch needs read permission only (no execute-disable bit).
+The walk, the permission rule, the error code and the A/D bits a walk sets
+are asm.arch's (walk, permission_error, accessed_entry), the same rules the
+VMM's software walker applies.
 
 The TLB (`tlb`: virtual page number -> entry) caches a translation with its
-effective permissions: entry = frame | (PDE & PTE & (W|U)) | (PTE & D).  It
+effective permissions: entry = arch.tlb_entry = frame | (PDE & PTE & (W|U))
+| (PTE & D).  Permissions are checked against the cached entry; a write
+that they allow through an entry with D clear walks again.  It
 is filled by every successful walk and emptied only by `flush` (tlbflush,
-ptb writes) and `invalidate` (tlbinv).  A write through an entry with D clear
-walks again (page_walks + 1, not a miss) so the walker can set D in memory.
+ptb writes) and `invalidate` (tlbinv).  The walk again for D counts in
+page_walks, not as a miss.
 
 Below the TLB sit the CPU's fast tables, QEMU-style: `fast_read[user]` and
 `fast_write[user]` map a virtual page number to (physical page base -
@@ -34,14 +35,13 @@ Decisions where the spec is silent:
 
 from __future__ import annotations
 
-from asm.isa import (CAUSE_ERRCODE_SHIFT, EXC_BUS_ERROR, EXC_PAGE_FAULT, PAGE_MASK, PAGE_SHIFT,
-                     PDX_SHIFT, PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE, PTB_ENABLE, PTB_FRAME_MASK,
-                     PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W, PTX_SHIFT)
+from asm.arch import (Access, TableMiss, WalkFault, accessed_entry, page_fault_cause, permission_error,
+                      tlb_entry, walk)
+from asm.isa import EXC_BUS_ERROR, PAGE_MASK, PAGE_SHIFT, PTB_ENABLE, PTB_FRAME_MASK, PTE_D, PTE_FRAME_MASK
 from vmm.machine.counters import Counters
 from vmm.machine.memory import PhysicalMemory
 
-READ, WRITE, FETCH = "read", "write", "fetch"
-INDEX_MASK = 0x3FF
+READ, WRITE, FETCH = Access.READ, Access.WRITE, Access.FETCH
 
 
 class Fault(Exception):
@@ -52,13 +52,6 @@ class Fault(Exception):
         super().__init__(cause, badaddr)
         self.cause = cause
         self.badaddr = badaddr
-
-
-def page_fault_cause(present: bool, access: str, user: bool) -> int:
-    """The cause value of a page fault: EXC_PAGE_FAULT plus the P W U I error code."""
-    code = ((PF_PRESENT if present else 0) | (PF_WRITE if access == WRITE else 0)
-            | (PF_USER if user else 0) | (PF_FETCH if access == FETCH else 0))
-    return EXC_PAGE_FAULT | code << CAUSE_ERRCODE_SHIFT
 
 
 class MMU:
@@ -101,10 +94,10 @@ class MMU:
         for table in self.fast_write:
             table.clear()
 
-    def translate(self, va: int, access: str, user: bool) -> int:
-        """The physical address for `access` (READ, WRITE, FETCH) at `va` in
-        user or kernel mode; fills the fast tables for plain RAM.  Raises
-        Fault (page fault, or bus error from a page table outside RAM)."""
+    def translate(self, va: int, access: Access, user: bool) -> int:
+        """The physical address for `access` at `va` in user or kernel mode;
+        fills the fast tables for plain RAM.  Raises Fault (page fault, or
+        bus error from a page table outside RAM)."""
         if not self.enabled:
             self._fill_fast(va, va, access, user)
             return va
@@ -114,49 +107,47 @@ class MMU:
             self.counters.tlb_misses += 1
             entry = self._walk(va, access, user)
         else:
-            check_permission(entry, access, user, va)
-            if access == WRITE and not entry & PTE_D:
+            error = permission_error(entry, access, user)
+            if error is not None:
+                raise Fault(page_fault_cause(error), va)
+            if access is WRITE and not entry & PTE_D:
                 entry = self._walk(va, access, user)
         pa = (entry & PTE_FRAME_MASK) | (va & PAGE_MASK)
         self._fill_fast(va, pa, access, user)
         return pa
 
-    def _fill_fast(self, va: int, pa: int, access: str, user: bool) -> None:
+    def _fill_fast(self, va: int, pa: int, access: Access, user: bool) -> None:
         """Record the page in the fast table of `access` if it is plain RAM."""
         ppn = pa >> PAGE_SHIFT
         if not self.memory.contains(pa & ~PAGE_MASK, 1 << PAGE_SHIFT):
             return
         offset = (pa & ~PAGE_MASK) - (va & ~PAGE_MASK)
-        if access == READ:
+        if access is READ:
             self.fast_read[user][va >> PAGE_SHIFT] = offset
-        elif access == WRITE and ppn not in self.memory.code_pages:
+        elif access is WRITE and ppn not in self.memory.code_pages:
             self.fast_write[user][va >> PAGE_SHIFT] = offset
 
-    def _walk(self, va: int, access: str, user: bool) -> int:
-        """Walk the two levels for `va`, set A (and D on a write) in memory,
-        fill the TLB; the new entry.  Raises Fault and changes nothing then."""
+    def _walk(self, va: int, access: Access, user: bool) -> int:
+        """Walk the two levels for `va` (asm.arch.walk), set A (and D on a
+        write) in memory, fill the TLB; the new entry.  Raises Fault and
+        changes nothing then."""
         self.counters.page_walks += 1
-        pde_addr = self.root | ((va >> PDX_SHIFT) & INDEX_MASK) << 2
-        pde = self._read_entry(pde_addr, va)
-        if not pde & PTE_P:
-            raise Fault(page_fault_cause(False, access, user), va)
-        pte_addr = (pde & PTE_FRAME_MASK) | ((va >> PTX_SHIFT) & INDEX_MASK) << 2
-        pte = self._read_entry(pte_addr, va)
-        if not pte & PTE_P:
-            raise Fault(page_fault_cause(False, access, user), va)
-        entry = (pte & PTE_FRAME_MASK) | (pde & pte & (PTE_W | PTE_U)) | (pte & PTE_D)
-        check_permission(entry, access, user, va)
-        self._write_entry(pde_addr, pde, pde | PTE_A)
-        new_pte = pte | PTE_A | (PTE_D if access == WRITE else 0)
-        self._write_entry(pte_addr, pte, new_pte)
-        entry |= new_pte & PTE_D
+        found = walk(self.root, va, access, user, self._read_entry)
+        if isinstance(found, TableMiss):
+            raise Fault(EXC_BUS_ERROR, va)
+        if isinstance(found, WalkFault):
+            raise Fault(page_fault_cause(found.error), va)
+        self._write_entry(found.pde_address, found.pde, accessed_entry(found.pde, access, leaf=False))
+        pte = accessed_entry(found.pte, access, leaf=True)
+        self._write_entry(found.pte_address, found.pte, pte)
+        entry = tlb_entry(found.pde, pte)
         self.tlb[va >> PAGE_SHIFT] = entry
         return entry
 
-    def _read_entry(self, paddr: int, va: int) -> int:
-        """One page-table word; Fault(bus error at `va`) if it is not in RAM."""
+    def _read_entry(self, paddr: int) -> int | None:
+        """One page-table word, or None if it is not in RAM."""
         if not self.memory.contains(paddr, 4):
-            raise Fault(EXC_BUS_ERROR, va)
+            return None
         self.counters.walk_refs += 1
         return self.memory.read(paddr, 4)
 
@@ -165,9 +156,3 @@ class MMU:
         if new != old:
             self.counters.walk_refs += 1
             self.memory.write(paddr, 4, new)
-
-
-def check_permission(entry: int, access: str, user: bool, va: int) -> None:
-    """Raise the protection page fault unless `entry` (TLB format) allows the access."""
-    if (user and not entry & PTE_U) or (access == WRITE and not entry & PTE_W):
-        raise Fault(page_fault_cause(True, access, user), va)

@@ -4,9 +4,11 @@ A block is straight-line code from one address up to and including the first
 instruction that branches, traps, is privileged or sensitive, or does not
 decode, or up to the end of the page (or MAX_BLOCK instructions).  Each
 instruction becomes a few lines of Python from its template (ALU_R, ALU_I,
-SHIFT_I, LOADS, STORES, BRANCHES and the translate_* functions: the ONE
-implementation of its semantics; single-stepping uses blocks of length 1), with registers, immediates, the pc and the privilege mode folded in, and
-writes to r0 dropped.  The block compiles to
+SHIFT_I, BRANCHES and the translate_* functions: the machine's ONE
+implementation of its semantics; single-stepping uses blocks of length 1),
+with registers, immediates, the pc and the privilege mode folded in, and
+writes to r0 dropped.  Load and store widths come from the ISA table, and
+the rules (load extension, status writes) from asm.arch.  The block compiles to
 
     def block(T, <the namespace bound to locals as defaults>):  ... return next_pc
 
@@ -28,9 +30,10 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
-from asm.isa import (CR_PTB, CR_STATUS, EXC_BREAKPOINT, EXC_DIVIDE, EXC_ILLEGAL, EXC_MISALIGNED,
-                     EXC_PRIVILEGED, EXC_SYSCALL, PAGE_MASK, PAGE_SHIFT, PRIVILEGED, SENSITIVE,
-                     STATUS_IE, STATUS_PRIVILEGED, STATUS_UF, BRANCH, LOAD, STORE, TRAP, Insn, decode)
+from asm.arch import extend_expression, with_interrupts, written_status
+from asm.isa import (BRANCH, CR_PTB, CR_STATUS, EXC_BREAKPOINT, EXC_DIVIDE, EXC_ILLEGAL, EXC_MISALIGNED,
+                     EXC_PRIVILEGED, EXC_SYSCALL, LOAD, LOAD_WIDTHS, PAGE_MASK, PAGE_SHIFT, PRIVILEGED,
+                     SENSITIVE, STORE, STORE_WIDTHS, TRAP, Insn, decode)
 from vmm.machine.memory import PhysicalMemory
 
 MAX_BLOCK = 32
@@ -159,20 +162,10 @@ SHIFT_I = {
     "srli": "{a} >> {imm}",
     "srai": "((({a} ^ 0x80000000) - 0x80000000) >> {imm}) & 0xFFFFFFFF",
 }
-# width, fast-path read expression at physical address `a + o`, signed
-LOADS = {
-    "lw": (4, "U32(ram, a + o)[0]", False),
-    "lh": (2, "S16(ram, a + o)[0] & 0xFFFFFFFF", True),
-    "lhu": (2, "U16(ram, a + o)[0]", False),
-    "lb": (1, "((ram[a + o] ^ 0x80) - 0x80) & 0xFFFFFFFF", True),
-    "lbu": (1, "ram[a + o]", False),
-}
-# width, fast-path store statement of `v` at physical address `a + o`
-STORES = {
-    "sw": (4, "P32(ram, a + o, {v})"),
-    "sh": (2, "P16(ram, a + o, {v} & 0xFFFF)"),
-    "sb": (1, "ram[a + o] = {v} & 0xFF"),
-}
+# the fast-path read of an unsigned `width`-byte value at physical address `a + o`
+RAW_READS = {4: "U32(ram, a + o)[0]", 2: "U16(ram, a + o)[0]", 1: "ram[a + o]"}
+# the fast-path store statement of `v` at physical address `a + o`, by width
+RAW_WRITES = {4: "P32(ram, a + o, {v})", 2: "P16(ram, a + o, {v} & 0xFFFF)", 1: "ram[a + o] = {v} & 0xFF"}
 BRANCHES = {
     "beq": "{a} == {b}",
     "bne": "{a} != {b}",
@@ -198,8 +191,10 @@ def alignment_check(width: int, at: Site) -> list[str]:
 
 
 def translate_load(insn: Insn, op: dict, at: Site) -> list[str]:
-    """Fast path through RD, else the CPU's LD (which also writes rd)."""
-    width, fast, signed = LOADS[insn.mnemonic]
+    """Fast path through RD, else the CPU's LD (which also writes rd); the
+    width and extension come from the ISA table, the extension rule from asm.arch."""
+    width, signed = LOAD_WIDTHS[insn.mnemonic]
+    fast = extend_expression(RAW_READS[width], width, signed)
     rd = op["rd"]
     slow = f"LD(a, {width}, {signed}, {rd}, {hex(at.pc)}, T + {at.index})"
     lines = [effective_address(op)] + alignment_check(width, at) + ["o = RD.get(a >> 12)"]
@@ -210,7 +205,8 @@ def translate_load(insn: Insn, op: dict, at: Site) -> list[str]:
 
 def translate_store(insn: Insn, op: dict, at: Site) -> list[str]:
     """Fast path through WR (RAM pages without code), else the CPU's ST."""
-    width, fast = STORES[insn.mnemonic]
+    width = STORE_WIDTHS[insn.mnemonic]
+    fast = RAW_WRITES[width]
     value = reg(op["rs2"])
     return ([effective_address(op)] + alignment_check(width, at) + [
         "o = WR.get(a >> 12)",
@@ -239,8 +235,7 @@ def translate_system(insn: Insn, op: dict, at: Site) -> list[str]:
     if name == "rdsr":
         return put(op["rd"], f"CR[{CR_STATUS}]")
     if name == "wrsr" and at.ctx.user:
-        return [f"CR[{CR_STATUS}] = (CR[{CR_STATUS}] & {STATUS_PRIVILEGED}) | "
-                f"({reg(op['rs1'])} & {STATUS_UF})"]
+        return [f"CR[{CR_STATUS}] = WRITTEN_STATUS(CR[{CR_STATUS}], {reg(op['rs1'])}, False)"]
     if name == "wrsr":
         return [f"WSTATUS({reg(op['rs1'])})"]
     if name == "mfcr":
@@ -256,8 +251,8 @@ def translate_system(insn: Insn, op: dict, at: Site) -> list[str]:
         "rfe": ["return RFE()"],
         "halt": ["HALT()"],
         "wfi": ["WFI()"],
-        "ei": [f"CR[{CR_STATUS}] |= {STATUS_IE}"],
-        "di": [f"CR[{CR_STATUS}] &= {u32(~STATUS_IE)}"],
+        "ei": [f"CR[{CR_STATUS}] = WITH_INTERRUPTS(CR[{CR_STATUS}], True)"],
+        "di": [f"CR[{CR_STATUS}] = WITH_INTERRUPTS(CR[{CR_STATUS}], False)"],
         "tlbflush": ["FLUSH()"],
         "tlbinv": [f"INV({reg(op.get('rs1', 0))})"],
     }[name]
@@ -339,15 +334,14 @@ def rem_signed(a: int, b: int) -> int:
 
 
 BASE_NAMESPACE = {
-    "Trap": Trap,
+    "Trap": Trap, "WRITTEN_STATUS": written_status, "WITH_INTERRUPTS": with_interrupts,
     "DIVS": div_signed, "REMS": rem_signed,
     "DIVU": lambda a, b: a // b, "REMU": lambda a, b: a % b,
     "U32": struct.Struct("<I").unpack_from, "U16": struct.Struct("<H").unpack_from,
-    "S16": struct.Struct("<h").unpack_from,
     "P32": struct.Struct("<I").pack_into, "P16": struct.Struct("<H").pack_into,
 }
 # names bound to locals (as default arguments) in every block function
-BOUND = ("R", "ram", "CR", "RD", "WR", "LD", "ST", "U32", "U16", "S16", "P32", "P16", "Trap")
+BOUND = ("R", "ram", "CR", "RD", "WR", "LD", "ST", "U32", "U16", "P32", "P16", "Trap")
 
 
 class Translator:

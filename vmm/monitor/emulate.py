@@ -15,9 +15,9 @@ another one: the VMM drops the stale translation and lets the guest retry
 
 from __future__ import annotations
 
+from asm.arch import Access, extend
 from asm.isa import (CR_PTB, CR_STATUS, EXC_BUS_ERROR, EXC_PRIVILEGED, LOAD_WIDTHS, STORE_WIDTHS, Decoded,
                      decode)
-from vmm.monitor.guestwalk import Access
 from vmm.monitor.vm import WAITING
 
 WORD = 0xFFFFFFFF
@@ -168,8 +168,5 @@ def mmio(monitor, vm, epc: int, gpa: int) -> None:
         device.write(offset, width, regs[decoded.operands["rs2"]] & ((1 << 8 * width) - 1))
     else:
         width, signed = LOAD_WIDTHS[mnemonic]
-        value = device.read(offset, width)
-        if signed and value >> (8 * width - 1):
-            value -= 1 << (8 * width)
-        set_register(monitor, decoded.operands["rd"], value)
+        set_register(monitor, decoded.operands["rd"], extend(device.read(offset, width), width, signed))
     monitor.complete(vm, epc + 4)

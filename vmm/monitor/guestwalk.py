@@ -2,16 +2,11 @@
 
 The guest's tables live in guest memory and hold guest frame numbers; the
 walker reads them through the VM's GuestPhysMap (gpa → ma) and machine memory,
-and applies exactly the bare machine's rules (docs/internals.md, "Paging"):
-
-- 10/10/12 two-level walk; a PDE and a PTE share one format (frame, P W U A D).
-- A missing entry at either level is a not-present fault (error code without
-  PF_PRESENT); both levels are checked for presence before any permission.
-- Write needs W at both levels, user access needs U at both levels, write
-  protection applies in kernel mode too, fetch needs only read permission.
-- A successful walk sets A in the PDE and the PTE, and D in the PTE on a write,
-  in guest memory, as the hardware walker would.
-- Guest paging off (ptb bit 0 clear): gva = gpa, every access allowed.
+and applies the bare machine's rules by calling the same functions its MMU
+calls (asm.arch.walk, accessed_entry): presence level by level before any
+permission, W and U of both levels, A (and D on a write) set in guest memory
+after a successful walk.  Guest paging off (ptb bit 0 clear): gva = gpa,
+every access allowed.
 
 The walker reads tables from guest RAM only.  A ptb or PDE naming a table
 frame outside guest RAM (beyond its size, or a device page) gives
@@ -24,23 +19,13 @@ gpa (device page or bus error) when it is accessed.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-from asm.isa import (PAGE_SHIFT, PDX_SHIFT, PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE, PTB_ENABLE,
-                     PTB_FRAME_MASK, PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W, PTX_SHIFT)
+from asm.arch import ENTRY_SIZE, INDEX_MASK, Access, TableMiss, WalkFault, accessed_entry, walk
+from asm.isa import PAGE_MASK, PDX_SHIFT, PTB_ENABLE, PTE_U, PTE_W, PTX_SHIFT
 from vmm.monitor.physmap import GuestPhysMap
 
-ENTRIES = 1 << (PDX_SHIFT - PTX_SHIFT)     # entries per page directory or page table
-INDEX_MASK = ENTRIES - 1
-ENTRY_SIZE = 4
-
-
-class Access(enum.Enum):
-    READ = "read"
-    WRITE = "write"
-    FETCH = "fetch"
-
+ENTRIES = INDEX_MASK + 1     # entries per page directory or page table
 
 @dataclass(frozen=True)
 class Translation:
@@ -79,18 +64,6 @@ def ptx(gva: int) -> int:
     return (gva >> PTX_SHIFT) & INDEX_MASK
 
 
-def error_code(access: Access, user: bool, present: bool) -> int:
-    """The PF_* bits the bare machine reports for this access."""
-    code = PF_PRESENT if present else 0
-    if access is Access.WRITE:
-        code |= PF_WRITE
-    if access is Access.FETCH:
-        code |= PF_FETCH
-    if user:
-        code |= PF_USER
-    return code
-
-
 class GuestTables:
     """One guest page-table base (a guest ptb value), walked in software."""
 
@@ -120,31 +93,21 @@ class GuestTables:
             raise ValueError(f"guest-virtual address {gva:#x} is not 32-bit")
         if not self.paging:
             return Translation(gva, None, None, None, None, True, True)
-        pde_gpa = (self.ptb & PTB_FRAME_MASK) | pdx(gva) * ENTRY_SIZE
-        pde = self.read_entry(pde_gpa)
-        if pde is None:
-            return TableBusError(pde_gpa)
-        if not pde & PTE_P:
-            return GuestFault(error_code(access, user, present=False))
-        pte_gpa = (pde & PTE_FRAME_MASK) | ptx(gva) * ENTRY_SIZE
-        pte = self.read_entry(pte_gpa)
-        if pte is None:
-            return TableBusError(pte_gpa)
-        if not pte & PTE_P:
-            return GuestFault(error_code(access, user, present=False))
-        writable, user_ok = bool(pde & pte & PTE_W), bool(pde & pte & PTE_U)
-        if (access is Access.WRITE and not writable) or (user and not user_ok):
-            return GuestFault(error_code(access, user, present=True))
+        found = walk(self.ptb, gva, access, user, self.read_entry)
+        if isinstance(found, TableMiss):
+            return TableBusError(found.address)
+        if isinstance(found, WalkFault):
+            return GuestFault(found.error)
+        pde, pte = found.pde, found.pte
         if set_bits:
-            pde = self._set_bits(pde_gpa, pde, PTE_A)
-            pte = self._set_bits(pte_gpa, pte, PTE_A | (PTE_D if access is Access.WRITE else 0))
-        gpa = (pte & PTE_FRAME_MASK) | (gva & ((1 << PAGE_SHIFT) - 1))
-        return Translation(gpa, pde_gpa, pde, pte_gpa, pte, writable, user_ok)
+            pde = self._set_bits(found.pde_address, pde, accessed_entry(pde, access, leaf=False))
+            pte = self._set_bits(found.pte_address, pte, accessed_entry(pte, access, leaf=True))
+        return Translation(found.address | (gva & PAGE_MASK), found.pde_address, pde, found.pte_address, pte,
+                           bool(pde & pte & PTE_W), bool(pde & pte & PTE_U))
 
-    def _set_bits(self, gpa: int, entry: int, bits: int) -> int:
-        """Set `bits` in the guest entry at `gpa` (known to be in guest RAM);
-        writes only if something changes.  Returns the new entry."""
-        if entry & bits != bits:
-            entry |= bits
-            self.memory.write(self.physmap.gpa_to_ma(gpa), ENTRY_SIZE, entry)
-        return entry
+    def _set_bits(self, gpa: int, entry: int, new: int) -> int:
+        """Write `new` over the guest entry `entry` at `gpa` (known to be in
+        guest RAM) if it differs.  Returns the new entry."""
+        if new != entry:
+            self.memory.write(self.physmap.gpa_to_ma(gpa), ENTRY_SIZE, new)
+        return new

@@ -9,11 +9,11 @@ as on bare hardware: the guest kernel gets the illegal-instruction exception.
 
 from __future__ import annotations
 
+from asm.arch import Access
 from asm.isa import CR_TVEC, EXC_ILLEGAL, REG_NUMBERS
 from vmm.machine.devices.timer import (CTRL_ENABLE, CTRL_PERIODIC, TIMER_CTRL, TIMER_INTERVAL)
 from vmm.machine.devices.uart import UART_TX
 from vmm.monitor.direct import Rejected
-from vmm.monitor.guestwalk import Access
 from vmm.monitor.hypercall_abi import (CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, EFAULT, EINVAL, ENOSYS, HC_ARG_REGS,
                                        HC_NUMBER_REG, HC_RESULT2_REG, HC_RESULT_REG, HYPERCALLS_BY_NUMBER,
                                        MODE_DIRECT, TIMER_PERIODIC, result_word)

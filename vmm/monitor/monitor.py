@@ -32,18 +32,20 @@ import sys
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from asm.arch import interrupt_to_take, is_fetch_fault, triple_fault_message, unhandled_trap_message
 from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_PTB,
                      CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXCEPTION_NAMES,
                      IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0,
                      STATUS_IE, STATUS_UF, TIMER_BASE)
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
-from vmm.machine.cpu import EXIT_HYPERCALL, badaddr_text, describe_cause as describe
+from vmm.machine.cpu import EXIT_HYPERCALL
 from vmm.machine.devices.power import POWER_EXIT
 from vmm.machine.devices.timer import CTRL_ENABLE, TIMER_ACK, TIMER_CTRL, TIMER_INTERVAL
 from vmm.machine.devices.uart import ConsoleInput
 from vmm.machine.errors import KiteError
 from vmm.machine.loader import load
-from vmm.machine.machine import Machine, RunResult
+from vmm.machine.machine import Machine
+from vmm.machine.outcome import CpuState, RunResult
 from vmm.monitor import boot, emulate, hypercalls
 from vmm.monitor.paging import DirectMode, ShadowMode
 from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
@@ -212,14 +214,12 @@ class Monitor:
         guest with no trap vector, or faulting again at it, is stopped."""
         vm.exits[reason] += 1
         if vm.entering_trap and epc == vm.vcpu.cr[CR_TVEC] and not cause & CAUSE_INTERRUPT:
-            where = ("fetching the trap vector" if is_fetch_fault(cause, epc, badaddr)
-                     else "in the first instruction of the trap handler")
-            vm.crash(f"triple fault: {describe(cause)} {where} at {epc:#010x}")
+            vm.vcpu.enter_trap(cause, epc, badaddr)       # records it, as the bare machine does
+            vm.crash(triple_fault_message(cause, epc, badaddr, is_fetch_fault(cause, epc, badaddr)))
             return
         tvec = vm.vcpu.enter_trap(cause, epc, badaddr)
         if tvec == 0:
-            vm.crash(f"unhandled {describe(cause)} at pc {epc:#010x}{badaddr_text(badaddr)} "
-                     f"(the guest's tvec is 0)")
+            vm.crash(unhandled_trap_message(cause, epc, badaddr))
             return
         vm.entering_trap = True
         self.cpu.pc = tvec
@@ -267,9 +267,9 @@ class Monitor:
                 self._tear_down(vm)
         if not self.current.alive or self.current.state == WAITING or now >= self._slice_end:
             self._schedule()
-        if self.cpu.state == "running":
+        if self.cpu.state is CpuState.RUNNING:
             self._inject(self.current)
-        if self.cpu.state != "stopped":
+        if self.cpu.state is not CpuState.STOPPED:
             self._program_timer()
 
     def _tear_down(self, vm: VM) -> None:
@@ -301,7 +301,7 @@ class Monitor:
                 return
             self._slice_end = self.cpu.ticks + self.slice_ticks
         elif any(vm.alive for vm in self.vms):
-            self.cpu.state = "waiting"
+            self.cpu.state = CpuState.WAITING
         else:
             self._power_off()
 
@@ -334,10 +334,10 @@ class Monitor:
         self.cpu.write_cr(CR_PTB, vm.mode.machine_ptb(vm.vcpu))
 
     def _inject(self, vm: VM) -> None:
-        """Reflect the lowest pending virtual interrupt if the guest enabled them."""
-        pending = vm.irq.pending
-        if pending and vm.vcpu.interrupts_enabled:
-            irq = (pending & -pending).bit_length() - 1
+        """Reflect the pending virtual interrupt the bare machine would take
+        (asm.arch.interrupt_to_take) if the guest enabled them."""
+        irq = interrupt_to_take(vm.irq.pending, vm.vcpu.interrupts_enabled)
+        if irq is not None:
             self.reflect(vm, CAUSE_INTERRUPT | irq, self.cpu.pc, None, "interrupt injected")
 
     def _program_timer(self) -> None:
@@ -395,10 +395,3 @@ class Monitor:
                                               "hypercalls": hypercall_count}, {}, self.cost_model),
         }
 
-
-def is_fetch_fault(cause: int, epc: int, badaddr: int | None) -> bool:
-    """Whether the exception was raised fetching the instruction at epc."""
-    code = cause & CAUSE_CODE_MASK
-    if code == EXC_PAGE_FAULT:
-        return bool((cause >> CAUSE_ERRCODE_SHIFT) & PF_FETCH)
-    return code == EXC_BUS_ERROR and badaddr == epc

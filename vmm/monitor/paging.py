@@ -14,9 +14,10 @@ question come from the guest's own view, never from the machine TLB.
 
 from __future__ import annotations
 
+from asm.arch import Access
 from asm.isa import CR_PTB, MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PF_USER
 from vmm.monitor.direct import TYPE_L1, TYPE_L2, DirectPaging, ptb_value
-from vmm.monitor.guestwalk import Access, GuestTables, Translation
+from vmm.monitor.guestwalk import GuestTables, Translation
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
 from vmm.monitor.shadow import FaultKind, FaultOutcome, ShadowPaging
 from vmm.monitor.vcpu import VirtualCPU

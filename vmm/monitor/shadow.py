@@ -33,9 +33,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
+from asm.arch import Access
 from asm.isa import (MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_ENABLE, PTE_A, PTE_D,
                      PTE_P, PTE_U, PTE_W)
-from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, Access, GuestFault, GuestTables,
+from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, GuestFault, GuestTables,
                                    TableBusError, Translation, pdx, ptx)
 from vmm.monitor.physmap import OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 

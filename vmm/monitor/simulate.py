@@ -10,8 +10,15 @@ Kite32 machine: its own RAM, the UART, timer and power devices, the bare
 boot state.
 
 This is a second, deliberately independent implementation of the
-architecture: tests run the same images here and on the machine and require
-the same console output, exit code and instruction count.
+architecture's instruction semantics (trap entry, rfe, status writes and load
+extension included: none of it calls asm.arch, whose rules the machine and
+the VMM share), so that it can serve as the oracle of the differential
+tests: they run the same images and random programs here, on the machine and
+under the VMM, and require the same architectural state, console output,
+exit code and instruction count.  It shares with the machine only what is not
+instruction semantics: the ISA table's decoder, the software page walker
+(guestwalk, held to the MMU by its own tests), the devices, the loader, and
+the wording of stop messages.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import sys
 from typing import BinaryIO
 
+from asm.arch import Access, triple_fault_message, unhandled_trap_message
 from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE,
                      CR_EPC, CR_NAMES, CR_PTB, CR_STATUS, CR_TVEC, EXC_BREAKPOINT, EXC_BUS_ERROR, EXC_DIVIDE,
                      EXC_ILLEGAL, EXC_MISALIGNED, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXC_SYSCALL,
@@ -26,7 +34,6 @@ from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BAD
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
                      STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, PRIVILEGED, Decoded, decode)
 from vmm.machine.bus import Bus
-from vmm.machine.cpu import describe_cause as describe
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
@@ -34,11 +41,10 @@ from vmm.machine.devices.uart import ConsoleInput, Uart
 from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import load
-from vmm.machine.machine import (EXIT_FAULT, EXIT_INSTRUCTION_LIMIT, REASON_FAULT, REASON_HALT,
-                                 REASON_INSTRUCTION_LIMIT, REASON_NO_INTERRUPT_SOURCE,
-                                 REASON_POWER_OFF, RunResult)
+from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
 from vmm.machine.memory import PhysicalMemory
-from vmm.monitor.guestwalk import Access, GuestFault, GuestTables, TableBusError
+from vmm.machine.symbols import Symbolizer
+from vmm.monitor.guestwalk import GuestFault, GuestTables, TableBusError
 
 M32 = 0xFFFFFFFF
 
@@ -133,13 +139,15 @@ class Simulator:
         self.exceptions: dict[int, int] = {}
         self.interrupts: dict[int, int] = {}
         self.decoded: dict[int, Decoded | None] = {}
-        self.state, self.stop_reason = "running", ""
+        self.state, self.stop_reason = CpuState.RUNNING, ""
+        self.symbols = Symbolizer([])
         self.entering_trap = False        # a trap was entered and no instruction has retired since
 
     def load(self, image_path: str, modules=(), cmdline: str = ""):
         """Load the image and modules as the bare machine's loader does; boot state."""
         image = load(self.memory, image_path, list(modules), cmdline)
         self.pc, self.regs[REG_A0], self.cr[CR_STATUS] = image.entry_paddr, BOOTINFO_ADDR, STATUS_KM
+        self.symbols = image.symbols
         return image
 
     # --- the interpreter loop -------------------------------------------------------------
@@ -148,20 +156,17 @@ class Simulator:
         """Interpret until the guest halts, powers off, stops on a fault, or
         `max_instructions` retire."""
         limit = max_instructions if max_instructions is not None else 1 << 62
-        while self.state in ("running", "waiting"):
+        while self.state in (CpuState.RUNNING, CpuState.WAITING):
             if self.instructions >= limit:
-                return self._result(REASON_INSTRUCTION_LIMIT, EXIT_INSTRUCTION_LIMIT,
-                                    f"instruction limit {max_instructions} reached at pc {self.pc:#010x}")
-            if self.state == "waiting" and not self._idle():
-                return self._result(REASON_NO_INTERRUPT_SOURCE, EXIT_FAULT,
-                                    f"wfi with no interrupt source at pc {self.pc:#010x}")
+                return self._result(EndReason.INSTRUCTION_LIMIT, max_instructions)
+            if self.state is CpuState.WAITING and not self._idle():
+                return self._result(EndReason.NO_INTERRUPT_SOURCE, max_instructions)
             self.step()
-        self.uart.flush()
-        if self.state == "halted":
-            return self._result(REASON_HALT, self.power.exit_code or 0, "")
+        if self.state is CpuState.HALTED:
+            return self._result(EndReason.HALT, max_instructions)
         if self.power.exit_code is not None:
-            return self._result(REASON_POWER_OFF, self.power.exit_code, "")
-        return self._result(REASON_FAULT, EXIT_FAULT, self.stop_reason)
+            return self._result(EndReason.POWER_OFF, max_instructions)
+        return self._result(EndReason.FAULT, max_instructions)
 
     def step(self) -> None:
         """One instruction (or one interrupt entry), then the devices catch up."""
@@ -171,18 +176,18 @@ class Simulator:
             self.interrupts[irq] = self.interrupts.get(irq, 0) + 1
             self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
             return
-        pc = self.pc
+        pc, fetching = self.pc, True
         try:
-            decoded = self._fetch(pc)
-            next_pc = self._execute(decoded, pc)
+            word = self._fetch(pc)
+            fetching = False
+            next_pc = self._execute(self._decode(word), pc)
         except SimTrap as trap:
             self.exceptions[trap.cause & 0xFF] = self.exceptions.get(trap.cause & 0xFF, 0) + 1
-            if self.entering_trap:
-                self.state = "stopped"
-                self.stop_reason = (f"triple fault: {describe(trap.cause)} in the first instruction of "
-                                    f"the trap handler at {pc:#010x}")
-                return
+            triple = self.entering_trap
             self._enter_trap(trap.cause, pc, trap.badaddr)
+            if triple and self.state is not CpuState.STOPPED:
+                self.state = CpuState.STOPPED
+                self.stop_reason = triple_fault_message(trap.cause, pc, trap.badaddr, fetching)
             return
         self.entering_trap = False
         self.pc = next_pc
@@ -191,7 +196,7 @@ class Simulator:
         for device in (self.uart, self.timer):
             device.advance(self.ticks)
         if self.power.exit_code is not None:
-            self.state = "off"
+            self.state = CpuState.OFF
 
     def _idle(self) -> bool:
         """wfi: skip to the next device event; False if none can ever come."""
@@ -204,7 +209,7 @@ class Simulator:
             for device in (self.uart, self.timer):
                 device.advance(self.ticks)
         if self.irq.pending:
-            self.state = "running"
+            self.state = CpuState.RUNNING
         return True
 
     def _enter_trap(self, cause: int, epc: int, badaddr: int | None) -> None:
@@ -214,21 +219,14 @@ class Simulator:
         if badaddr is not None:
             cr[CR_BADADDR] = badaddr
         if cr[CR_TVEC] == 0:
-            self.state = "stopped"
-            self.stop_reason = f"unhandled {describe(cause)} at pc {epc:#010x} (tvec is 0)"
+            self.state = CpuState.STOPPED
+            self.stop_reason = unhandled_trap_message(cause, epc, badaddr)
             return
         status = cr[CR_STATUS]
         cr[CR_STATUS] = ((status & ~STATUS_PRIVILEGED) | STATUS_KM | (STATUS_PKM if status & STATUS_KM else 0)
                          | (STATUS_PIE if status & STATUS_IE else 0))
         self.pc = cr[CR_TVEC]
         self.entering_trap = True
-        try:
-            if not self.memory.contains(self._translate(self.pc, Access.FETCH), 4):
-                raise SimTrap(EXC_BUS_ERROR, self.pc)
-        except SimTrap as trap:
-            self.state = "stopped"
-            self.stop_reason = (f"triple fault: {describe(trap.cause)} fetching the trap vector at "
-                                f"{self.pc:#010x}")
 
     # --- memory --------------------------------------------------------------------------------
 
@@ -246,13 +244,17 @@ class Simulator:
             raise SimTrap(EXC_BUS_ERROR, va)
         return walk.gpa
 
-    def _fetch(self, pc: int) -> Decoded:
+    def _fetch(self, pc: int) -> int:
+        """The instruction word at `pc`; raises SimTrap for a failing fetch."""
         if pc & 3:
             raise SimTrap(EXC_MISALIGNED, pc)
         pa = self._translate(pc, Access.FETCH)
         if not self.memory.contains(pa, 4):
             raise SimTrap(EXC_BUS_ERROR, pc)
-        word = self.memory.read(pa, 4)
+        return self.memory.read(pa, 4)
+
+    def _decode(self, word: int) -> Decoded:
+        """The decoded instruction; raises the illegal-instruction SimTrap."""
         if word not in self.decoded:
             self.decoded[word] = decode(word)
         decoded = self.decoded[word]
@@ -318,8 +320,11 @@ class Simulator:
 
     # --- figures -------------------------------------------------------------------------------
 
-    def _result(self, reason: str, exit_code: int, message: str) -> RunResult:
+    def _result(self, reason: EndReason, max_instructions: int | None) -> RunResult:
+        """Package the end of the run, with the bare machine's exit codes and messages."""
         self.uart.flush()
+        exit_code, message = end_of_run(reason, self.power.exit_code, self.stop_reason,
+                                        self.symbols.describe(self.pc), max_instructions)
         return RunResult(exit_code, reason, message, self.pc, self.stats(reason, exit_code))
 
     def stats(self, reason: str = "", exit_code: int | None = None) -> dict:
@@ -392,13 +397,13 @@ def _rfe(sim, ops, pc):
 
 
 def _halt(sim, ops, pc):
-    sim.state = "halted"
+    sim.state = CpuState.HALTED
     return pc + 4
 
 
 def _wfi(sim, ops, pc):
     if not sim.irq.pending:
-        sim.state = "waiting"
+        sim.state = CpuState.WAITING
     return pc + 4
 
 

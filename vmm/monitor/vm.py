@@ -9,6 +9,7 @@ machine frames of `physmap`.
 
 from __future__ import annotations
 
+import enum
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,16 +22,19 @@ from vmm.machine.devices.timer import Timer
 from vmm.machine.devices.uart import ConsoleInput, Uart
 from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
+from vmm.machine.outcome import EXIT_FAULT
 from vmm.monitor.physmap import GuestPhysMap
 from vmm.monitor.vcpu import VirtualCPU
 
-# VM.state values
-RUNNABLE = "runnable"
-WAITING = "waiting"        # in wfi, until one of its virtual lines is asserted
-DONE = "done"              # halted or powered off: exit_code is the guest's
-CRASHED = "crashed"        # stopped by the VMM: message says why, exit code 125
+class VmState(enum.StrEnum):
+    """VM.state."""
+    RUNNABLE = "runnable"
+    WAITING = "waiting"        # in wfi, until one of its virtual lines is asserted
+    DONE = "done"              # halted or powered off: exit_code is the guest's
+    CRASHED = "crashed"        # stopped by the VMM: message says why, exit code EXIT_FAULT
 
-EXIT_CRASHED = 125
+
+RUNNABLE, WAITING, DONE, CRASHED = VmState
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ class VM:
     regs: list[int] = field(default_factory=lambda: [0] * NUM_REGS)
     pc: int = 0
     user_flags: int = 0              # the machine status's user-flag byte while switched out
-    state: str = RUNNABLE
+    state: VmState = RUNNABLE
     exit_code: int | None = None
     message: str = ""
     exits: Counter = field(default_factory=Counter)
@@ -152,7 +156,7 @@ class VM:
     def crash(self, message: str) -> None:
         """The VMM stops this guest (and only it)."""
         if self.alive:
-            self.state, self.exit_code, self.message = CRASHED, EXIT_CRASHED, message
+            self.state, self.exit_code, self.message = CRASHED, EXIT_FAULT, message
 
     def device_at(self, gpa: int):
         """(device, register offset) of the virtual device page holding `gpa`, or None."""
