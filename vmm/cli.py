@@ -5,9 +5,10 @@
 simulation, or the VMM with one or several VMs.  Loading, console, stats and
 exit codes are shared.
 
-Exit codes: the guest's (power device, or 0 after halt); 124 when the
-instruction limit is reached; 125 when the machine stops on a fault (with a
-register dump); 2 for a bad image, disk or option.
+Exit codes (docs/vmm.md): the guest's (power device, or 0 after halt); 124
+when the instruction limit is reached; 125 when the machine stops on a fault
+(with a register dump) or the VMM stops a guest; 70 for an internal VMM
+error; 2 for a bad image, disk or option; 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -324,7 +325,8 @@ def run(image, bare, sim, paging, vm_specs, **options) -> None:
     VMM (--paging shadow|direct), or several VMs at once (--vm, repeatable).
 
     Exit code: the guest's (of several VMs, the first nonzero one); 124 at
-    the instruction limit; 125 on a fault; 2 for a bad image, disk or option."""
+    the instruction limit; 125 on a fault; 70 for an internal VMM error; 2
+    for a bad image, disk or option."""
     try:
         exit_code = dispatch_run(image, bare, sim, paging, vm_specs, options)
     except KiteError as error:

@@ -219,3 +219,69 @@ def test_ended_vms_give_every_frame_back_and_direct_accounting_returns_to_zero(t
     assert frames.owned_by(1) == frames.owned_by(2) == []
     assert frames.owned_by(OWNER_VMM) == list(range(VMM_FRAMES))     # every shadow page freed
     assert len(frames.owned_by(OWNER_FREE)) == frames.count - VMM_FRAMES
+
+
+WFI_FOREVER = """
+        .text
+        .globl _start
+_start: la      t0, handler
+        mtcr    tvec, t0
+        ei
+        wfi                             # no timer, no disk, no console interrupt: nothing can wake it
+        halt
+handler:
+        halt
+"""
+
+
+@pytest.mark.parametrize("machine", [["--bare"], ["--sim"], ["--paging", "shadow"], ["--vm"]])
+def test_wfi_that_nothing_can_wake_stops_with_exit_125_on_every_machine(tmp_path, machine):
+    """docs/isa.md "Privileged instructions": the machine stops with the error
+    "wfi with no interrupt source"; under the VMM that VM is stopped the same way."""
+    guest = image(tmp_path, WFI_FOREVER)
+    result = kite_run(*machine, guest) if machine != ["--vm"] else kite_run("--vm", guest, "--vm", guest)
+    assert result.exit_code == 125, result.stderr
+    assert "wfi with no interrupt source at pc 0x00100014 <_start+0x14>" in result.stderr   # after the wfi
+
+
+FLUSHER = """
+        .text
+        .globl _start
+_start: tlbflush                        # the test makes the VMM's emulation of it fail
+        halt
+"""
+
+
+def test_a_vmm_failure_stops_only_that_guest_and_is_reported_as_the_vmms(tmp_path, examples, monkeypatch):
+    from vmm.monitor import emulate
+
+    def broken(monitor, vm, operands, epc):
+        raise KeyError("a deliberate VMM bug")
+
+    monkeypatch.setitem(emulate.EMULATORS, "tlbflush", broken)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    flusher = image(tmp_path, FLUSHER, "flusher")
+    result = kite_run("--vm", f"{flusher},name=bad", "--vm", f"{examples['boot_demo']},name=good")
+    assert "[good] kite32: timer interrupt taken, exit code 7" in result.stdout_bytes.decode()
+    assert ("kite: bad: stopped: internal VMM error while handling privileged instruction at 0x00100000: "
+            "KeyError('a deliberate VMM bug') (traceback in ") in result.stderr
+    assert "kite: bad: exit code 70 (vmm error)" in result.stderr
+    assert result.exit_code == 70
+    (log,) = tmp_path.glob("kite-vmm-error-*.log")
+    assert "in broken" in log.read_text() and "KeyError: 'a deliberate VMM bug'" in log.read_text()
+
+
+def test_a_failing_teardown_is_an_internal_error_and_keeps_the_vms_frames(tmp_path, examples, monkeypatch):
+    from vmm.monitor.paging import ShadowMode
+
+    def broken_teardown(self):
+        raise RuntimeError("teardown bug")
+
+    monkeypatch.setattr(ShadowMode, "teardown", broken_teardown)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monitor = Monitor(24 << 20, console_out=io.BytesIO())
+    vm = monitor.create_vm(VmConfig(examples["hello"], "shadow", 4 << 20))
+    _, (ended,) = monitor.run()
+    assert (ended.state, ended.exit_code) == ("vmm error", 70)
+    assert ended.message.startswith("internal VMM error while tearing the VM down: RuntimeError('teardown bug')")
+    assert len(monitor.frames.owned_by(vm.vm_id)) == (4 << 20) >> 12

@@ -31,6 +31,7 @@ class EndReason(enum.StrEnum):
 
 EXIT_INSTRUCTION_LIMIT = 124   # like timeout(1)
 EXIT_FAULT = 125               # a fault stopped the machine, or the VMM stopped a guest
+EXIT_VMM_ERROR = 70            # the VMM failed while serving a guest (EX_SOFTWARE of sysexits.h)
 
 
 @dataclass

@@ -28,11 +28,16 @@ VMM and the other VMs go on.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
+import traceback
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
-from asm.arch import interrupt_to_take, is_fetch_fault, triple_fault_message, unhandled_trap_message
+from asm.arch import (describe_cause, interrupt_to_take, is_fetch_fault, triple_fault_message,
+                      unhandled_trap_message)
 from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_PTB,
                      CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXCEPTION_NAMES,
                      IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0,
@@ -157,19 +162,33 @@ class Monitor:
     # --- the exit handler ----------------------------------------------------------------
 
     def exit(self, cause: int, epc: int, badaddr: int | None) -> None:
-        """The CPU's vm_exit hook: one dispatch on the exit reason, then resume."""
+        """The CPU's vm_exit hook: devices current, one dispatch on the exit
+        reason, then resume.  The one time discipline (module doc): every
+        VM's devices are brought up to the current tick before the exit is
+        handled, so a device access, an interrupt decision or a time-reading
+        hypercall sees what the bare machine would see at this tick."""
         vm = self.current
         if self._account():
             vm.entering_trap, vm.stalled = False, 0
         elif not cause & CAUSE_INTERRUPT:
             vm.stalled += 1
+        self._bring_devices_current()
+        self._contained(vm, f"handling {describe_cause(cause)} at {epc:#010x}",
+                        lambda: self._dispatch(vm, cause, epc, badaddr))
+        self._resume()
+
+    def _contained(self, vm: VM, doing: str, action: Callable[[], None]) -> None:
+        """Run `action`, the VMM's work for `vm`; whatever it raises stops
+        `vm` only.  Running out of machine frames is the guest's limit (a
+        crash); any other exception is the VMM's own failure, reported as an
+        internal VMM error with its traceback in a log file the message names."""
         try:
-            self._dispatch(vm, cause, epc, badaddr)
+            action()
         except OutOfFrames as error:
             vm.crash(f"out of machine memory for the VMM's tables: {error}")
-        except Exception as error:      # a VMM fault while serving this guest stops this guest only
-            vm.crash(f"VMM error while handling {describe(cause)} at {epc:#010x}: {error!r}")
-        self._resume()
+        except Exception as error:      # noqa: BLE001 -- the containment boundary of one guest
+            log = log_internal_error(vm.name, doing, error)
+            vm.fail_internally(f"internal VMM error while {doing}: {error!r} (traceback in {log})")
 
     def _dispatch(self, vm: VM, cause: int, epc: int, badaddr: int | None) -> None:
         """One dispatch on the exit reason (module doc)."""
@@ -255,34 +274,45 @@ class Monitor:
     # --- resuming -----------------------------------------------------------------------
 
     def _resume(self) -> None:
-        """After an exit: devices catch up, wake and inject, pick the VM to run,
-        program the machine timer; power the machine off when no VM is left."""
-        now = self.cpu.ticks
+        """After an exit: devices current again (an emulated instruction was
+        charged a tick), wake and inject, pick the VM to run, program the
+        machine timer; tear ended VMs down; power the machine off when no VM
+        is left."""
+        self._bring_devices_current()
         for vm in self.vms:
-            if vm.alive:
-                vm.advance_devices(now)
-                if vm.state == WAITING and vm.irq.pending:
-                    vm.state = RUNNABLE
-            elif not vm.torn_down:
-                self._tear_down(vm)
-        if not self.current.alive or self.current.state == WAITING or now >= self._slice_end:
+            if not vm.alive and not vm.torn_down:
+                self._contained(vm, "tearing the VM down", lambda vm=vm: self._tear_down(vm))
+                vm.torn_down = True
+        if not self.current.alive or self.current.state == WAITING or self.cpu.ticks >= self._slice_end:
             self._schedule()
         if self.cpu.state is CpuState.RUNNING:
             self._inject(self.current)
         if self.cpu.state is not CpuState.STOPPED:
             self._program_timer()
 
+    def _bring_devices_current(self) -> None:
+        """Every live VM's devices up to the machine tick; a waiting VM with a
+        line asserted becomes runnable."""
+        now = self.cpu.ticks
+        for vm in self.vms:
+            if vm.alive:
+                vm.advance_devices(now)
+                if vm.state == WAITING and vm.irq.pending:
+                    vm.state = RUNNABLE
+
     def _tear_down(self, vm: VM) -> None:
         """A VM has ended: its paging mode gives back every table and checks
         its accounting (direct mode: every type and reference count back to
         zero), and its frames return to the free pool.  Its counters are kept
-        as they were, so the teardown's own work does not show in its figures.  The machine root may
-        still name its tables until the next switch, but no instruction of
-        that VM runs again."""
+        as they were, so the teardown's own work does not show in its
+        figures.  The machine root may still name its tables until the next
+        switch, but no instruction of that VM runs again.  If the teardown
+        fails (an internal VMM error), the VM's frames stay out of the free
+        pool: leaking them is safe, handing out frames a table may still
+        name is not."""
         vm.final_counters = dict(vm.mode.counters)
         vm.mode.teardown()
         self.frames.release(vm.vm_id, self.frames.owned_by(vm.vm_id))
-        vm.torn_down = True
 
     def end_slice(self) -> None:
         """The current VM gives up the rest of its slice (yield)."""
@@ -291,7 +321,8 @@ class Monitor:
     def _schedule(self) -> None:
         """Round robin: the next runnable VM after the current one (the current
         one again if it is the only one).  With none runnable the machine
-        waits for the next interrupt; with none alive it powers off."""
+        waits for the next interrupt (a VM that nothing can ever wake is
+        stopped, as the bare machine stops); with none alive it powers off."""
         start = self.vms.index(self.current) + 1
         order = self.vms[start:] + self.vms[:start]
         runnable = [vm for vm in order if vm.state == RUNNABLE]
@@ -300,10 +331,35 @@ class Monitor:
                 self._schedule()
                 return
             self._slice_end = self.cpu.ticks + self.slice_ticks
+        elif self._wake_or_stop_waiting():
+            self._schedule()
         elif any(vm.alive for vm in self.vms):
             self.cpu.state = CpuState.WAITING
         else:
             self._power_off()
+
+    def _wake_or_stop_waiting(self) -> bool:
+        """No VM can run.  Stop each waiting VM that no device event and no
+        console input can ever wake ("wfi with no interrupt source", exit
+        code 125, as on the bare machine); if the others wait only for
+        interactive console input, block for a line.  Returns whether a VM
+        became runnable."""
+        waiting = [vm for vm in self.vms if vm.state == WAITING]
+        for vm in waiting:
+            if vm.next_device_event() is None and not vm.uart.input_may_arrive():
+                where = vm.symbols.describe(self._pc_of(vm)) if vm.symbols else f"{self._pc_of(vm):#010x}"
+                vm.crash(f"wfi with no interrupt source at pc {where}")
+        waiting = [vm for vm in waiting if vm.state == WAITING]
+        if not waiting or any(vm.next_device_event() is not None for vm in waiting):
+            return False
+        for vm in waiting:
+            if vm.uart.wait_for_input():
+                vm.state = RUNNABLE
+        return any(vm.state == RUNNABLE for vm in waiting)
+
+    def _pc_of(self, vm: VM) -> int:
+        """The guest pc of `vm`: the CPU's while it is switched in."""
+        return self.cpu.pc if vm is self.current else vm.pc
 
     def _try_switch(self, vm: VM) -> bool:
         """Switch to `vm`; if its root cannot be built, stop it and say so."""
@@ -395,3 +451,16 @@ class Monitor:
                                               "hypercalls": hypercall_count}, {}, self.cost_model),
         }
 
+
+def log_internal_error(vm_name: str, doing: str, error: BaseException) -> str:
+    """Append the traceback of an internal VMM error to this process's log
+    file in the temporary directory; returns its path (or a note if it
+    cannot be written)."""
+    path = os.path.join(tempfile.gettempdir(), f"kite-vmm-error-{os.getpid()}.log")
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} VM {vm_name}: internal VMM error while {doing}\n")
+            log.write("".join(traceback.format_exception(error)))
+    except OSError as failure:
+        return f"no log: {failure.strerror}"
+    return path

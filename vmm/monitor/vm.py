@@ -22,7 +22,7 @@ from vmm.machine.devices.timer import Timer
 from vmm.machine.devices.uart import ConsoleInput, Uart
 from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
-from vmm.machine.outcome import EXIT_FAULT
+from vmm.machine.outcome import EXIT_FAULT, EXIT_VMM_ERROR
 from vmm.monitor.physmap import GuestPhysMap
 from vmm.monitor.vcpu import VirtualCPU
 
@@ -32,9 +32,10 @@ class VmState(enum.StrEnum):
     WAITING = "waiting"        # in wfi, until one of its virtual lines is asserted
     DONE = "done"              # halted or powered off: exit_code is the guest's
     CRASHED = "crashed"        # stopped by the VMM: message says why, exit code EXIT_FAULT
+    VMM_ERROR = "vmm error"    # stopped by the VMM's own failure: message says what, exit code EXIT_VMM_ERROR
 
 
-RUNNABLE, WAITING, DONE, CRASHED = VmState
+RUNNABLE, WAITING, DONE, CRASHED, VMM_ERROR = VmState
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,17 @@ class VM:
             self.state, self.exit_code = DONE, exit_code
 
     def crash(self, message: str) -> None:
-        """The VMM stops this guest (and only it)."""
+        """The VMM stops this guest (and only it) for what the guest did."""
         if self.alive:
             self.state, self.exit_code, self.message = CRASHED, EXIT_FAULT, message
+
+    def fail_internally(self, message: str) -> None:
+        """The VMM stops this guest (and only it) because the VMM itself
+        failed while serving it: not the guest's doing.  Replaces how the
+        guest ended (a failing teardown comes after it); the first internal
+        error is kept."""
+        if self.state != VMM_ERROR:
+            self.state, self.exit_code, self.message = VMM_ERROR, EXIT_VMM_ERROR, message
 
     def device_at(self, gpa: int):
         """(device, register offset) of the virtual device page holding `gpa`, or None."""

@@ -142,11 +142,16 @@ class Uart:
     def advance(self, now: int) -> None:
         """Nothing happens with time alone."""
 
+    def input_may_arrive(self) -> bool:
+        """Whether an RX interrupt can still come: the guest enabled it and
+        the console is interactive (scripted input is all there from tick 0)."""
+        return bool(self.ctrl & CTRL_RX_IRQ_ENABLE) and self._input.interactive
+
     def wait_for_input(self) -> bool:
         """Called by the machine when the CPU waits with no other event: block
         for a line of interactive input if the guest enabled the RX interrupt.
         Returns True if that made the line pending."""
-        if not (self.ctrl & CTRL_RX_IRQ_ENABLE and self._input.interactive):
+        if not self.input_may_arrive():
             return False
         self._poll_input()
         self._update_irq()
