@@ -29,15 +29,18 @@ def assemble(source: str, filename: str = "<input>", defines: dict[str, int] | N
     encoded = encode(program, places)
     relocations, resolver = resolve(program, encoded)
     obj = build_object(program, places, encoded, relocations, resolver, filename)
-    errors = errors + lower_errors + encoded.errors
+    errors = errors + lower_errors + places.errors + encoded.errors
     if errors:
         raise AssemblyError(in_source_order(errors))
     return obj
 
 
 def in_source_order(errors: list[Diagnostic]) -> list[Diagnostic]:
-    """`errors` sorted by line and column within each file, files in the order they first appear."""
+    """`errors` without repeats (the two words of `la` report one bad operand
+    once), sorted by line and column within each file, files in the order
+    they first appear."""
+    unique = list(dict.fromkeys(errors))
     first_seen = {}
-    for error in errors:
+    for error in unique:
         first_seen.setdefault(error.filename, len(first_seen))
-    return sorted(errors, key=lambda e: (first_seen[e.filename], e.line, e.col))
+    return sorted(unique, key=lambda e: (first_seen[e.filename], e.line, e.col))

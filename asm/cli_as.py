@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from asm.files import write_atomically
+from asm.files import read_limited, write_atomically
 
 EPILOG = """\b
 Example:
@@ -22,7 +22,8 @@ and a caret; the exit code is then 1 and no output file is written."""
 
 
 def parse_define(text: str) -> tuple[str, int]:
-    """NAME or NAME=VALUE (VALUE: decimal, 0x hex, 0b binary, 0o octal) -> (name, value)."""
+    """NAME or NAME=VALUE (VALUE: decimal, 0x hex, 0b binary, 0o octal, optionally
+    negative, at most 0xFFFFFFFF in size like a number in the source) -> (name, value)."""
     name, _, value = text.partition("=")
     if not name or not (name[0].isalpha() or name[0] in "_.$") or \
             not all(c.isalnum() or c in "_.$" for c in name):
@@ -30,9 +31,12 @@ def parse_define(text: str) -> tuple[str, int]:
     if not value:
         return name, 1
     try:
-        return name, int(value, 0)
+        number = int(value, 0)
     except ValueError:
         raise click.BadParameter(f"value of {name} is not an integer: '{value}'") from None
+    if abs(number) > 0xFFFFFFFF:
+        raise click.BadParameter(f"value of {name} does not fit in 32 bits: '{value}'")
+    return name, number
 
 
 def define_callback(ctx, param, values) -> dict[str, int]:
@@ -65,10 +69,11 @@ def fail(message: str) -> None:
 
 
 def read_source(source: Path) -> str:
-    """The text of the source file; exits with an error if it cannot be read or is not UTF-8."""
+    """The text of the source file (at most asm.files.MAX_INPUT_SIZE bytes); exits with an
+    error if it cannot be read or is not UTF-8."""
     from asm.diagnostics import Diagnostic, decode_utf8
     try:
-        raw = source.read_bytes()
+        raw = read_limited(source)
     except OSError as error:
         fail(f"cannot read '{source}': {error.strerror}")
     text, problem = decode_utf8(raw)

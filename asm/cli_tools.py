@@ -14,7 +14,7 @@ import click
 
 from asm import isa
 from asm.disasm import disassemble_word
-from asm.elf import ElfFormatError, guarded, open_elf
+from asm.elf import ElfFormatError, guarded, open_elf, read_file
 from asm.files import write_atomically
 from asm.linker import (
     DEFAULT_TEXT_ADDRESS, LayoutError, LinkError, LinkOptions, apply_layout, link_with_warnings,
@@ -49,15 +49,6 @@ def fail(tool: str, message: str) -> None:
     """Print `tool: message` to stderr and exit 1."""
     click.echo(f"{tool}: {message}", err=True)
     raise SystemExit(1)
-
-
-def read_file(path: str) -> bytes:
-    """The bytes of `path`; ElfFormatError (one clear line) if it cannot be read."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise ElfFormatError(f"{path}: cannot read: {error.strerror}") from None
 
 
 # --- kite-ld ---------------------------------------------------------------------------------
@@ -120,7 +111,7 @@ def ld_main(output, text_address, section_starts, entry, layout, load_offset, ob
     for warning in result.warnings:
         click.echo(f"kite-ld: {warning}", err=True)
     try:
-        write_atomically(output, result.image, mode=0o755)
+        write_atomically(output, result.image, mode=0o777)
     except OSError as error:
         fail("kite-ld", f"{output}: cannot write: {error.strerror}")
 

@@ -1,4 +1,5 @@
-"""Assembler diagnostics: where an error is and how it is printed.
+"""Assembler diagnostics: where an error is and how it is printed, and how
+the toolchain's messages show a name read from an input file.
 
 Every stage collects Diagnostics instead of raising on the first problem; the
 assembler raises one AssemblyError carrying all of them at the end.
@@ -7,6 +8,8 @@ assembler raises one AssemblyError carrying all of them at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+SHOWN_LINE = 160       # a longer source line is shown as this many characters around the column
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,29 @@ class Diagnostic:
         head = f"{self.filename}:{self.line}:{self.col}: error: {self.message}"
         if not self.source_line:
             return head
+        shown, col = excerpt(self.source_line, self.col)
         # keep tabs so the caret lines up however the terminal expands them
-        pad = "".join(ch if ch == "\t" else " " for ch in self.source_line[:max(self.col - 1, 0)])
-        return f"{head}\n{self.source_line}\n{pad}^"
+        pad = "".join(ch if ch == "\t" else " " for ch in shown[:max(col - 1, 0)])
+        return f"{head}\n{shown}\n{pad}^"
+
+
+def excerpt(line: str, col: int) -> tuple[str, int]:
+    """(text to show, column of `col` in it): `line` itself, or for a line
+    longer than SHOWN_LINE the SHOWN_LINE characters around `col` with "..."
+    marking what is left out."""
+    if len(line) <= SHOWN_LINE:
+        return line, col
+    start = max(0, min(col - 1 - SHOWN_LINE // 2, len(line) - SHOWN_LINE))
+    before = "..." if start else ""
+    after = "..." if start + SHOWN_LINE < len(line) else ""
+    return before + line[start:start + SHOWN_LINE] + after, col - start + len(before)
+
+
+def printable(name: str) -> str:
+    """`name` for a message, with every character that is not printable
+    escaped as in Python (\\n, \\x1b, \\u200b), so that a name from a
+    damaged input file cannot break the message's line or the terminal."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in name)
 
 
 class AssemblyError(Exception):

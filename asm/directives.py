@@ -9,8 +9,10 @@ table.  .macro/.endm and the conditionals are handled by the lowerer itself
 
 from __future__ import annotations
 
-from asm.diagnostics import decode_utf8
-from asm.ir import MAX_NESTING, SECTION_KINDS, Align, Bytes, Data, LowerError, Space, SymbolInfo
+from asm.diagnostics import decode_utf8, printable
+from asm.files import read_limited
+from asm.ir import (MAX_NESTING, MAX_SECTION_SIZE, SECTION_KINDS, Align, Bytes, Data, LowerError, Space,
+                    SymbolInfo)
 from asm.isa import REG_NUMBERS
 from asm.objfile import (
     MAX_ALIGN, SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT,
@@ -161,24 +163,22 @@ def ascii_(lw, unit, st) -> None:
         raise LowerError(f"{st.name} needs at least one string")
     holds_data(lw, st)
     end = b"\0" if st.name == ".asciz" else b""
-    lw.items.append(Bytes(b"".join(string(st, op) + end for op in st.operands)))
-
-
-MAX_SPACE = 1 << 26        # 64 MiB: more than any Kite32 image needs, and an object stays writable
+    data = b"".join(string(st, op) + end for op in st.operands)
+    lw.items.append(Bytes(data, (unit, st.line, st.name_col)))
 
 
 def space(lw, unit, st) -> None:
     """.space N[, fill]: N bytes of fill (default 0)."""
     count(st, 1, 2)
     length = lw.constant(expression(st, st.operands[0]))
-    if not 0 <= length <= MAX_SPACE:
-        raise LowerError(f".space size {length} out of range [0, {MAX_SPACE}]")
+    if not 0 <= length <= MAX_SECTION_SIZE:
+        raise LowerError(f".space size {length} out of range [0, {MAX_SECTION_SIZE}]")
     fill = lw.constant(expression(st, st.operands[1])) if len(st.operands) > 1 else 0
     if not -128 <= fill <= 255:
         raise LowerError(f".space fill {fill} out of range [-128, 255]")
     if fill and lw.section.sh_type == SHT_NOBITS:
         raise LowerError(f".space fill must be 0 in section '{lw.section.name}', which holds no data")
-    lw.items.append(Space(length, fill & 0xFF))
+    lw.items.append(Space(length, fill & 0xFF, (unit, st.line, st.name_col)))
 
 
 def align(lw, unit, st) -> None:
@@ -192,34 +192,43 @@ def align(lw, unit, st) -> None:
     elif not (0 < value <= MAX_ALIGN and value & (value - 1) == 0):
         raise LowerError(f".balign {value} is not a power of two in [1, {MAX_ALIGN}]")
     lw.section.sh_addralign = max(lw.section.sh_addralign, value)
-    lw.items.append(Align(value))
+    lw.items.append(Align(value, (unit, st.line, st.name_col)))
 
 
 # --- files ------------------------------------------------------------------------------------------
 
 def include(lw, unit, st) -> None:
-    """.include "file": assemble the file's text here."""
+    """.include "file": assemble the file's text here.  It counts toward the
+    expansion limits of asm/ir.py (its text from its second inclusion on)."""
     from asm.lower import Unit
     count(st, 1)
     name = string(st, st.operands[0]).decode(errors="replace")
     path = lw.find_file(unit, name)
     if lw.depth >= MAX_NESTING:
-        raise LowerError(f".include nested too deeply (does '{name}' include itself?)")
+        lw.abandon(unit, st, f".include nested too deeply (does '{printable(name)}' include itself?)")
     text = read_text(path, name)
+    again = str(path.resolve()) in lw.included
+    lw.included.add(str(path.resolve()))
+    lw.charge(unit, st, len(text) if again else 0)
     lw.lower_text(Unit(str(path), text.split("\n")), text)
 
 
 def read_text(path, name: str) -> str:
     """The text of an included file; LowerError if unreadable or not UTF-8."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise LowerError(f"cannot read '{name}': {error.strerror}") from None
-    text, problem = decode_utf8(raw)
+    text, problem = decode_utf8(read_file(path, name))
     if problem:
         line, col, message = problem
-        raise LowerError(f"cannot include '{name}': {message} at line {line}, column {col}")
+        raise LowerError(f"cannot include '{printable(name)}': {message} at line {line}, column {col}")
     return text
+
+
+def read_file(path, name: str) -> bytes:
+    """The bytes of the file `name` found at `path` (at most asm.files.MAX_INPUT_SIZE);
+    LowerError if it cannot be read."""
+    try:
+        return read_limited(path)
+    except OSError as error:
+        raise LowerError(f"cannot read '{printable(name)}': {error.strerror}") from None
 
 
 def incbin(lw, unit, st) -> None:
@@ -227,10 +236,7 @@ def incbin(lw, unit, st) -> None:
     count(st, 1)
     holds_data(lw, st)
     name = string(st, st.operands[0]).decode(errors="replace")
-    try:
-        lw.items.append(Bytes(lw.find_file(unit, name).read_bytes()))
-    except OSError as error:
-        raise LowerError(f"cannot read '{name}': {error.strerror}") from None
+    lw.items.append(Bytes(read_file(lw.find_file(unit, name), name), (unit, st.line, st.name_col)))
 
 
 DIRECTIVES = {

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from elftools.elf.elffile import ELFFile
 
+from asm.diagnostics import printable
+from asm.files import read_limited
 from asm.isa import EM_KITE32, PAGE_SIZE
 from asm.objfile import (
     MAX_ALIGN, SHF_ALLOC, SHT_NOBITS, STB_LOCAL, STT_SECTION, ObjectFile, Relocation, Section, Symbol,
@@ -353,6 +355,15 @@ def _fail(name: str, message: str) -> ElfFormatError:
     return ElfFormatError(f"{name}: {message}")
 
 
+def read_file(path: str) -> bytes:
+    """The bytes of the input file `path` (at most asm.files.MAX_INPUT_SIZE);
+    ElfFormatError, one line naming the file, if it cannot be read."""
+    try:
+        return read_limited(path)
+    except OSError as error:
+        raise _fail(path, f"cannot read: {error.strerror}") from None
+
+
 def check_ident(data: bytes, name: str) -> None:
     """Raise ElfFormatError unless `data` starts like a 32-bit little-endian ELF file."""
     if data[:4] != ELF_MAGIC:
@@ -395,11 +406,11 @@ def _read_sections(elf: ELFFile, name: str) -> tuple[list[Section], dict[int, st
         if kind in ("SHT_NULL", "SHT_SYMTAB", "SHT_STRTAB", "SHT_RELA"):
             continue
         if not isinstance(kind, int) and kind not in ("SHT_PROGBITS", "SHT_NOBITS", "SHT_NOTE"):
-            raise _fail(name, f"section {sec.name!r} has unsupported type {kind}")
+            raise _fail(name, f"section '{printable(sec.name)}' has unsupported type {kind}")
         header = sec.header
         align = header["sh_addralign"]
         if align > MAX_ALIGN or align & (align - 1):
-            raise _fail(name, f"section {sec.name!r} has alignment {align:#x} "
+            raise _fail(name, f"section '{printable(sec.name)}' has alignment {align:#x} "
                               f"(a power of two up to {MAX_ALIGN:#x} expected)")
         sh_type = _SHT_VALUES.get(kind, kind)
         section = Section(sec.name, sh_type, header["sh_flags"], header["sh_addralign"])
@@ -408,7 +419,7 @@ def _read_sections(elf: ELFFile, name: str) -> tuple[list[Section], dict[int, st
         else:
             section.data = bytearray(sec.data())
             if len(section.data) != header["sh_size"]:
-                raise _fail(name, f"section {sec.name!r} extends past the end of the file")
+                raise _fail(name, f"section '{printable(sec.name)}' extends past the end of the file")
         sections.append(section)
         names[index] = sec.name
     return sections, names
@@ -427,7 +438,7 @@ def _symbol_section(sym, names: dict[int, str], name: str) -> str | None:
     if shndx == "SHN_ABS":
         return ABS_SECTION
     if shndx not in names:
-        raise _fail(name, f"symbol {sym.name!r} has bad section index {shndx}")
+        raise _fail(name, f"symbol '{printable(sym.name)}' has bad section index {shndx}")
     return names[shndx]
 
 
@@ -463,11 +474,11 @@ def _read_relocations(elf: ELFFile, names: dict[int, str], reloc_names: list[str
         if sec["sh_type"] != "SHT_RELA":
             continue
         if sec["sh_info"] not in names or sec["sh_link"] != symtab_index:
-            raise _fail(name, f"relocation section {sec.name!r} has bad sh_info/sh_link")
+            raise _fail(name, f"relocation section '{printable(sec.name)}' has bad sh_info/sh_link")
         for rel in sec.iter_relocations():
             sym = rel["r_info_sym"]
             if not 0 < sym < len(reloc_names) or not reloc_names[sym]:
-                raise _fail(name, f"relocation in {sec.name!r} has bad symbol index {sym}")
+                raise _fail(name, f"relocation in '{printable(sec.name)}' has bad symbol index {sym}")
             relocations.append(Relocation(names[sec["sh_info"]], rel["r_offset"],
                                           rel["r_info_type"], reloc_names[sym], rel["r_addend"]))
     return relocations

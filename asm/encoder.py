@@ -1,7 +1,7 @@
 """Stages 3 and 4: layout, encode (words + fixups), fixup resolution and the
 ObjectFile.
 
-    layout(program)                  -> Layout: item offsets; sets label values
+    layout(program)                  -> Layout: item offsets, sizes checked; sets label values
     encode(program, layout)          -> Encoded: section bytes + fixups (unknown values as 0)
     resolve(program, encoded)        -> patches what the assembler can resolve,
                                         returns Relocations for the rest
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from asm import isa
 from asm import expr as X
 from asm.diagnostics import Diagnostic
-from asm.ir import Align, Bytes, Data, Instr, Label, Program, Space, SymbolInfo, is_internal
+from asm.ir import (MAX_SECTION_SIZE, Align, Bytes, Data, Instr, Label, Program, Space, SymbolInfo,
+                    is_internal)
 from asm.objfile import (
     SHF_EXECINSTR, SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, ObjectFile, Relocation, Section,
     Symbol,
@@ -28,6 +29,7 @@ from asm.objfile import (
 
 ABS_SECTION = "*ABS*"
 NOP_WORD = isa.encode(isa.BY_MNEMONIC["addi"], {"rd": 0, "rs1": 0, "imm": 0})
+# what each data width holds, signed or unsigned (a .word holds every 32-bit value)
 DATA_RANGES = {4: (-(1 << 31), (1 << 32) - 1), 2: (-(1 << 15), (1 << 16) - 1), 1: (-128, 255)}
 DATA_RELOCS = {4: isa.R_KITE_32, 2: isa.R_KITE_16, 1: isa.R_KITE_8}
 DATA_NAMES = {4: ".word", 2: ".half", 1: ".byte"}
@@ -38,35 +40,54 @@ BRANCH_RELOCS = {"B": isa.R_KITE_BRANCH18, "J": isa.R_KITE_JUMP22}
 
 @dataclass
 class Layout:
-    """Offsets of every item in each section (parallel to SectionIR.items) and section sizes."""
+    """Offsets of every item in each section (parallel to SectionIR.items), section sizes, the
+    sections too large to encode, and the errors saying so."""
     offsets: dict[str, list[int]]
     sizes: dict[str, int]
+    too_large: set[str] = field(default_factory=set)
+    errors: list[Diagnostic] = field(default_factory=list)
 
 
 def layout(program: Program) -> Layout:
     """Assign each item its offset in its section and each label its value
-    (SymbolInfo.value = offset).  Assumes items are as lower made them."""
-    offsets, sizes = {}, {}
-    symbols = program.symbols
+    (SymbolInfo.value = offset).  A section may grow to MAX_SECTION_SIZE bytes,
+    and the sections with contents to as much in all; the item that goes past
+    is reported.  Assumes items are as lower made them."""
+    out = Layout({}, {})
+    contents = 0          # bytes of the sections with contents laid out so far
     for section in program.sections.values():
-        places, pos = [], 0
+        room = MAX_SECTION_SIZE - (0 if section.sh_type == SHT_NOBITS else contents)
+        places, pos, past = [], 0, None
         for item in section.items:
             places.append(pos)
-            kind = type(item)
-            if kind is Instr:
-                pos += 4
-            elif kind is Label:
-                symbols[item.name].value = pos
-            elif kind is Data:
-                pos += item.width * len(item.exprs)
-            elif kind is Bytes:
-                pos += len(item.data)
-            elif kind is Space:
-                pos += item.size
-            else:
-                pos += -pos % item.alignment
-        offsets[section.name], sizes[section.name] = places, pos
-    return Layout(offsets, sizes)
+            pos += item_size(item, pos, program.symbols)
+            if pos > room and past is None:
+                past = item
+        out.offsets[section.name], out.sizes[section.name] = places, pos
+        if past is not None:
+            out.too_large.add(section.name)
+            what = f"section '{section.name}'" if pos > MAX_SECTION_SIZE else "the sections with contents"
+            out.errors.append(src_error(past.src, f"{what} would hold more than {MAX_SECTION_SIZE} bytes"))
+        if section.sh_type != SHT_NOBITS:
+            contents += pos
+    return out
+
+
+def item_size(item, pos: int, symbols: dict[str, SymbolInfo]) -> int:
+    """The size of `item` placed at offset `pos`; a Label gets the value `pos`."""
+    kind = type(item)
+    if kind is Instr:
+        return 4
+    if kind is Label:
+        symbols[item.name].value = pos
+        return 0
+    if kind is Data:
+        return item.width * len(item.exprs)
+    if kind is Bytes:
+        return len(item.data)
+    if kind is Space:
+        return item.size
+    return -pos % item.alignment
 
 
 # --- encode ------------------------------------------------------------------------------------------
@@ -99,11 +120,11 @@ def src_error(src, message: str) -> Diagnostic:
 
 
 def encode(program: Program, places: Layout) -> Encoded:
-    """Encode every section: instruction words, data and padding.  Values
-    still unknown are encoded as 0 with a Fixup."""
+    """Encode every section: instruction words, data and padding (nothing for a
+    section too large).  Values still unknown are encoded as 0 with a Fixup."""
     out = Encoded({})
     for section in program.sections.values():
-        if section.sh_type == SHT_NOBITS:
+        if section.sh_type == SHT_NOBITS or section.name in places.too_large:
             out.contents[section.name] = bytearray()
             continue
         code = bool(section.sh_flags & SHF_EXECINSTR)
@@ -158,15 +179,31 @@ def encode_datum(section: str, item: Data, index: int, expr, offset: int, out: E
     if type(expr) is not int:
         out.fixups.append(Fixup(section, offset + index * width, item, index, expr, offset))
         return bytes(width)
-    low, high = DATA_RANGES[width]
-    if not low <= expr <= high:
-        out.errors.append(src_error(item.src, f"{DATA_NAMES[width]} value {expr} out of range "
-                                              f"[{low}, {high}]"))
+    try:
+        return datum_bytes(width, X.wrap32(expr))
+    except X.ExprError as error:
+        out.errors.append(src_error(item.src, str(error)))
         return bytes(width)
-    return (expr & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+
+
+def datum_bytes(width: int, value: int) -> bytes:
+    """The `width` little-endian bytes of a .word/.half/.byte value (a signed
+    32-bit number, as expressions give); ExprError if it does not fit."""
+    low, high = DATA_RANGES[width]
+    if not low <= value <= high:
+        raise X.ExprError(f"{DATA_NAMES[width]} value {value} out of range [{low}, {high}]")
+    return (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
 
 
 # --- resolve -------------------------------------------------------------------------------------------
+
+class Unsettled(Exception):
+    """An .equ symbol whose value is not known yet was needed (Resolver.equ)."""
+
+    def __init__(self, info: SymbolInfo):
+        super().__init__(info.name)
+        self.info = info
+
 
 class Resolver:
     """Evaluates fixup expressions with every label placed.  Symbol lookups
@@ -178,9 +215,16 @@ class Resolver:
         self.pc, self.section = 0, None
         self.referenced: set[str] = set()
         self.equ_values: dict[str, X.Value] = {}
-        self.evaluating: set[str] = set()
 
     def lookup(self, name: str) -> X.Value:
+        info = self.symbols.get(name)
+        if info is not None and info.kind == "equ":
+            return self.equ(info)
+        return self.settled(name)
+
+    def settled(self, name: str) -> X.Value:
+        """lookup() for .equ evaluation: raises Unsettled for an .equ symbol
+        whose value is not known yet instead of evaluating it."""
         if name == ".":
             return X.Value(self.pc, self.section)
         info = self.symbols.get(name)
@@ -189,7 +233,11 @@ class Resolver:
         if info.kind == "label":
             exported = info.binding in (STB_GLOBAL, STB_WEAK)
             return X.Value(info.value, info.section, name if exported else None)
-        return self.equ(info)
+        if info.value is not None:
+            return X.Value(info.value)
+        if info.name not in self.equ_values:
+            raise Unsettled(info)
+        return self.equ_values[info.name]
 
     def external(self, name: str, info: SymbolInfo | None) -> X.Value:
         """The Value of a symbol not defined in this file."""
@@ -204,22 +252,28 @@ class Resolver:
         return X.Value(0, None, name)
 
     def equ(self, info: SymbolInfo) -> X.Value:
-        """The Value of an .equ/.set symbol (evaluated once)."""
-        if info.value is not None:
-            return X.Value(info.value)
-        if info.name in self.equ_values:
-            return self.equ_values[info.name]
-        if info.name in self.evaluating:
-            raise X.ExprError(f"symbol '{info.name}' is defined in terms of itself")
-        self.evaluating.add(info.name)
-        try:
-            value = X.evaluate(info.expr, self.lookup)
-        finally:
-            self.evaluating.discard(info.name)
-        if value.symbol and value.section is None:
-            raise X.NotConstant(value.symbol)
-        self.equ_values[info.name] = value
-        return value
+        """The Value of an .equ/.set symbol, evaluated once.  The symbols it
+        needs first are evaluated from a stack of their own, not by recursion,
+        so a chain of forward .equ symbols may be of any length."""
+        pending, names = [info], {info.name}
+        while pending:
+            top = pending[-1]
+            if top.value is not None or top.name in self.equ_values:
+                names.discard(pending.pop().name)
+                continue
+            try:
+                value = X.evaluate(top.expr, self.settled)
+            except Unsettled as needed:
+                if needed.info.name in names:
+                    raise X.ExprError(f"symbol '{needed.info.name}' is defined in terms of itself") \
+                        from None
+                pending.append(needed.info)
+                names.add(needed.info.name)
+                continue
+            if value.symbol and value.section is None:
+                raise X.NotConstant(value.symbol)
+            self.equ_values[top.name] = value
+        return self.settled(info.name)
 
     def evaluate(self, expr, pc: int, section: str | None) -> X.Value:
         self.pc, self.section = pc, section
@@ -321,11 +375,7 @@ def resolve_datum(resolver: Resolver, fixup: Fixup, item: Data, value: X.Value,
     if not value.is_const:
         symbol, addend = resolver.reloc_target(value)
         return Relocation(fixup.section, fixup.offset, DATA_RELOCS[width], symbol, addend)
-    low, high = DATA_RANGES[width]
-    if not low <= value.offset <= high:
-        raise X.ExprError(f"{DATA_NAMES[width]} value {value.offset} out of range [{low}, {high}]")
-    data[fixup.offset:fixup.offset + width] = \
-        (value.offset & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+    data[fixup.offset:fixup.offset + width] = datum_bytes(width, value.offset)
     return None
 
 

@@ -12,14 +12,19 @@ common case stays cheap:
     ("local", "1", "b")      a numeric local label reference, `1b` / `1f`
     ("marg", "name")         `\\name` outside a macro body (always an error)
 
+Every walk over a tree goes through `fold`, which keeps its own stack, so an
+expression may be as long or as deeply nested as the input allows.
+
 Evaluation gives a Value: a constant, or an address relative to a section or
 an external symbol, optionally wrapped in %hi/%lo, which the encoder turns
-into a relocation.  Arithmetic is 32-bit: results are wrapped to a signed
-32-bit number, and `>>` is a logical shift of the 32-bit pattern.
+into a relocation.  Every value is 32 bits: a number literal must fit in 32
+bits (parse_number), results are wrapped to a signed 32-bit number, and `>>`
+is a logical shift of the 32-bit pattern.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Callable, NamedTuple
 
 # binding strength of each binary operator (C precedence)
@@ -28,6 +33,10 @@ PRECEDENCE = {"*": 10, "/": 10, "%": 10, "+": 9, "-": 9, "<<": 8, ">>": 8,
 
 _ESCAPES = {"n": 10, "t": 9, "r": 13, "0": 0, "\\": 92, '"': 34, "'": 39,
             "a": 7, "b": 8, "f": 12, "v": 11, "e": 27}
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|.?)", re.S)
+
+# the operator nodes: kind -> positions of their sub-expressions in the tuple
+OPERANDS = {"bin": (2, 3), "neg": (1,), "inv": (1,), "paren": (1,), "hi": (1,), "lo": (1,)}
 
 
 class ExprError(ValueError):
@@ -70,53 +79,46 @@ def wrap32(value: int) -> int:
 def parse_number(text: str) -> int:
     """The value of a NUMBER token (decimal, 0x hex, 0b binary); assumes it
     is not a local label reference like `1b`.  Raises ExprError for a number
-    too long for Python to convert."""
+    that does not fit in 32 bits (more than 0xFFFFFFFF), however long."""
     try:
-        return int(text, 0) if text[:2].lower() in ("0x", "0b") else int(text, 10)
-    except ValueError:
-        raise ExprError(f"number too long ({len(text)} digits)") from None
+        value = int(text, 0) if text[:2].lower() in ("0x", "0b") else int(text, 10)
+    except ValueError:          # more decimal digits than Python converts
+        value = None
+    if value is None or value > 0xFFFFFFFF:
+        shown = text if len(text) <= 24 else f"{text[:12]}... ({len(text)} characters)"
+        raise ExprError(f"number {shown} does not fit in 32 bits (at most 0xFFFFFFFF)")
+    return value
 
 
 def unescape(body: str) -> bytes:
     """The bytes of a string or character literal body (quotes removed),
     with C escapes: \\n \\t \\r \\0 \\\\ \\" \\' \\a \\b \\f \\v \\e, \\xHH and \\ooo octal.
-    Other characters are encoded as UTF-8.  Raises ExprError on a bad escape."""
+    Other characters are encoded as UTF-8.  Raises ExprError on a bad escape.
+    Linear in the length of `body`."""
     if "\\" not in body:
         return body.encode()
-    out = bytearray()
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch != "\\":
-            out += ch.encode()
-            i += 1
-            continue
-        i, byte = _escape(body, i + 1)
-        out.append(byte)
+    out, start = bytearray(), 0
+    for match in _ESCAPE.finditer(body):
+        out += body[start:match.start()].encode()
+        out.append(_escape_byte(match.group(1)))
+        start = match.end()
+    out += body[start:].encode()
     return bytes(out)
 
 
-def _escape(body: str, i: int) -> tuple[int, int]:
-    """Decode the escape whose letter is at body[i]; returns (next index, byte)."""
-    if i >= len(body):
+def _escape_byte(escape: str) -> int:
+    """The byte of the escape `escape` (what follows the backslash)."""
+    if not escape:
         raise ExprError("a string cannot end with a backslash")
-    ch = body[i]
-    if ch == "x":
-        digits = ""
-        while i + 1 + len(digits) < len(body) and len(digits) < 2 and \
-                body[i + 1 + len(digits)] in "0123456789abcdefABCDEF":
-            digits += body[i + 1 + len(digits)]
-        if not digits:
+    if escape[0] == "x":
+        if len(escape) == 1:
             raise ExprError("\\x needs hexadecimal digits")
-        return i + 1 + len(digits), int(digits, 16)
-    if ch in "01234567":
-        digits = ch
-        while len(digits) < 3 and i + len(digits) < len(body) and body[i + len(digits)] in "01234567":
-            digits += body[i + len(digits)]
-        return i + len(digits), int(digits, 8) & 0xFF
-    if ch in _ESCAPES:
-        return i + 1, _ESCAPES[ch]
-    raise ExprError(f"unknown escape sequence '\\{ch}'")
+        return int(escape[1:], 16)
+    if escape[0] in "01234567":
+        return int(escape, 8) & 0xFF
+    if escape in _ESCAPES:
+        return _ESCAPES[escape]
+    raise ExprError(f"unknown escape sequence '\\{escape}'")
 
 
 def char_value(token: str) -> int:
@@ -149,6 +151,39 @@ def _climb(items: list, pos: int, min_prec: int) -> tuple[object, int]:
     return left, pos
 
 
+def fold(expr: object, leaf: Callable[[object], object],
+         node: Callable[[tuple, list], object]) -> object:
+    """`expr` reduced bottom-up: leaf(x) for every part that is not an operator
+    node (a number, a name, ("local", ...), ("marg", ...), an operand tuple),
+    node(tree, results of its sub-expressions) for every operator node
+    (OPERANDS).  Leaves are visited left to right.  Uses its own stack, not
+    recursion, so no expression is too deep."""
+    results: list = []
+    pending: list = [(expr, False)]
+    while pending:
+        tree, reduced = pending.pop()
+        positions = OPERANDS.get(tree[0]) if type(tree) is tuple else None
+        if positions is None:
+            results.append(leaf(tree))
+        elif reduced:
+            parts = results[len(results) - len(positions):]
+            del results[len(results) - len(positions):]
+            results.append(node(tree, parts))
+        else:
+            pending.append((tree, True))
+            pending.extend((tree[position], False) for position in reversed(positions))
+    return results[0]
+
+
+def rebuild(tree: tuple, parts: list) -> tuple:
+    """The operator node `tree` with its sub-expressions replaced by `parts`
+    (a `node` function for fold() that maps an expression to another)."""
+    rebuilt = list(tree)
+    for position, part in zip(OPERANDS[tree[0]], parts):
+        rebuilt[position] = part
+    return tuple(rebuilt)
+
+
 Lookup = Callable[[str], Value]
 
 
@@ -161,21 +196,33 @@ def evaluate(expr: object, lookup: Lookup) -> Value:
         return Value(wrap32(expr))
     if type(expr) is str:
         return lookup(expr)
-    kind = expr[0]
-    if kind == "bin":
-        return _binary(expr[1], evaluate(expr[2], lookup), evaluate(expr[3], lookup))
-    if kind == "paren":
-        return evaluate(expr[1], lookup)
-    if kind in ("hi", "lo"):
-        return _percent(kind, evaluate(expr[1], lookup))
-    if kind == "marg":
-        raise ExprError(f"macro argument '\\{expr[1]}' used outside a macro")
-    if kind in ("neg", "inv"):
-        value = _const(evaluate(expr[1], lookup), "-" if kind == "neg" else "~")
-        return Value(wrap32(-value if kind == "neg" else ~value))
+    return fold(expr, lambda part: _leaf_value(part, lookup), _operation)
+
+
+def _leaf_value(leaf: object, lookup: Lookup) -> Value:
+    """The Value of a part of an expression that is not an operator."""
+    if type(leaf) is int:
+        return Value(wrap32(leaf))
+    if type(leaf) is str:
+        return lookup(leaf)
+    if leaf[0] == "marg":
+        raise ExprError(f"macro argument '\\{leaf[1]}' used outside a macro")
     shown = {"mem": "a memory operand", "str": "a string", "attr": "an @attribute",
-             "kw": "a name=value argument"}.get(kind, repr(kind))
+             "kw": "a name=value argument"}.get(leaf[0], repr(leaf[0]))
     raise ExprError(f"expected an expression, got {shown}")
+
+
+def _operation(tree: tuple, values: list[Value]) -> Value:
+    """The Value of the operator node `tree` whose operands have `values`."""
+    kind = tree[0]
+    if kind == "bin":
+        return _binary(tree[1], *values)
+    if kind == "paren":
+        return values[0]
+    if kind in ("hi", "lo"):
+        return _percent(kind, values[0])
+    value = _const(values[0], "-" if kind == "neg" else "~")
+    return Value(wrap32(-value if kind == "neg" else ~value))
 
 
 def _percent(kind: str, value: Value) -> Value:

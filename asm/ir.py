@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from asm import isa
 from asm.objfile import SHT_NOBITS, SHT_NOTE, SHT_PROGBITS, STT_NOTYPE
 
-MAX_NESTING = 64          # include and macro-expansion depth
+# Limits on one assembly (docs/assembler.md "Limits"), so that no input runs for long
+MAX_NESTING = 64                  # include and macro-expansion depth
+MAX_EXPANSIONS = 50_000           # macro expansions and included files in all
+MAX_EXPANDED_TEXT = 1 << 20       # characters of text they make (a file's first inclusion is free)
+MAX_SECTION_SIZE = 64 << 20       # bytes in a section; also in all the sections with contents
 
 # .section's @type -> sh_type
 SECTION_KINDS = {"progbits": SHT_PROGBITS, "nobits": SHT_NOBITS, "note": SHT_NOTE}
@@ -54,6 +58,7 @@ class Data:
 class Bytes:
     """Literal bytes (.ascii, .asciz, .incbin)."""
     data: bytes
+    src: Src
 
 
 @dataclass(slots=True)
@@ -61,12 +66,14 @@ class Space:
     """`size` bytes of `fill` (.space)."""
     size: int
     fill: int
+    src: Src
 
 
 @dataclass(slots=True)
 class Align:
     """Padding up to a multiple of `alignment` bytes (with nop words in code)."""
     alignment: int
+    src: Src
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ The stages, each a plain function:
     resolve_symbols   global/weak/local symbol tables, duplicate definitions
     merge_sections    same-named input sections concatenated in command-line order
     place_sections    output order, addresses (vma) and load addresses (lma)
-    apply_relocations the recipe table below, with range checks
+    apply_relocations the recipe table below: 32-bit values wrap, narrower ones are range-checked
     build_image       PT_LOAD segments, the symbol table, asm.elf.write_executable
 
 Every problem is collected and reported together in one LinkError.  docs/linker.md documents the
@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from asm import isa
+from asm.diagnostics import printable
 from asm.elf import (
-    ABS_SECTION, PF_R, PF_W, PF_X, ElfFormatError, ImageSection, ImageSegment, ImageSymbol,
-    align_up, read_object, write_executable,
+    ABS_SECTION, PF_R, PF_W, PF_X, ImageSection, ImageSegment, ImageSymbol,
+    align_up, read_file, read_object, write_executable,
 )
+from asm.files import MAX_INPUT_SIZE
 from asm.objfile import (
     SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK,
     ObjectFile, Relocation, Section, Symbol,
@@ -88,7 +90,7 @@ def resolve_symbols(objects: list[ObjectFile], errors: list[str]) -> dict[str, D
             if previous is None or (previous.symbol.binding == STB_WEAK and symbol.binding == STB_GLOBAL):
                 table[symbol.name] = Definition(index, symbol)
             elif previous.symbol.binding == STB_GLOBAL and symbol.binding == STB_GLOBAL:
-                errors.append(f"duplicate symbol '{symbol.name}' in "
+                errors.append(f"duplicate symbol '{printable(symbol.name)}' in "
                               f"{object_name(objects[previous.obj], previous.obj)} and {object_name(obj, index)}")
     return table
 
@@ -189,27 +191,38 @@ def place_sections(outputs: list[OutputSection], options: LinkOptions, errors: l
         out.lma = out.vma - delta
         previous = out
     _check_placement(allocated, errors)
+    _check_contents(outputs, errors)
+
+
+def _check_contents(outputs: list[OutputSection], errors: list[str]) -> None:
+    """The sections with contents (the image's bytes) hold at most MAX_INPUT_SIZE in all, the most
+    the loader reads; a damaged object's NOBITS piece in a PROGBITS section could ask for 4 GiB."""
+    contents = sum(out.size for out in outputs if out.sh_type != SHT_NOBITS)
+    if contents > MAX_INPUT_SIZE:
+        errors.append(f"the sections with contents would hold {contents:#x} bytes, more than the "
+                      f"{MAX_INPUT_SIZE >> 20} MiB an image may have")
 
 
 def _check_placement(allocated: list[OutputSection], errors: list[str]) -> None:
     """Sections inside the 32-bit space, load addresses not negative, no two overlapping."""
     for out in allocated:
         if out.vma + out.size > ADDRESS_LIMIT or not 0 <= out.lma <= ADDRESS_LIMIT - out.size:
-            errors.append(f"section {out.name} [{out.vma:#x}, load {out.lma:#x}, size {out.size:#x}] "
-                          f"does not fit in the 32-bit address space")
+            errors.append(f"section {printable(out.name)} [{out.vma:#x}, load {out.lma:#x}, "
+                          f"size {out.size:#x}] does not fit in the 32-bit address space")
     ordered = sorted((out for out in allocated if out.size), key=lambda out: out.vma)
     for lower, upper in zip(ordered, ordered[1:]):
         if upper.vma < lower.vma + lower.size:
-            errors.append(f"sections {lower.name} [{lower.vma:#010x}, {lower.vma + lower.size:#010x}) "
-                          f"and {upper.name} [{upper.vma:#010x}, ...) overlap")
+            errors.append(f"sections {printable(lower.name)} [{lower.vma:#010x}, "
+                          f"{lower.vma + lower.size:#010x}) and {printable(upper.name)} "
+                          f"[{upper.vma:#010x}, ...) overlap")
 
 
 # --- Relocations ---------------------------------------------------------------------------
 
 
 class Recipe(NamedTuple):
-    """How to apply one relocation type: value = calc(S, A, P); `check(S + A - P or S + A)`
-    returns an error text or None; the value goes into `field` of the `size`-byte unit at P."""
+    """How to apply one relocation type: value = calc(S, A, P); check(S, A, P) returns an error
+    text or None; the value goes into `field` of the `size`-byte unit at P."""
     calc: Callable[[int, int, int], int]
     size: int
     field: isa.Field
@@ -221,9 +234,15 @@ HALF16 = isa.Field(0, 16)
 BYTE8 = isa.Field(0, 8)
 
 
-def _fits_32(s: int, a: int, p: int) -> str | None:
-    value = s + a
-    return None if -(1 << 31) <= value < (1 << 32) else f"S + A = {value:#x} does not fit in 32 bits"
+def _address(s: int, a: int) -> int:
+    """S + A as a 32-bit address: modulo 2^32, as GNU ld computes it, so `sym - 0xC0000000` (an
+    addend the assembler wrapped to 0x40000000) gives the low alias of a high symbol."""
+    return (s + a) & 0xFFFFFFFF
+
+
+def _never(s: int, a: int, p: int) -> None:
+    """The check of a relocation whose value always fits its field."""
+    return None
 
 
 def _fits_unit(bits: int) -> Callable[[int, int, int], str | None]:
@@ -249,14 +268,14 @@ def _pc_relative(imm: isa.Field) -> Callable[[int, int, int], str | None]:
 
 
 RECIPES: dict[int, Recipe] = {
-    isa.R_KITE_32: Recipe(lambda s, a, p: s + a, 4, WORD32, _fits_32),
+    isa.R_KITE_32: Recipe(lambda s, a, p: _address(s, a), 4, WORD32, _never),
     isa.R_KITE_BRANCH18: Recipe(lambda s, a, p: (s + a - p) >> 2, 4, isa.IMM18, _pc_relative(isa.IMM18)),
     isa.R_KITE_JUMP22: Recipe(lambda s, a, p: (s + a - p) >> 2, 4, isa.IMM22, _pc_relative(isa.IMM22)),
-    isa.R_KITE_HI20: Recipe(lambda s, a, p: ((s + a) & 0xFFFFFFFF) >> 12, 4, isa.IMM20, _fits_32),
-    isa.R_KITE_LO12: Recipe(lambda s, a, p: (s + a) & 0xFFF, 4, isa.IMM18, _fits_32),
+    isa.R_KITE_HI20: Recipe(lambda s, a, p: _address(s, a) >> 12, 4, isa.IMM20, _never),
+    isa.R_KITE_LO12: Recipe(lambda s, a, p: _address(s, a) & 0xFFF, 4, isa.IMM18, _never),
     isa.R_KITE_16: Recipe(lambda s, a, p: s + a, 2, HALF16, _fits_unit(16)),
     isa.R_KITE_8: Recipe(lambda s, a, p: s + a, 1, BYTE8, _fits_unit(8)),
-    isa.R_KITE_NONE: Recipe(lambda s, a, p: 0, 0, isa.Field(0, 0), lambda s, a, p: None),
+    isa.R_KITE_NONE: Recipe(lambda s, a, p: 0, 0, isa.Field(0, 0), _never),
 }
 
 
@@ -303,7 +322,7 @@ class Linker:
         return 0 if weak else None
 
     def where(self, obj: int, reloc: Relocation) -> str:
-        return f"{object_name(self.objects[obj], obj)}: {reloc.section}+{reloc.r_offset:#x}"
+        return f"{object_name(self.objects[obj], obj)}: {printable(reloc.section)}+{reloc.r_offset:#x}"
 
     def apply(self, obj: int, reloc: Relocation, undefined: set[tuple[int, str]]) -> None:
         """Apply one relocation to its output section's data, or record why it cannot be."""
@@ -311,11 +330,12 @@ class Linker:
         recipe = RECIPES.get(reloc.r_type)
         if located is None or recipe is None:
             problem = "unknown relocation type" if located else "relocation in an unknown section"
-            self.errors.append(f"{self.where(obj, reloc)}: {problem} {reloc.r_type} against '{reloc.symbol}'")
+            self.errors.append(f"{self.where(obj, reloc)}: {problem} {reloc.r_type} "
+                               f"against '{printable(reloc.symbol)}'")
             return
         out, piece = located
         if reloc.r_offset + recipe.size > piece.section.size or piece.section.sh_type == SHT_NOBITS:
-            self.errors.append(f"{self.where(obj, reloc)}: relocation against '{reloc.symbol}' "
+            self.errors.append(f"{self.where(obj, reloc)}: relocation against '{printable(reloc.symbol)}' "
                                f"outside the section's contents")
             return
         s = self.symbol_value(obj, reloc.symbol)
@@ -323,14 +343,14 @@ class Linker:
             if (obj, reloc.symbol) not in undefined:
                 undefined.add((obj, reloc.symbol))
                 name = object_name(self.objects[obj], obj)
-                self.errors.append(f"{name}: undefined symbol '{reloc.symbol}' "
-                                   f"(referenced from {reloc.section}+{reloc.r_offset:#x})")
+                self.errors.append(f"{name}: undefined symbol '{printable(reloc.symbol)}' "
+                                   f"(referenced from {printable(reloc.section)}+{reloc.r_offset:#x})")
             return
         p = out.vma + piece.offset + reloc.r_offset
         problem = recipe.check(s, reloc.r_addend, p)
         if problem:
             self.errors.append(f"{self.where(obj, reloc)}: {isa.RELOC_NAMES.get(reloc.r_type)} against "
-                               f"'{reloc.symbol}' out of range: {problem}")
+                               f"'{printable(reloc.symbol)}' out of range: {problem}")
             return
         patch(out.data, piece.offset + reloc.r_offset, recipe, recipe.calc(s, reloc.r_addend, p))
 
@@ -353,7 +373,7 @@ class Linker:
         if name in self.table:
             return self.address(self.table[name].obj, self.table[name].symbol)
         if options.entry is not None:
-            self.errors.append(f"entry symbol '{name}' is not defined (by a global symbol)")
+            self.errors.append(f"entry symbol '{printable(name)}' is not defined (by a global symbol)")
             return 0
         text = next((out for out in self.outputs if out.name == ".text"), None)
         start = text.vma if text else options.text_address
@@ -407,9 +427,11 @@ def link_with_warnings(objects: list[ObjectFile], options: LinkOptions) -> LinkR
     warnings: list[str] = []
     table = resolve_symbols(objects, errors)
     outputs = merge_sections(objects)
+    before = len(errors)
     place_sections(outputs, options, errors)
     linker = Linker(objects, outputs, table, errors)
-    linker.apply_relocations()
+    if len(errors) == before:        # placed: only then are there contents to relocate
+        linker.apply_relocations()
     entry = linker.entry(options, warnings)
     if errors:
         raise LinkError(errors)
@@ -426,16 +448,9 @@ def link(objects: list[ObjectFile], options: LinkOptions) -> bytes:
 
 
 def read_objects(paths: list[str]) -> list[ObjectFile]:
-    """ObjectFiles read from `paths`.  Raises ElfFormatError (unreadable file included)."""
-    objects = []
-    for path in paths:
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            raise ElfFormatError(f"{path}: cannot read: {error.strerror}") from None
-        objects.append(read_object(data, path))
-    return objects
+    """ObjectFiles read from `paths` (each at most asm.files.MAX_INPUT_SIZE bytes).  Raises
+    ElfFormatError (unreadable file included)."""
+    return [read_object(read_file(path), path) for path in paths]
 
 
 def link_files(paths: list[str], options: LinkOptions) -> bytes:
@@ -466,7 +481,8 @@ def _check_keys(table: object, allowed: set[str], where: str) -> dict:
         raise LayoutError(f"{where} must be a table")
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise LayoutError(f"{where}: unknown key '{unknown[0]}' (known: {', '.join(sorted(allowed))})")
+        raise LayoutError(f"{where}: unknown key '{printable(unknown[0])}' "
+                          f"(known: {', '.join(sorted(allowed))})")
     return table
 
 

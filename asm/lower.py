@@ -6,6 +6,10 @@ macros (textual substitution, then parse + lower of the expansion),
 .include/.incbin, .equ/.set, and pseudo-instruction expansion.  It decides
 every item's size, so layout (asm/encoder.py) never has to iterate.
 
+A macro expansion or an included file is a Unit lowered from a stack of
+Frames, not by recursion, and every one counts toward the limits of
+asm/ir.py; past one, the expansions in progress are abandoned.
+
 Errors are collected as Diagnostics; a bad statement is dropped and lowering
 goes on with the next one.
 """
@@ -13,19 +17,19 @@ goes on with the next one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asm import isa
 from asm import expr as X
-from asm.diagnostics import Diagnostic, source_line
+from asm.diagnostics import Diagnostic, printable, source_line
 from asm.directives import CONDITIONALS, DIRECTIVES, describe
 from asm.objfile import (
     SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHT_NOBITS, SHT_PROGBITS, STANDARD_SECTIONS,
 )
-from asm.ir import (MAX_NESTING, SECTION_KINDS, Instr, Label, LowerError, Program, SectionIR, Src,
-                    SymbolInfo)
-from asm.parser import Statement, parse
+from asm.ir import (MAX_EXPANDED_TEXT, MAX_EXPANSIONS, MAX_NESTING, SECTION_KINDS, Instr, Label,
+                    LowerError, Program, SectionIR, Src, SymbolInfo)
+from asm.parser import MACRO_LINE, Statement, parse
 
 # --- Units: where statements come from ------------------------------------------------------------
 
@@ -39,10 +43,16 @@ class Unit:
     origin: tuple | None = None
 
     def diagnostic(self, line: int, col: int, message: str) -> Diagnostic:
-        if self.origin:
-            unit, oline, ocol, macro = self.origin
-            return unit.diagnostic(oline, ocol, f"{message} (in expansion of macro '{macro}')")
-        return Diagnostic(self.filename, line, col, message, source_line(self.lines, line))
+        """An error at `line`, `col` of this text; in a macro expansion, at the
+        line of the file that used the (outermost) macro, with the macros named:
+        "(in expansion of macro 'inc', from macro 'twice')"."""
+        unit, names = self, []
+        while unit.origin:
+            unit, line, col, name = unit.origin
+            names.append(name)
+        if names:
+            message = f"{message} (in expansion of macro {expansion_chain(names)})"
+        return Diagnostic(unit.filename, line, col, message, source_line(unit.lines, line))
 
     @property
     def directory(self) -> Path | None:
@@ -50,6 +60,25 @@ class Unit:
         if self.origin:
             return self.origin[0].directory
         return None if self.filename.startswith("<") else Path(self.filename).resolve().parent
+
+
+def expansion_chain(names: list[str]) -> str:
+    """Macro names, innermost first, for a message: "'inc', from macro 'twice'";
+    a macro nested in itself shows once with its depth: "'m' (64 levels)"."""
+    runs: list[list] = []
+    for name in names:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    return ", from macro ".join(f"'{name}'" + (f" ({levels} levels)" if levels > 1 else "")
+                                for name, levels in runs)
+
+
+class ExpansionAbandoned(Exception):
+    """A limit on macro expansion or .include (see asm/ir.py) was hit and
+    reported; lowering abandons every expansion in progress and goes on
+    after the statement of the source file that started them."""
 
 
 # --- Operand specifications ----------------------------------------------------------------------
@@ -90,7 +119,9 @@ ZERO_BRANCHES = {"beqz": ("beq", True), "bnez": ("bne", True), "bltz": ("blt", T
                  "bgez": ("bge", True), "bgtz": ("blt", False), "blez": ("bge", False)}
 
 _IDENT = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*$")
-_MACRO_REF = re.compile(r"\\([A-Za-z_][A-Za-z0-9_]*|\(\))")
+# in a macro body: `\name` (a parameter), `\()` (nothing) and `\\` (kept as it is)
+_MACRO_REF = re.compile(r"\\([A-Za-z_][A-Za-z0-9_]*|\(\)|\\)")
+_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*+"|\'(?:[^\'\\\n]|\\.)*+\'')
 _KEYWORD_ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)(.*)$", re.S)
 
 
@@ -126,6 +157,18 @@ def split_operands(text: str) -> list[tuple[int, str]]:
 
 
 @dataclass
+class Frame:
+    """A unit being lowered: its statements (the next one at `next`) and its
+    open conditionals, each [enclosing active, this branch active, seen .else,
+    statement]."""
+    unit: Unit
+    statements: list[Statement]
+    next: int = 0
+    conds: list[list] = field(default_factory=list)
+    active: bool = True
+
+
+@dataclass
 class Macro:
     """A macro: parameter names with default texts (None: required) and body lines."""
     name: str
@@ -145,7 +188,10 @@ class Lowerer:
         self.include_dirs = [Path(d) for d in include_dirs]
         self.local_counts: dict[str, int] = {}
         self.anchor_count = 0
-        self.depth = 0
+        self.frames: list[Frame] = []   # the source file's, then one per expansion in progress
+        self.expansions = 0          # macro expansions and included files so far
+        self.expanded_text = 0       # characters of text they made
+        self.included: set[str] = set()      # the resolved paths of the files included so far
         for name, value in defines.items():
             self.symbols[name] = SymbolInfo(name, "equ", value=X.wrap32(value), redefinable=True)
         self.switch(".text")
@@ -163,28 +209,46 @@ class Lowerer:
 
     # -- units
 
+    @property
+    def depth(self) -> int:
+        """How many macro expansions and included files the current statement is inside."""
+        return len(self.frames) - 1
+
     def lower_unit(self, unit: Unit, statements: list[Statement]) -> None:
-        """Lower every statement of `unit`, handling conditionals and macro
-        definitions; reports unterminated .if blocks at the end."""
-        conds: list[list] = []   # [enclosing active, this branch active, seen .else, statement]
-        active = True
-        index = 0
-        while index < len(statements):
-            st = statements[index]
-            index += 1
-            name = st.name
-            if name in CONDITIONALS:
-                active = self.conditional(unit, st, conds, active)
-            elif not active:
+        """Lower every statement of the source file `unit` and of the
+        expansions they make.  An expansion (lower_text) pushes a Frame that is
+        lowered before the rest of the one below, so nesting costs no
+        recursion; an abandoned expansion drops every frame above the file's."""
+        self.frames.append(Frame(unit, statements))
+        while self.frames:
+            frame = self.frames[-1]
+            if frame.next == len(frame.statements):
+                self.close(self.frames.pop())
                 continue
-            elif name == ".macro":
-                index = self.define_macro(unit, statements, index)
-            else:
-                self.statement(unit, st)
-        for frame in conds:
-            st = frame[3]
-            self.errors.append(unit.diagnostic(st.line, st.name_col,
-                                               f"unterminated {st.name} (missing .endif)"))
+            frame.next += 1
+            try:
+                self.step(frame, frame.statements[frame.next - 1])
+            except ExpansionAbandoned:
+                del self.frames[1:]
+
+    def step(self, frame: Frame, st: Statement) -> None:
+        """Lower one statement of `frame`: a conditional, or (in a branch
+        taken) a macro definition or any other statement."""
+        if st.name in CONDITIONALS:
+            frame.active = self.conditional(frame.unit, st, frame.conds, frame.active)
+        elif not frame.active:
+            return
+        elif st.name == ".macro":
+            self.define_macro(frame.unit, st)
+        else:
+            self.statement(frame.unit, st)
+
+    def close(self, frame: Frame) -> None:
+        """Report the conditionals `frame` left open at its end."""
+        for cond in frame.conds:
+            st = cond[3]
+            self.errors.append(frame.unit.diagnostic(st.line, st.name_col,
+                                                     f"unterminated {st.name} (missing .endif)"))
 
     def statement(self, unit: Unit, st: Statement) -> None:
         """Lower one active statement, reporting (not raising) its errors."""
@@ -393,19 +457,19 @@ class Lowerer:
         """`expr` with `1b`/`1f` references replaced by internal label names."""
         if type(expr) is not tuple:
             return expr
-        kind = expr[0]
-        if kind == "local":
-            count = self.local_counts.get(expr[1], 0)
-            if expr[2] == "b":
-                if count == 0:
-                    raise X.ExprError(f"no local label '{expr[1]}:' before '{expr[1]}b'")
-                return f"{expr[1]}${count}"
-            return f"{expr[1]}${count + 1}"
-        if kind == "bin":
-            return ("bin", expr[1], self.resolve_locals(expr[2]), self.resolve_locals(expr[3]))
-        if kind in ("neg", "inv", "paren", "hi", "lo"):
-            return (kind, self.resolve_locals(expr[1]))
-        return expr
+        return X.fold(expr, self.local_name, X.rebuild)
+
+    def local_name(self, leaf):
+        """The internal label name of a `1b`/`1f` reference; any other leaf unchanged."""
+        if type(leaf) is not tuple or leaf[0] != "local":
+            return leaf
+        _, number, direction = leaf
+        count = self.local_counts.get(number, 0)
+        if direction == "b":
+            if count == 0:
+                raise X.ExprError(f"no local label '{number}:' before '{number}b'")
+            return f"{number}${count}"
+        return f"{number}${count + 1}"
 
     def anchor_dot(self, expr):
         """`expr` with `.` replaced by a label placed here, for expressions
@@ -455,54 +519,68 @@ class Lowerer:
 
     # -- macros
 
-    def define_macro(self, unit: Unit, statements: list[Statement], index: int) -> int:
-        """Record the macro whose .macro statement is statements[index - 1];
-        returns the index after its .endm."""
-        st = statements[index - 1]
-        end = find_endm(statements, index)
-        if end is None:
+    def define_macro(self, unit: Unit, st: Statement) -> None:
+        """Record the macro that the .macro statement `st` defines (its body
+        was set aside by the parser)."""
+        if st.body is None:
             self.errors.append(unit.diagnostic(st.line, st.name_col,
                                                f"missing .endm for macro '{st.operands[0]}'"))
-            return len(statements)
-        body = unit.lines[st.line:statements[end].line - 1]
+            return
         try:
-            macro = Macro(st.operands[0], macro_params(unit, st), body, unit)
+            macro = Macro(st.operands[0], macro_params(unit, st), st.body, unit)
             self.check_body(unit, st.line, macro)
             self.macros[macro.name] = macro
         except LowerError as error:
             self.errors.append(unit.diagnostic(st.line, error.col or st.name_col, str(error)))
-        return end + 1
 
     def check_body(self, unit: Unit, line: int, macro: Macro) -> None:
-        """Report `\\name` references in the body that are not parameters."""
-        names = {name for name, _ in macro.params}
+        """Report `\\name` outside string and character literals in the body
+        that names no parameter (of this macro or of one defined in its body)."""
+        names = {name for name, _ in macro.params} | nested_params(macro.body)
         for offset, text in enumerate(macro.body, start=line + 1):
-            for match in _MACRO_REF.finditer(strip_strings(text)):
-                if match.group(1) != "()" and match.group(1) not in names:
+            for match in _MACRO_REF.finditer(outside_literals(text)):
+                if match.group(1) not in ("()", "\\") and match.group(1) not in names:
                     self.errors.append(unit.diagnostic(
                         offset, match.start() + 1,
                         f"unknown macro argument '\\{match.group(1)}' in macro '{macro.name}'"))
 
     def expand_macro(self, unit: Unit, st: Statement, macro: Macro) -> None:
-        """Substitute the arguments of `st` into `macro`'s body, then parse and lower it."""
+        """Substitute the arguments of `st` into `macro`'s body, then parse and
+        lower it; abandons the expansion past the limits of asm/ir.py."""
         if self.depth >= MAX_NESTING:
-            raise LowerError(f"macro expansion nested too deeply (is '{macro.name}' recursive?)")
+            self.abandon(unit, st, f"macro expansion nested too deeply (is '{macro.name}' recursive?)")
         values = macro_arguments(unit, st, macro)
-        text = "\n".join(_MACRO_REF.sub(lambda m: values.get(m.group(1), m.group(0))
-                                        if m.group(1) != "()" else "", line)
-                         for line in macro.body)
+        text = substitute_arguments(macro.body, values, MAX_EXPANDED_TEXT - self.expanded_text)
+        self.charge(unit, st, MAX_EXPANDED_TEXT + 1 if text is None else len(text))
         expansion = Unit(macro.unit.filename, text.split("\n"), (unit, st.line, st.name_col, macro.name))
         self.lower_text(expansion, text)
 
+    def charge(self, unit: Unit, st: Statement, size: int) -> None:
+        """Count one expansion (a macro use or an included file, used by `st`)
+        of `size` characters.  Past MAX_EXPANSIONS or MAX_EXPANDED_TEXT in all,
+        report that (the first time only) and abandon the expansion."""
+        already_over = self.expansions > MAX_EXPANSIONS or self.expanded_text > MAX_EXPANDED_TEXT
+        self.expansions += 1
+        self.expanded_text += size
+        if already_over:
+            raise ExpansionAbandoned
+        if self.expansions > MAX_EXPANSIONS:
+            self.abandon(unit, st, f"more than {MAX_EXPANSIONS} macro expansions and included files "
+                                   "in one assembly (is a macro recursive?)")
+        if self.expanded_text > MAX_EXPANDED_TEXT:
+            self.abandon(unit, st, f"macro expansions and included files make more than "
+                                   f"{MAX_EXPANDED_TEXT} characters of text in one assembly")
+
+    def abandon(self, unit: Unit, st: Statement, message: str) -> None:
+        """Report `message` at `st` and abandon the expansion (ExpansionAbandoned)."""
+        self.errors.append(unit.diagnostic(st.line, st.name_col, message))
+        raise ExpansionAbandoned
+
     def lower_text(self, unit: Unit, text: str) -> None:
-        """Parse `text` (the whole of `unit`) and lower it one level deeper."""
+        """Parse `text` (the whole of `unit`) and lower it next, one level deeper."""
         statements, errors = parse(text, unit.filename)
         self.errors += [unit.diagnostic(e.line, e.col, e.message) for e in errors]
-        self.depth += 1
-        try:
-            self.lower_unit(unit, statements)
-        finally:
-            self.depth -= 1
+        self.frames.append(Frame(unit, statements))
 
     # -- files
 
@@ -513,9 +591,12 @@ class Lowerer:
         bases = ([unit.directory] if unit.directory else [Path.cwd()]) + self.include_dirs
         candidates = [path] if path.is_absolute() else [base / path for base in bases]
         for candidate in candidates:
-            if candidate.is_file():
-                return candidate
-        raise LowerError(f"cannot find file '{name}' (searched: "
+            try:
+                if candidate.is_file():
+                    return candidate
+            except OSError as error:      # a name too long for the system, for one
+                raise LowerError(f"cannot read '{printable(name)}': {error.strerror}") from None
+        raise LowerError(f"cannot find file '{printable(name)}' (searched: "
                          + ", ".join(str(c.parent) for c in candidates) + ")")
 
 
@@ -542,38 +623,46 @@ def operand_position(unit: Unit, st: Statement, position: int) -> tuple[int | No
 
 def mentions(expr, name: str) -> bool:
     """Whether the expression tree `expr` uses the symbol `name`."""
-    if type(expr) is str:
-        return expr == name
-    return type(expr) is tuple and any(mentions(part, name) for part in expr[1:])
+    return X.fold(expr, lambda leaf: leaf == name, lambda tree, parts: any(parts))
 
 
 def substitute(expr, name: str, replacement: str):
     """`expr` with the symbol `name` replaced by `replacement`."""
-    if type(expr) is str:
-        return replacement if expr == name else expr
-    if type(expr) is tuple and expr[0] not in ("local", "marg"):
-        return (expr[0],) + tuple(substitute(part, name, replacement) for part in expr[1:])
-    return expr
+    return X.fold(expr, lambda leaf: replacement if leaf == name else leaf, X.rebuild)
 
 
-def strip_strings(text: str) -> str:
-    """`text` with string literals blanked and any comment cut."""
-    return re.sub(r'"(\\.|[^"\\])*"', lambda m: " " * len(m.group(0)), text).split("#")[0]
+def outside_literals(text: str) -> str:
+    """`text` with string and character literals blanked and any comment cut."""
+    return _LITERAL.sub(lambda m: " " * len(m.group(0)), text).split("#")[0]
 
 
-def find_endm(statements: list[Statement], index: int) -> int | None:
-    """Index of the .endm closing a .macro whose body starts at `index`
-    (nested definitions are skipped), or None."""
-    depth = 0
-    for position in range(index, len(statements)):
-        name = statements[position].name
-        if name == ".macro":
-            depth += 1
-        elif name == ".endm":
-            if depth == 0:
-                return position
-            depth -= 1
-    return None
+def substitute_arguments(body: list[str], values: dict[str, str], room: int) -> str | None:
+    """The text of a macro body with `\\name` replaced by the argument of the
+    parameter `name` anywhere in a line (in literals too; other names are
+    left as they are), `\\()` by nothing and `\\\\` kept; None if it would be
+    longer than `room` characters (it is then not built)."""
+    text = "\n".join(body)
+    pieces, size, start = [], 0, 0
+    for match in _MACRO_REF.finditer(text):
+        reference = match.group(1)
+        replacement = "" if reference == "()" else values.get(reference, match.group(0))
+        pieces += [text[start:match.start()], replacement]
+        size += match.start() - start + len(replacement)
+        if size > room:
+            return None
+        start = match.end()
+    pieces.append(text[start:])
+    return None if size + len(text) - start > room else "".join(pieces)
+
+
+def nested_params(body: list[str]) -> set[str]:
+    """The parameter names of the macros defined inside a macro body."""
+    names = set()
+    for line in body:
+        nested = MACRO_LINE.match(outside_literals(line))
+        if nested and nested.group(1) == "macro":
+            names |= {text.partition("=")[0].strip() for _, text in split_operands(nested.group(3))}
+    return names
 
 
 def macro_params(unit: Unit, st: Statement) -> list[tuple[str, str | None]]:

@@ -6,6 +6,10 @@ inside the parser and produces Statements directly, with expressions in the
 plain form described in asm/expr.py.  Lark is imported on first use so that
 `kite-as --version` does not pay for it.
 
+A macro body is text, not statements, until the macro is used (its lines may
+hold `\\param` anywhere, even as the mnemonic): split_macro_bodies takes each
+body out before parsing and parse() hands it over with its .macro statement.
+
 A file with a syntax error is parsed again line by line (the grammar has no
 construct spanning lines), so every bad line is reported, not just the first.
 """
@@ -13,6 +17,7 @@ construct spanning lines), so every bad line is reported, not just the first.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +35,10 @@ TERMINAL_NAMES = {
     "EQUAL": "'='", "MINUS": "'-'", "PLUS": "'+'", "TILDE": "'~'",
 }
 
+# a line whose statement, after any labels, is .macro or .endm: (directive, name, parameters)
+MACRO_LINE = re.compile(r"[ \t\f\r]*(?:[A-Za-z0-9_.$]+[ \t\f\r]*:[ \t\f\r]*)*\.(macro|endm)"
+                        r"(?![A-Za-z0-9_.$])[ \t\f\r]*([^ \t\f\r,]*)(.*)")
+
 
 @dataclass(slots=True)
 class Statement:
@@ -37,12 +46,14 @@ class Statement:
     order, then an optional `name` (mnemonic, directive or macro, at
     `name_col`) with its operands.  Operands are expressions (asm/expr.py)
     or one of ("mem", offset_or_None, base), ("str", bytes), ("attr", word),
-    ("kw", name, expr)."""
+    ("kw", name, expr).  A .macro statement's `body` holds the lines up to its
+    .endm (None: no .endm closes it)."""
     line: int
     labels: list[tuple[str, int]] = field(default_factory=list)
     name: str | None = None
     name_col: int = 1
     operands: list = field(default_factory=list)
+    body: list[str] | None = None
 
     @property
     def col(self) -> int:
@@ -150,18 +161,53 @@ def _parser():
 
 def parse(text: str, filename: str = "<input>") -> tuple[list[Statement], list[Diagnostic]]:
     """Parse a whole source text; returns (statements in line order, syntax
-    errors).  Lines with syntax errors are left out of the statements."""
+    errors).  Lines with syntax errors are left out of the statements; the
+    lines of macro bodies are not parsed (see split_macro_bodies)."""
     from lark.exceptions import UnexpectedInput
+    lines, bodies = split_macro_bodies(text.split("\n"))
+    masked = "\n".join(lines) if bodies else text
     try:
-        return _parser().parse(text if text.endswith("\n") else text + "\n"), []
+        statements, errors = _parser().parse(masked if masked.endswith("\n") else masked + "\n"), []
     except (UnexpectedInput, LiteralError):
-        return _parse_by_line(text, filename)
+        statements, errors = _parse_by_line(lines, filename)
+    for statement in statements:
+        if statement.name == ".macro":
+            statement.body = bodies.get(statement.line)
+    return statements, errors
 
 
-def _parse_by_line(text: str, filename: str) -> tuple[list[Statement], list[Diagnostic]]:
-    """parse() for a text known to hold errors: each line on its own."""
+def split_macro_bodies(lines: list[str]) -> tuple[list[str], dict[int, list[str] | None]]:
+    """(`lines` with every macro body and the .endm closing it blanked, {line
+    number of each outermost .macro: its body lines, or None if no .endm
+    closes it}).  A definition nested in a body stays part of that body."""
+    bodies: dict[int, list[str] | None] = {}
+    opened, depth = 0, 0          # opened: line number of the open .macro, 0 if none
+    for number, line in enumerate(lines, start=1):
+        match = MACRO_LINE.match(line) if ".macro" in line or ".endm" in line else None
+        kind = match.group(1) if match else None
+        if not opened:
+            opened, depth = (number, 0) if kind == "macro" else (0, 0)
+        elif kind == "macro":
+            depth += 1
+        elif kind == "endm" and depth:
+            depth -= 1
+        elif kind == "endm":
+            bodies[opened] = lines[opened:number - 1]
+            opened = 0
+    if opened:
+        bodies[opened] = None
+    if not bodies:
+        return lines, bodies
+    masked = list(lines)
+    for start, body in bodies.items():
+        end = len(lines) if body is None else start + len(body) + 1
+        masked[start:end] = [""] * (end - start)
+    return masked, bodies
+
+
+def _parse_by_line(lines: list[str], filename: str) -> tuple[list[Statement], list[Diagnostic]]:
+    """parse() for the lines of a text known to hold errors: each line on its own."""
     from lark.exceptions import UnexpectedInput
-    lines = text.split("\n")
     statements, errors = [], []
     for number, line in enumerate(lines, start=1):
         try:

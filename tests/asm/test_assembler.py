@@ -160,6 +160,18 @@ def test_error_renders_file_line_col_source_line_and_caret():
     assert str(error) == "t.s:2:5: error: unknown mnemonic 'frob'\n    frob a0\n    ^"
 
 
+def test_la_of_an_undefined_local_symbol_is_reported_once():
+    (diagnostic,) = errors_of(".local foo\nla a0, foo\n")
+    assert diagnostic.message == "undefined symbol 'foo' (declared .local)"
+
+
+def test_long_source_line_is_shown_as_the_part_around_the_column():
+    error = Diagnostic("t.s", 1, 1001, "bad", "x" * 1000 + "?" + "y" * 1000)
+    _, shown, caret = str(AssemblyError([error])).split("\n")
+    assert shown == "..." + "x" * 80 + "?" + "y" * 79 + "..."
+    assert caret == " " * 83 + "^"
+
+
 def test_bad_operand_error_points_at_the_operand():
     (diagnostic,) = errors_of("    add a0, a1, 5\n")
     assert diagnostic.col == 17 and "got '5'" in diagnostic.message

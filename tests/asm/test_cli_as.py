@@ -81,6 +81,11 @@ def test_bad_define_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "not an integer" in result.stderr
 
 
+def test_define_beyond_32_bits_is_a_usage_error(tmp_path):
+    result = run("-D", "X=0x100000000", tmp_path / "a.s")
+    assert result.exit_code == 2 and "value of X does not fit in 32 bits" in result.stderr
+
+
 def test_help_shows_an_example_and_version_prints_the_version():
     assert "Example:" in run("--help").output
     result = run("--version")

@@ -267,7 +267,6 @@ def test_each_relocation_type_patches_only_its_field(r_type, value, addend, code
     (isa.R_KITE_BRANCH18, 0x100004 + (1 << 19), 0, "displacement 524288 bytes out of range [-524288, 524284]"),
     (isa.R_KITE_BRANCH18, 0x100006, 0, "displacement 2 is not a multiple of 4"),
     (isa.R_KITE_JUMP22, 0x100004 - (1 << 23) - 4, 0, "displacement -8388612 bytes out of range"),
-    (isa.R_KITE_HI20, 0xFFFFFFFF, 1, "S + A = 0x100000000 does not fit in 32 bits"),
     (isa.R_KITE_16, 0x10000, 0, "S + A = 0x10000 does not fit in 16 bits"),
     (isa.R_KITE_8, 0, -129, "S + A = -0x81 does not fit in 8 bits"),
 ])
@@ -278,6 +277,23 @@ def test_out_of_range_relocations_name_object_section_offset_and_symbol(r_type, 
     assert message.startswith(f"r.o: .text+0x4: {isa.RELOC_NAMES[r_type]} against 'T' out of range: {problem}")
 
 
+@pytest.mark.parametrize("r_type, code, expected", [
+    (isa.R_KITE_32, bytes(4), 0x00100000),
+    (isa.R_KITE_HI20, enc("lui", rd=8, imm=0), word_at(enc("lui", rd=8, imm=0x100), 0)),
+    (isa.R_KITE_LO12, enc("ori", rd=8, rs1=8, imm=0), word_at(enc("ori", rd=8, rs1=8, imm=0), 0)),
+])
+def test_32_bit_relocations_take_s_plus_a_modulo_2_to_the_32(r_type, code, expected):
+    # S = 0xC0100000, A = 0x40000000 (the assembler's -0xC0000000): S + A = 0x100100000
+    assert _patched_word(r_type, 0xC0100000, 0x40000000, code) == expected
+
+
+def test_la_of_a_high_symbol_minus_its_offset_links_at_its_load_address():
+    source = ".globl _start\n_start:\n    la t0, _start - 0xC0000000\n    halt\n"
+    image = _link(assemble(source, "high.s"), text_address=0xC0100000, load_offset=0xC0000000)
+    lui, ori = isa.decode(image.word(".text", 0)), isa.decode(image.word(".text", 4))
+    assert (lui.operands["imm"] << 12) | ori.operands["imm"] == 0x00100000
+
+
 def test_relocation_past_the_end_of_its_section_is_an_error():
     item = obj("r.o", [text(enc("halt"))], [glob("_start")], [Relocation(".text", 2, isa.R_KITE_32, "_start")])
     assert _errors(item) == ["r.o: .text+0x2: relocation against '_start' outside the section's contents"]
@@ -286,6 +302,25 @@ def test_relocation_past_the_end_of_its_section_is_an_error():
 def test_unknown_relocation_type_is_an_error():
     item = obj("r.o", [text(enc("halt"))], [glob("_start")], [Relocation(".text", 0, 99, "_start")])
     assert _errors(item) == ["r.o: .text+0x0: unknown relocation type 99 against '_start'"]
+
+
+def test_names_from_a_damaged_object_are_escaped_in_every_message():
+    name = "a\nb\x1b[2J"
+    section = ".te\nxt"
+    first = obj("bad.o", [text(bytes(4), name=section)], [glob(name, 0, section), glob("_start", 0, section)],
+                [Relocation(section, 0, isa.R_KITE_32, name + "?")])
+    second = obj("dup.o", [text(bytes(4))], [glob(name)])
+    assert _errors(first, second) == [
+        "duplicate symbol 'a\\nb\\x1b[2J' in bad.o and dup.o",
+        "bad.o: undefined symbol 'a\\nb\\x1b[2J?' (referenced from .te\\nxt+0x0)",
+    ]
+
+
+def test_nobits_piece_of_4_gib_in_a_section_with_contents_is_an_error_not_a_fill():
+    damaged = obj("d.o", [data(bytes(4)), bss(0xFFFFFF00, name=".data")], [glob("_start", 0, ".data")])
+    messages = _errors(damaged)
+    assert "the sections with contents would hold 0xffffff04 bytes, more than the 64 MiB an image may have" \
+        in messages
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -3,7 +3,11 @@ bad images (each a good image with one thing broken)."""
 
 from __future__ import annotations
 
+import resource
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +183,32 @@ def test_missing_image_is_an_image_error(physical_memory, tmp_path):
 
 def test_e_machine_constant_is_the_isa_one():
     assert struct.unpack_from("<H", good_image(), E_MACHINE)[0] == EM_KITE32
+
+
+def test_image_or_module_file_past_64_mib_is_refused_by_its_size(physical_memory, write_file, tmp_path):
+    big = tmp_path / "big.elf"
+    with open(big, "wb") as handle:
+        handle.truncate((64 << 20) + 1)             # sparse: nothing is written, nothing need be read
+    message = "big.elf: cannot read image: larger than the 64 MiB limit for an input file"
+    with pytest.raises(ImageError, match=message):
+        load(physical_memory(MEM), str(big))
+    with pytest.raises(ImageError, match=message):
+        load(physical_memory(MEM), write_file("good.elf", good_image()), [str(big)])
+
+
+def limited_memory() -> None:
+    """preexec_fn: a 1 GiB address space, so reading without end fails fast."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("role", ["image", "module"])
+def test_kite_run_of_dev_zero_exits_2_for_a_bad_image(write_file, role):
+    # was: read until MemoryError, then exit 1 with a traceback
+    image = "/dev/zero" if role == "image" else write_file("good.elf", good_image())
+    modules = ["--module", "/dev/zero"] if role == "module" else []
+    done = subprocess.run([str(Path(sys.executable).parent / "kite"), "run", "--bare", image, *modules],
+                          capture_output=True, text=True, timeout=60, preexec_fn=limited_memory,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == "kite: error: /dev/zero: cannot read image: larger than the 64 MiB limit for an " \
+                          "input file\n"

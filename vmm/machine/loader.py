@@ -15,8 +15,9 @@ kernel; its layout (physical addresses, little-endian words):
                   + 20  first_free       page-aligned address after the kernel and the modules
                   + 24  the module entries, then the cmdline, then the module names
 
-Everything must fit in the block's 4 KiB page.  Every problem with an image is
-one ImageError naming the file.
+Everything must fit in the block's 4 KiB page.  An image or module file may
+hold at most asm.files.MAX_INPUT_SIZE bytes (64 MiB).  Every problem with an
+image is one ImageError naming the file.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Protocol
 
 from elftools.elf.elffile import ELFFile
 
+from asm.files import read_limited
 from asm.isa import BOOTINFO_ADDR, BOOTINFO_MAGIC, EM_KITE32, MMIO_BASE, PAGE_SIZE
 from vmm.machine.errors import BusError, ImageError
 from vmm.machine.symbols import Symbolizer
@@ -93,10 +95,10 @@ def page_align_up(address: int) -> int:
 
 
 def _read_file(path: str) -> bytes:
-    """The bytes of `path`; ImageError if it cannot be read."""
+    """The bytes of the image or module `path`, at most asm.files.MAX_INPUT_SIZE (a device
+    such as /dev/zero is read no further); ImageError if it cannot be read or is larger."""
     try:
-        with open(path, "rb") as image_file:
-            return image_file.read()
+        return read_limited(path)
     except OSError as error:
         raise ImageError(f"{path}: cannot read image: {error.strerror}") from None
 

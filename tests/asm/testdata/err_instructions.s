@@ -10,6 +10,10 @@
     mfcr a0, flags               # ERROR: operand 2 of 'mfcr' must be a control register
     ret a0                       # ERROR: 'ret' takes 0 operands (no operands), got 1
     addi a0, a0, 200000          # ERROR: immediate 200000 out of range [-131072, 131071]
+    addi a0, a0, 0x100000000     # ERROR: number 0x100000000 does not fit in 32 bits (at most 0xFFFFFFFF)
+    addi a0, a0, 4294967296      # ERROR: number 4294967296 does not fit in 32 bits
+    li a0, 0x1FFFFFFFF           # ERROR: number 0x1FFFFFFFF does not fit in 32 bits
+    addi a0, a0, 0x80000000      # ERROR: immediate -2147483648 out of range [-131072, 131071]
     lui a0, 0x100000             # ERROR: immediate 1048576 out of range [0, 1048575]
     lui a0, -1                   # ERROR: immediate -1 out of range [0, 1048575]
     beq a0, a1, . + 2            # ERROR: branch target offset 2 is not a multiple of 4
@@ -38,3 +42,5 @@ ok: nop                          # ERROR: duplicate symbol 'ok' (first defined a
     nop
     .data
     .byte 256                    # ERROR: .byte value 256 out of range [-128, 255]
+    .half 0x18000                # ERROR: .half value 98304 out of range [-32768, 65535]
+    .word 0x100000000            # ERROR: number 0x100000000 does not fit in 32 bits

@@ -3,6 +3,7 @@
 #   1 + 2 * 3 = 7: addi a0, zero, 7 = 0x40000000 | 0x01000000 | 7 = 0x41000007
 #   0xF0 & 0x3C ^ 0x01 = (0xF0 & 0x3C) ^ 1 = 0x30 ^ 1 = 0x31 (& binds tighter than ^)
 #   -7 / 2 = -3 and -7 % 2 = -1 (C semantics); 0xFFFFFFFF + 2 wraps to 1
+#   0xFFFFFFFF is -1, which fits imm18 (docs/assembler.md "Every value is 32 bits")
 #   end - start = 5 words = 20
     .equ FOUR, 4
 start:
@@ -18,6 +19,7 @@ end:
     addi a0, zero, -(-5)              # 0x41000005
     addi a0, zero, 0x80000000 >> 31   # 0x41000001
     addi a0, zero, 0xFFFFFFFF + 2     # 0x41000001
+    addi a0, zero, 0xFFFFFFFF         # 0x4103ffff
     addi a0, zero, 'a' - 'A'          # 0x41000020
     addi a0, zero, FOUR * FOUR        # 0x41000010
     addi a0, zero, end - start        # 0x41000014

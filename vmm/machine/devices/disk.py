@@ -120,8 +120,9 @@ class DiskImage:
             for sector in self.dirty:
                 start = sector * SECTOR_SIZE
                 contents[start:start + SECTOR_SIZE] = self.data[start:start + SECTOR_SIZE]
-            write_atomically(self.path, bytes(contents), mode=os.stat(self.path).st_mode & 0o777,
-                             durable=True)
+            mode = os.stat(self.path).st_mode & 0o7777
+            write_atomically(self.path, bytes(contents), durable=True)
+            os.chmod(self.path, mode)           # the image keeps its own permissions, whatever the umask
         except OSError as error:
             raise DiskError(f"{self.path}: cannot write disk image back: {error}") from None
         written = len(self.dirty)
