@@ -16,13 +16,13 @@ import csv
 import difflib
 import io
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import click
 
+from asm.files import write_atomically
 from kite.runs import (CONFIGS, KERNEL_NATIVE, KERNEL_PV, PAGING_COUNTERS, WORKLOADS, Kernels,
                        RunOutcome, RunSpec, Workload, expected_output, figures, plan, read_workloads, run)
 from vmm.machine.costs import DEFAULT_COST_MODEL, load_cost_model
@@ -230,18 +230,11 @@ def summary(records: list[dict], problems: list[str]) -> list[str]:
 
 # --- files ---------------------------------------------------------------------------------------
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and a rename.  Raises
-    KiteError naming the file."""
+def write_report(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (asm.files.write_atomically).
+    Raises KiteError naming the file."""
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.resolve().parent, prefix=".kite-")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        write_atomically(path, data)
     except OSError as error:
         raise KiteError(f"{path}: cannot write: {error.strerror}") from None
 
@@ -490,7 +483,7 @@ def write_outputs(records: list[dict], options: dict) -> None:
     for key, render in (("json_path", records_json), ("csv_path", records_csv), ("plot_path", plot_png)):
         if options[key] is not None:
             try:
-                write_atomically(options[key], render(records))
+                write_report(options[key], render(records))
             except OSError as error:
                 failures.append(f"{options[key]}: cannot write: {error.strerror}")
     if failures:

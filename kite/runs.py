@@ -15,12 +15,13 @@ kernel of the configuration, or an `image` of its own run directly (bare,
 shadow and sim only: direct needs the paravirtual kernel).  Console output is
 captured; console input is the workload's `input`, then end of input.
 
-Every figure in a record is copied from the stats dict of that run, the same
-dict `kite run --stats-json` writes: the machine's for bare and sim, the VM's
-(`stats["vms"][name]`) for shadow and direct, except TLB misses and walk
-references, taken from the machine's figures (for a one-VM run they equal the
-VM's own), and the page-fault figures, taken from the VM's exits by reason
-(FAULT_EXITS).  A figure the run's stats do not have is None.
+Every run goes through vmm/launch.py, as `kite run` does.  Every figure in a
+record is copied from the run's launch.RunStats, the figures `kite run
+--stats-json` writes: the machine's for bare and sim, the VM's for shadow and
+direct, except TLB misses and walk references, taken from the machine's
+figures (for a one-VM run they equal the VM's own), and the page-fault
+figures, taken from the VM's exits by reason (FAULT_EXITS).  A figure the
+run's stats do not have is None.
 """
 
 from __future__ import annotations
@@ -96,14 +97,14 @@ class RunSpec:
 @dataclass(frozen=True)
 class Ran:
     """What a runner returns: the console output, how the run ended (the
-    process exit code `kite run` would give, the end reason, a message for an
-    abnormal end, empty otherwise) and the stats dict `kite run --stats-json`
-    would write."""
+    process exit code `kite run` would give, the end reason or the VM's
+    state, a message for an abnormal end, empty otherwise) and the figures
+    `kite run --stats-json` would write (launch.RunStats)."""
     output: bytes
     exit_code: int
     reason: str
     message: str
-    stats: dict
+    stats: object
 
 
 @dataclass(frozen=True)
@@ -186,94 +187,78 @@ def run(spec: RunSpec, runners: dict[str, Callable[[RunSpec], Ran]] | None = Non
     return RunOutcome(spec, ran, time.perf_counter() - started)
 
 
-def _console_in(spec: RunSpec):
+def _console(spec: RunSpec, output: io.BytesIO):
+    """The run's console: the workload's input, output captured."""
+    from vmm.launch import Console
     from vmm.machine.devices.uart import ConsoleInput
-    return ConsoleInput(spec.workload.input)
+    return Console(ConsoleInput(spec.workload.input), output)
 
 
-def run_bare(spec: RunSpec) -> Ran:
-    """The spec's image on the bare machine, as `kite run --bare`."""
-    from vmm.machine.machine import Machine
+def _ran(output: io.BytesIO, finished) -> Ran:
+    """What a runner returns for a launch.Finished: under the VMM the VM's
+    end (its state and message), unless the machine's instruction limit
+    ended the run first."""
+    from vmm.machine.outcome import EndReason
+    result = finished.result
+    if finished.vms and result.reason is not EndReason.INSTRUCTION_LIMIT:
+        (vm,) = finished.vms
+        return Ran(output.getvalue(), finished.exit_code, vm.state, vm.message, finished.stats)
+    return Ran(output.getvalue(), finished.exit_code, result.reason, result.message, finished.stats)
+
+
+def run_machine(spec: RunSpec) -> Ran:
+    """The spec's image on the bare machine (as `kite run --bare`) or under
+    machine simulation (as `kite run --sim`), by the configuration's name."""
+    from vmm.launch import Boot, Options, run_bare, run_sim
     output = io.BytesIO()
-    machine = Machine(GUEST_MEM, console_in=_console_in(spec), console_out=output,
-                      cost_model=spec.cost_model)
-    machine.load(str(spec.image), [str(module) for module in spec.modules])
-    result = machine.run(spec.workload.max_instructions)
-    return Ran(output.getvalue(), result.exit_code, result.reason, result.message, result.stats)
+    launch = run_sim if spec.config == "sim" else run_bare
+    finished = launch(Boot(str(spec.image), tuple(str(module) for module in spec.modules), GUEST_MEM),
+                      _console(spec, output), Options(spec.workload.max_instructions, spec.cost_model))
+    return _ran(output, finished)
 
 
 def run_vmm(spec: RunSpec) -> Ran:
     """The spec's image as the only VM under the VMM, paging = the
-    configuration's name, as `kite run --paging shadow|direct`; the stats
-    are the machine's plus "vms": {VM_NAME: the VM's}."""
-    from vmm.cli import machine_mem_for
-    from vmm.machine.outcome import EndReason
-    from vmm.monitor.monitor import Monitor
+    configuration's name, as `kite run --paging shadow|direct`."""
+    from vmm.launch import Options, run_vmm as launch_vmm
     from vmm.monitor.vm import VmConfig
     config = VmConfig(str(spec.image), spec.config, GUEST_MEM, VM_NAME,
                       tuple(str(module) for module in spec.modules))
     output = io.BytesIO()
-    monitor = Monitor(machine_mem_for([config]), console_out=output, console_in=_console_in(spec),
-                      cost_model=spec.cost_model)
-    monitor.create_vm(config)
-    result, (vm,) = monitor.run(spec.workload.max_instructions)
-    stats = dict(result.stats, vms={vm.name: vm.stats})
-    if result.reason is EndReason.INSTRUCTION_LIMIT:
-        return Ran(output.getvalue(), result.exit_code, result.reason, result.message, stats)
-    return Ran(output.getvalue(), vm.exit_code, vm.state, vm.message, stats)
-
-
-def run_sim(spec: RunSpec) -> Ran:
-    """The spec's image under machine simulation."""
-    from vmm.monitor.simulate import Simulator
-    output = io.BytesIO()
-    simulator = Simulator(GUEST_MEM, console_out=output, console_in=_console_in(spec),
-                          cost_model=spec.cost_model)
-    simulator.load(str(spec.image), [str(module) for module in spec.modules], "")
-    result = simulator.run(spec.workload.max_instructions)
-    return Ran(output.getvalue(), result.exit_code, result.reason, result.message, result.stats)
+    finished = launch_vmm([config], _console(spec, output),
+                          Options(spec.workload.max_instructions, spec.cost_model))
+    return _ran(output, finished)
 
 
 RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {
-    "bare": run_bare, "shadow": run_vmm, "direct": run_vmm, "sim": run_sim,
+    "bare": run_machine, "shadow": run_vmm, "direct": run_vmm, "sim": run_machine,
 }
 
 
 # --- figures -----------------------------------------------------------------------------------
 
-def only_vm(stats: dict) -> dict | None:
-    """The single VM's stats of a VMM run, or None for a run with no "vms"."""
-    vms = stats.get("vms")
-    if not vms:
-        return None
-    if len(vms) != 1:
-        raise ValueError(f"a compare run has one VM, these stats have {len(vms)}")
-    return next(iter(vms.values()))
-
-
 def figures(outcome: RunOutcome) -> dict:
     """The run's record: workload, config, exit code, and each figure copied
     from its stats (module doc); None where the stats have no such figure."""
     stats = outcome.ran.stats
-    vm = only_vm(stats)
-    own = vm if vm is not None else stats
-    counters = vm.get("counters", {}) if vm is not None else {}
+    machine, vm = stats.machine, stats.only_vm()
+    counters = vm.counters if vm is not None else {}
     record = {
         "workload": outcome.spec.workload.name,
         "config": outcome.spec.config,
         "exit_code": outcome.ran.exit_code,
-        "guest_instructions": vm.get("guest_instructions") if vm is not None else stats.get("instructions"),
-        "vm_exits": vm.get("vm_exits") if vm is not None else None,
-        "exits": dict(vm["exits"]) if vm is not None and "exits" in vm else None,
-        "hypercalls": vm.get("hypercalls") if vm is not None else None,
+        "guest_instructions": vm.guest_instructions if vm is not None else machine.instructions,
+        "vm_exits": vm.vm_exits if vm is not None else None,
+        "exits": dict(vm.exits) if vm is not None else None,
+        "hypercalls": vm.hypercalls if vm is not None else None,
     }
     record.update({name: counters.get(name) for name in PAGING_COUNTERS})
     if vm is not None:
-        record.update({name: vm["exits"].get(reason, 0) for name, reason in FAULT_EXITS.items()})
+        record.update({name: vm.exits.get(reason, 0) for name, reason in FAULT_EXITS.items()})
     record.update({
-        "tlb_misses": stats.get("tlb_misses"),
-        "walk_refs": stats.get("walk_refs"),
-        "modeled_cycles": own.get("modeled_cycles"),
+        "tlb_misses": machine.tlb_misses,
+        "walk_refs": machine.walk_refs,
+        "modeled_cycles": (vm if vm is not None else machine).modeled_cycles,
         "wall_seconds": round(outcome.wall_seconds, 4),
     })
     return record

@@ -13,11 +13,12 @@ error; 2 for a bad image, disk or option; 130 on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
-from typing import Callable, TextIO
+from typing import Callable, Iterator
 
 import click
 
@@ -32,7 +33,6 @@ SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
 PAGING_MODES = ("shadow", "direct")
-SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables
 
 
 class MemSize(click.ParamType):
@@ -81,66 +81,75 @@ def console_input(input_file: str | None, input_text: str | None):
     return ConsoleInput.from_stdin(stdin, stdin.isatty())
 
 
-def open_trace(path: str | None) -> tuple[Callable[[str], None] | None, TextIO | None]:
-    """(emit, file to close) for --trace; '-' is stderr."""
+@contextlib.contextmanager
+def open_trace(path: str | None) -> Iterator[Callable[[str], None] | None]:
+    """The line sink for --trace (None without one; '-' is stderr), its file
+    closed at the end.  Raises KiteError if the file cannot be written."""
     if path is None:
-        return None, None
+        yield None
+        return
     if path == "-":
-        return (lambda line: click.echo(line, err=True)), None
+        yield lambda line: click.echo(line, err=True)
+        return
     try:
         trace_file = open(path, "w")
     except OSError as error:
         raise KiteError(f"{path}: cannot write trace: {error.strerror}") from None
-    return (lambda line: trace_file.write(line + "\n")), trace_file
-
-
-def refuse_direct_image(image: str) -> None:
-    """A paravirtual image needs the VMM: KiteError on the bare or simulated machine."""
-    from vmm.monitor.boot import image_paging_mode
-    from vmm.monitor.hypercall_abi import KITE_PAGING_DIRECT, NOTE_SECTION
-    if image_paging_mode(image) == KITE_PAGING_DIRECT:
-        raise KiteError(f"{image}: built for direct paging (its {NOTE_SECTION} note says so): "
-                        f"run it with --paging direct")
+    with trace_file:
+        yield lambda line: trace_file.write(line + "\n")
 
 
 def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, stats, stats_json,
              cmdline, input_file, input_text, cost_model) -> int:
     """Boot `image` on the bare machine; returns the process exit code.
     Raises KiteError for bad images, disks and files."""
+    from vmm.launch import Boot
+    from vmm.launch import run_bare as launch_bare
     from vmm.machine.devices.disk import DiskImage
-    from vmm.machine.machine import Machine
-    refuse_direct_image(image)
-    model = load_cost_model(cost_model) if cost_model else DEFAULT_COST_MODEL
     disk_image = DiskImage.open(disk, read_only=disk_readonly) if disk else None
-    machine = Machine(mem, disk=disk_image, console_in=console_input(input_file, input_text),
-                      console_out=sys.stdout.buffer, cmdline=cmdline,
-                      cost_model=model)
-    machine.load(image, list(modules))
-    emit, trace_file = open_trace(trace)
-    if emit is not None:
-        machine.set_trace(emit)
-    try:
-        result = machine.run(max_instructions)
-    finally:
-        if trace_file is not None:
-            trace_file.close()
-    report(result, stats, stats_json, machine.register_dump)
-    return result.exit_code
+    with open_trace(trace) as emit:
+        finished = launch_bare(Boot(image, tuple(modules), mem, cmdline),
+                               console(input_file, input_text),
+                               run_options(max_instructions, cost_model, emit, disk_image))
+    report(finished, stats, stats_json)
+    return finished.exit_code
 
 
 def run_sim(image, modules, mem, max_instructions, stats, stats_json, cmdline, input_file, input_text,
             cost_model) -> int:
     """Boot `image` under machine simulation (every instruction interpreted by
     the VMM); returns the process exit code.  Raises KiteError."""
-    from vmm.monitor.simulate import Simulator
-    refuse_direct_image(image)
+    from vmm.launch import Boot
+    from vmm.launch import run_sim as launch_sim
+    finished = launch_sim(Boot(image, tuple(modules), mem, cmdline), console(input_file, input_text),
+                          run_options(max_instructions, cost_model))
+    report(finished, stats, stats_json)
+    return finished.exit_code
+
+
+def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, input_text,
+            cost_model) -> int:
+    """Run the VMs under the VMM; returns the process exit code (the only
+    VM's, or the first nonzero one of several).  Raises KiteError."""
+    from vmm.launch import run_vmm as launch_vmm
+    with open_trace(trace) as emit:
+        finished = launch_vmm(configs, console(input_file, input_text),
+                              run_options(max_instructions, cost_model, emit))
+    report(finished, stats, stats_json)
+    return finished.exit_code
+
+
+def console(input_file: str | None, input_text: str | None):
+    """The console of a `kite run`: the input it names, output to stdout."""
+    from vmm.launch import Console
+    return Console(console_input(input_file, input_text), sys.stdout.buffer)
+
+
+def run_options(max_instructions, cost_model, trace=None, disk=None):
+    """launch.Options from the command line (`cost_model` a file or None)."""
+    from vmm.launch import Options
     model = load_cost_model(cost_model) if cost_model else DEFAULT_COST_MODEL
-    simulator = Simulator(mem, console_out=sys.stdout.buffer,
-                          console_in=console_input(input_file, input_text), cost_model=model)
-    simulator.load(image, list(modules), cmdline)
-    result = simulator.run(max_instructions)
-    report(result, stats, stats_json)
-    return result.exit_code
+    return Options(max_instructions, model, trace, disk)
 
 
 def write_stats_json(path: str, figures: dict) -> None:
@@ -151,17 +160,27 @@ def write_stats_json(path: str, figures: dict) -> None:
         raise KiteError(f"{path}: cannot write stats: {error.strerror}") from None
 
 
-def report(result, stats: bool, stats_json: str | None, register_dump: Callable[[], str] | None = None) -> None:
-    """The end-of-run messages on stderr (with `register_dump()` after a
-    fault, when given) and the --stats-json file."""
-    if result.message:
+def report(finished, stats: bool, stats_json: str | None) -> None:
+    """The end-of-run messages on stderr (with the register dump after a
+    fault on the bare machine), each VM's end, the --stats report and the
+    --stats-json file."""
+    result = finished.result
+    if result.message and result.reason is not EndReason.POWER_OFF:
         click.echo(f"kite: stopped: {result.message}", err=True)
-    if register_dump is not None and result.reason in (EndReason.FAULT, EndReason.NO_INTERRUPT_SOURCE):
-        click.echo(register_dump(), err=True)
+    if finished.register_dump is not None and result.reason in (EndReason.FAULT, EndReason.NO_INTERRUPT_SOURCE):
+        click.echo(finished.register_dump(), err=True)
+    for vm in finished.vms:
+        if vm.message:
+            click.echo(f"kite: {vm.name}: stopped: {vm.message}", err=True)
+        if len(finished.vms) > 1:
+            click.echo(f"kite: {vm.name}: exit code {vm.exit_code} ({vm.state})", err=True)
     if stats:
-        click.echo(format_stats(result.stats), err=True)
+        click.echo(format_stats(result.stats.as_dict()), err=True)
+        for vm in finished.vms:
+            click.echo(format_stats(vm.stats.as_dict()).replace("kite: stats:", f"kite: {vm.name}: stats:"),
+                       err=True)
     if stats_json:
-        write_stats_json(stats_json, result.stats)
+        write_stats_json(stats_json, finished.stats.as_dict())
 
 
 def parse_vm_spec(spec: str, default_mem: int, index: int):
@@ -187,57 +206,6 @@ def parse_vm_spec(spec: str, default_mem: int, index: int):
         raise click.BadParameter(f"'{spec}' names no image", param_hint="--vm")
     return VmConfig(image, settings["paging"], settings["mem"], settings["name"],
                     tuple(settings["modules"]))
-
-
-def machine_mem_for(configs) -> int:
-    """Machine RAM for these VMs: the VMM's frames, every guest's RAM and a
-    pool for shadow tables, capped below MMIO."""
-    from vmm.monitor.monitor import VMM_FRAMES
-    total = VMM_FRAMES * PAGE_SIZE + sum(config.mem for config in configs) + SHADOW_POOL
-    return min(total, MAX_RAM)
-
-
-def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, input_text,
-            cost_model) -> int:
-    """Run the VMs under the VMM; returns the process exit code (the only
-    VM's, or the first nonzero one of several).  Raises KiteError."""
-    from vmm.machine.machine import Tracer
-    from vmm.monitor.monitor import Monitor
-    model = load_cost_model(cost_model) if cost_model else DEFAULT_COST_MODEL
-    monitor = Monitor(machine_mem_for(configs), console_out=sys.stdout.buffer,
-                      console_in=console_input(input_file, input_text), cost_model=model)
-    vms = [monitor.create_vm(config, prefix_output=len(configs) > 1) for config in configs]
-    emit, trace_file = open_trace(trace)
-    if emit is not None:
-        monitor.cpu.trace = Tracer(vms[0].symbols, emit)
-    try:
-        result, vm_results = monitor.run(max_instructions)
-    finally:
-        if trace_file is not None:
-            trace_file.close()
-    report_vms(monitor, result, vm_results, stats, stats_json)
-    if result.reason is EndReason.INSTRUCTION_LIMIT:
-        return result.exit_code
-    codes = [vm.exit_code for vm in vm_results if vm.exit_code]
-    return codes[0] if codes else 0
-
-
-def report_vms(monitor, result, vm_results, stats: bool, stats_json: str | None) -> None:
-    """Each VM's end on stderr, then the machine's and every VM's figures."""
-    if result.message and result.reason is not EndReason.POWER_OFF:
-        click.echo(f"kite: stopped: {result.message}", err=True)
-    for vm in vm_results:
-        if vm.message:
-            click.echo(f"kite: {vm.name}: stopped: {vm.message}", err=True)
-        if len(vm_results) > 1:
-            click.echo(f"kite: {vm.name}: exit code {vm.exit_code} ({vm.state})", err=True)
-    figures = dict(result.stats, vms={vm.name: vm.stats for vm in vm_results})
-    if stats:
-        click.echo(format_stats(result.stats), err=True)
-        for vm in vm_results:
-            click.echo(format_stats(vm.stats).replace("kite: stats:", f"kite: {vm.name}: stats:"), err=True)
-    if stats_json:
-        write_stats_json(stats_json, figures)
 
 
 def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:

@@ -422,7 +422,7 @@ def test_fault_in_the_middle_of_a_block_retires_exactly_the_instructions_before_
     cpu = machine.cpu
     assert (reg(cpu, "s0"), reg(cpu, "s1"), reg(cpu, "s2"), reg(cpu, "s3")) == (1, 2, 0, 0)
     assert reg(cpu, "a0") == at(2)
-    assert cpu.counters.instructions == 2 + 2 and result.stats["ticks"] == 4
+    assert cpu.counters.instructions == 2 + 2 and result.stats.ticks == 4
     assert cpu.counters.exceptions == {EXC_MISALIGNED: 1}
 
 
@@ -517,7 +517,7 @@ def test_wfi_with_interrupts_masked_sleeps_until_the_line_rises_then_continues()
     assert_not_trapped(cpu)
     assert reg(cpu, "s1") == 1
     # CTRL at tick 5: expiry at 55; wfi retires at tick 6 and sleeps from 7 to 55
-    assert result.stats["ticks_idle"] == 55 - 7 and result.stats["ticks"] == 55 + 2
+    assert result.stats.ticks_idle == 55 - 7 and result.stats.ticks == 55 + 2
 
 
 def test_interrupt_handler_acknowledges_and_returns_to_the_interrupted_instruction():

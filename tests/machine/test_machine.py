@@ -21,19 +21,9 @@ from vmm.machine.devices import disk as disk_regs
 from vmm.machine.devices import timer as timer_regs
 from vmm.machine.devices.disk import DISK_LATENCY_TICKS, DiskImage
 from vmm.machine.errors import KiteError
+from vmm.machine.counters import Counters
 from vmm.machine.machine import Machine
 from vmm.machine.outcome import EXIT_FAULT, EXIT_INSTRUCTION_LIMIT, CpuState, EndReason
-
-
-class StandInCounters:
-    def __init__(self):
-        self.instructions = self.ticks_idle = 0
-        self.exceptions: dict[int, int] = {}
-        self.interrupts: dict[int, int] = {}
-
-    def as_dict(self) -> dict:
-        return {"instructions": self.instructions, "ticks_idle": self.ticks_idle,
-                "exceptions": dict(self.exceptions), "interrupts": dict(self.interrupts)}
 
 
 class ScriptedCPU:
@@ -47,7 +37,7 @@ class ScriptedCPU:
         self.program, self.on_interrupt, self.loop = program, on_interrupt, loop
         self.regs, self.cr, self.pc, self.ticks = [0] * 16, [0] * 8, 0, 0
         self.state, self.stop_reason = CpuState.RUNNING, None
-        self.counters = StandInCounters()
+        self.counters = Counters()
         self.taken: list[tuple[int, int]] = []
         self.trace = None
 
@@ -127,7 +117,7 @@ def test_wfi_skips_idle_time_to_the_next_device_event(physical_memory):
     assert cpu.taken == [(101, IRQ_TIMER)]
     assert cpu.counters.instructions == 4
     assert cpu.counters.ticks_idle == 101 - 3
-    assert result.stats["ticks"] == 102
+    assert result.stats.ticks == 102
 
 
 def test_wfi_with_no_interrupt_source_stops_the_machine(physical_memory):
@@ -234,10 +224,10 @@ def test_stats_count_device_accesses_and_price_them_with_the_cost_model(physical
     machine = machine_with(START_TIMER + ["wfi", "halt"], ack_timer, cost_model=model,
                            physical_memory=physical_memory)
     stats = machine.run().stats
-    assert (stats["device_reads"], stats["device_writes"]) == (0, 3)
-    assert stats["interrupts"] == {"timer": 1}
-    assert stats["modeled_cycles"] == 4 * 2 + 3 * 10 + 1 * 100
-    assert stats["reason"] == "halt" and stats["exit_code"] == 0
+    assert (stats.device_reads, stats.device_writes) == (0, 3)
+    assert stats.interrupts == {"timer": 1}
+    assert stats.modeled_cycles == 4 * 2 + 3 * 10 + 1 * 100
+    assert stats.reason == "halt" and stats.exit_code == 0
 
 
 # --- end to end: assembled and linked images booted with `kite run --bare` ------------------

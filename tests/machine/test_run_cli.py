@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from asm.isa import POWER_BASE, UART_BASE
 from vmm.cli import MemSize, format_stats, run
+from vmm.machine.counters import Counters
 from vmm.machine.outcome import CpuState
 
 def invoke(*args):
@@ -94,17 +95,6 @@ def test_stats_text_lists_every_figure_with_nested_tables_indented():
 # behaviour.  They pin down what the command prints and returns for each way a run ends.
 
 
-class StandInCounters:
-    def __init__(self):
-        self.instructions = self.ticks_idle = self.tlb_hits = self.tlb_misses = 0
-        self.exceptions, self.interrupts = {}, {}
-
-    def as_dict(self):
-        return {"instructions": self.instructions, "ticks_idle": self.ticks_idle,
-                "tlb_hits": self.tlb_hits, "tlb_misses": self.tlb_misses,
-                "exceptions": dict(self.exceptions), "interrupts": dict(self.interrupts)}
-
-
 class StandInCPU:
     behaviour = None     # set by each test: behaviour(cpu, until_tick)
 
@@ -112,7 +102,7 @@ class StandInCPU:
         self.memory, self.bus, self.irq = memory, bus, irq
         self.regs, self.cr, self.pc, self.ticks = [0] * 16, [0] * 8, 0, 0
         self.state, self.stop_reason, self.trace = CpuState.RUNNING, None, None
-        self.counters = StandInCounters()
+        self.counters = Counters()
 
     def reset(self, pc, a0):
         self.pc, self.regs[4] = pc, a0

@@ -39,7 +39,7 @@ def test_simulated_registers_and_control_registers_equal_the_machines(tmp_path, 
     assert simulator.regs == machine.cpu.regs
     assert simulator.cr == machine.cpu.cr
     assert simulator.pc == machine.cpu.pc
-    assert sim_result.stats["instructions"] == machine_result.stats["instructions"]
+    assert sim_result.stats.instructions == machine_result.stats.instructions
 
 
 @pytest.mark.parametrize("name", ["hello", "boot_demo"])

@@ -78,7 +78,7 @@ def on_bare(image: str) -> tuple[int, int, int]:
     machine = Machine(MEM, console_out=io.BytesIO())
     machine.load(image)
     result = machine.run(MAX_INSTRUCTIONS)
-    return result.exit_code, result.stats["instructions"], result.stats["interrupts"].get("timer", 0)
+    return result.exit_code, result.stats.instructions, result.stats.interrupts.get("timer", 0)
 
 
 def on_sim(image: str) -> tuple[int, int, int]:
@@ -86,7 +86,7 @@ def on_sim(image: str) -> tuple[int, int, int]:
     simulator = Simulator(MEM, console_out=io.BytesIO())
     simulator.load(image)
     result = simulator.run(MAX_INSTRUCTIONS)
-    return result.exit_code, result.stats["instructions"], result.stats["interrupts"].get("timer", 0)
+    return result.exit_code, result.stats.instructions, result.stats.interrupts.get("timer", 0)
 
 
 def on_shadow(image: str) -> tuple[int, int, int]:
@@ -96,7 +96,7 @@ def on_shadow(image: str) -> tuple[int, int, int]:
     monitor.create_vm(VmConfig(image, "shadow", MEM))
     result, (vm,) = monitor.run(MAX_INSTRUCTIONS)
     exit_code = result.exit_code if result.reason == "instruction limit" else vm.exit_code
-    return exit_code, vm.stats["guest_instructions"], vm.stats["exits"].get("interrupt injected", 0)
+    return exit_code, vm.stats.guest_instructions, vm.stats.exits.get("interrupt injected", 0)
 
 
 @pytest.mark.parametrize("interval", range(1, 21))

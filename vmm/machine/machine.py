@@ -22,7 +22,7 @@ import sys
 from typing import BinaryIO, Callable
 
 from asm.arch import describe_cause, sets_badaddr
-from asm.isa import (BOOTINFO_ADDR, CR_NAMES, DISK_BASE, EXCEPTION_NAMES, IRQ_NAMES, MMIO_DEVICE_SIZE,
+from asm.isa import (BOOTINFO_ADDR, CR_NAMES, DISK_BASE, MMIO_DEVICE_SIZE,
                      POWER_BASE, REG_ABI_NAMES, TIMER_BASE, UART_BASE)
 from vmm.machine.bus import Bus
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
@@ -33,6 +33,7 @@ from vmm.machine.devices.uart import ConsoleInput, Uart
 from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import LoadedImage, load
 from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
+from vmm.machine.stats import MachineStats, exception_names, interrupt_names
 from vmm.machine.symbols import Symbolizer
 
 PREEMPT_REASON = "preempt: a device event moved earlier"
@@ -177,26 +178,20 @@ class Machine:
                                         self.symbols.describe(pc), max_instructions)
         return RunResult(exit_code, reason, message, pc, self.stats(reason, exit_code))
 
-    def stats(self, reason: str = "", exit_code: int | None = None) -> dict:
-        """The run's figures, JSON-ready: the CPU's counters (Counters.as_dict
-        keys), exceptions and interrupts by name, device reads and writes,
-        modelled cycles, and how the run ended."""
-        counters = self.cpu.counters
-        figures = dict(counters.as_dict())
-        figures["exceptions"] = {EXCEPTION_NAMES.get(code, f"cause {code}"): count
-                                 for code, count in sorted(counters.exceptions.items())}
-        figures["interrupts"] = {IRQ_NAMES.get(irq, f"irq {irq}"): count
-                                 for irq, count in sorted(counters.interrupts.items())}
-        figures["ticks"] = self.cpu.ticks
-        figures["device_reads"] = self.bus.reads
-        figures["device_writes"] = self.bus.writes
-        figures["modeled_cycles"] = modeled_cycles(
-            {**counters.as_dict(), "exceptions": dict(counters.exceptions),
-             "interrupts": dict(counters.interrupts)},
-            {"reads": self.bus.reads, "writes": self.bus.writes}, self.cost_model)
-        figures["reason"] = reason
-        figures["exit_code"] = exit_code
-        return figures
+    def stats(self, reason: str = "", exit_code: int | None = None) -> MachineStats:
+        """The run's figures: the CPU's counters, exceptions and interrupts
+        by name, device reads and writes, modelled cycles, and how the run
+        ended (`reason`, `exit_code`)."""
+        counters, bus = self.cpu.counters, self.bus
+        cycles = modeled_cycles({**counters.as_dict(), "exceptions": dict(counters.exceptions),
+                                 "interrupts": dict(counters.interrupts)},
+                                {"reads": bus.reads, "writes": bus.writes}, self.cost_model)
+        return MachineStats(
+            instructions=counters.instructions, ticks_idle=counters.ticks_idle, tlb_hits=counters.tlb_hits,
+            tlb_misses=counters.tlb_misses, page_walks=counters.page_walks, walk_refs=counters.walk_refs,
+            exceptions=exception_names(counters.exceptions), interrupts=interrupt_names(counters.interrupts),
+            ticks=self.cpu.ticks, device_reads=bus.reads, device_writes=bus.writes, modeled_cycles=cycles,
+            reason=str(reason), exit_code=exit_code)
 
     def register_dump(self) -> str:
         """All registers with ABI names, the pc symbolized, and the control registers."""
@@ -214,6 +209,7 @@ class Machine:
         """Report every executed instruction and trap to `emit`, one line each
         (format: Tracer)."""
         self.cpu.trace = Tracer(self.symbols, emit)
+
 
 
 class Tracer:

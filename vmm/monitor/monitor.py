@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from asm.arch import (describe_cause, interrupt_to_take, is_fetch_fault, triple_fault_message,
@@ -55,8 +55,8 @@ from vmm.monitor import boot, emulate, hypercalls
 from vmm.monitor.paging import DirectMode, ShadowMode
 from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 from vmm.monitor.shadow import FaultKind
-from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput, VmConfig,
-                            frames_for)
+from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput, VmConfig, VmState,
+                            VmStats, frames_for)
 
 VMM_FRAMES = 16                 # machine frames kept by the VMM (64 KiB)
 DEFAULT_SLICE = 20_000          # ticks a VM runs before the next one, with several VMs
@@ -69,9 +69,9 @@ class VmResult:
     """How one VM ended, and its figures."""
     name: str
     exit_code: int
-    state: str
+    state: VmState
     message: str
-    stats: dict = field(default_factory=dict)
+    stats: VmStats
 
 
 class Monitor:
@@ -429,28 +429,25 @@ class Monitor:
         exit_code = vm.exit_code if vm.exit_code is not None else 0
         return VmResult(vm.name, exit_code, vm.state, vm.message, self.vm_stats(vm))
 
-    def vm_stats(self, vm: VM) -> dict:
-        """One VM's figures, JSON-ready: exits by reason, its paging mode's
-        counters, guest instructions, the machine's TLB misses and walk
-        references while it ran, and modelled cycles (instructions, walk
-        references, VM exits and hypercalls priced by the cost model; an exit
-        is priced as a VM exit, not also as a trap)."""
+    def vm_stats(self, vm: VM) -> VmStats:
+        """One VM's figures: exits by reason, its paging mode's counters, guest
+        instructions, the machine's TLB misses and walk references while it
+        ran, and modelled cycles (instructions, walk references, VM exits and
+        hypercalls priced by the cost model; an exit is priced as a VM exit,
+        not also as a trap)."""
         exits = dict(sorted(vm.exits.items()))
         vm_exits = sum(exits.values())
         hypercall_count = sum(count for reason, count in exits.items() if reason.startswith("hypercall"))
-        counters = dict(vm.final_counters if vm.torn_down else vm.mode.counters)
-        return {
-            "paging": vm.config.paging, "state": vm.state, "exit_code": vm.exit_code,
-            "message": vm.message, "guest_instructions": vm.instructions + vm.emulated,
-            "emulated_instructions": vm.emulated, "vm_exits": vm_exits, "hypercalls": hypercall_count,
-            "tlb_misses": vm.tlb_misses, "walk_refs": vm.walk_refs,
-            "exits": exits, "counters": counters,
-            "modeled_cycles": modeled_cycles({"instructions": vm.instructions + vm.emulated,
-                                              "walk_refs": vm.walk_refs,
-                                              "vm_exits": vm_exits - hypercall_count,
-                                              "hypercalls": hypercall_count}, {}, self.cost_model),
-        }
-
+        guest_instructions = vm.instructions + vm.emulated
+        cycles = modeled_cycles({"instructions": guest_instructions, "walk_refs": vm.walk_refs,
+                                 "vm_exits": vm_exits - hypercall_count, "hypercalls": hypercall_count},
+                                {}, self.cost_model)
+        return VmStats(paging=vm.config.paging, state=str(vm.state), exit_code=vm.exit_code, message=vm.message,
+                       guest_instructions=guest_instructions, emulated_instructions=vm.emulated,
+                       vm_exits=vm_exits, hypercalls=hypercall_count, tlb_misses=vm.tlb_misses,
+                       walk_refs=vm.walk_refs, exits=exits,
+                       counters=dict(vm.final_counters if vm.torn_down else vm.mode.counters),
+                       modeled_cycles=cycles)
 
 def log_internal_error(vm_name: str, doing: str, error: BaseException) -> str:
     """Append the traceback of an internal VMM error to this process's log

@@ -30,7 +30,7 @@ from asm.arch import Access, triple_fault_message, unhandled_trap_message
 from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE,
                      CR_EPC, CR_NAMES, CR_PTB, CR_STATUS, CR_TVEC, EXC_BREAKPOINT, EXC_BUS_ERROR, EXC_DIVIDE,
                      EXC_ILLEGAL, EXC_MISALIGNED, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXC_SYSCALL,
-                     EXCEPTION_NAMES, IRQ_NAMES, LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, POWER_BASE, REG_A0,
+                     LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, POWER_BASE, REG_A0,
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
                      STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, PRIVILEGED, Decoded, decode)
 from vmm.machine.bus import Bus
@@ -42,6 +42,7 @@ from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import load
 from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
+from vmm.machine.stats import MachineStats, exception_names, interrupt_names
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.symbols import Symbolizer
 from vmm.monitor.guestwalk import GuestFault, GuestTables, TableBusError
@@ -327,20 +328,17 @@ class Simulator:
                                         self.symbols.describe(self.pc), max_instructions)
         return RunResult(exit_code, reason, message, self.pc, self.stats(reason, exit_code))
 
-    def stats(self, reason: str = "", exit_code: int | None = None) -> dict:
-        """The bare machine's figure names; with no TLB every translation is a walk."""
+    def stats(self, reason: str = "", exit_code: int | None = None) -> MachineStats:
+        """The bare machine's figures; with no TLB every translation is a walk."""
         counters = {"instructions": self.instructions, "walk_refs": self.ram.refs,
                     "exceptions": self.exceptions, "interrupts": self.interrupts}
         cycles = (modeled_cycles(counters, {"reads": self.bus.reads, "writes": self.bus.writes}, self.cost_model)
                   + self.instructions * (self.cost_model.sim_instruction - self.cost_model.instruction))
-        return {
-            "instructions": self.instructions, "ticks_idle": self.ticks_idle, "tlb_hits": 0,
-            "tlb_misses": self.page_walks, "page_walks": self.page_walks, "walk_refs": self.ram.refs,
-            "exceptions": {EXCEPTION_NAMES.get(code, f"cause {code}"): n for code, n in sorted(self.exceptions.items())},
-            "interrupts": {IRQ_NAMES.get(irq, f"irq {irq}"): n for irq, n in sorted(self.interrupts.items())},
-            "ticks": self.ticks, "device_reads": self.bus.reads, "device_writes": self.bus.writes,
-            "modeled_cycles": cycles, "reason": reason, "exit_code": exit_code,
-        }
+        return MachineStats(
+            instructions=self.instructions, ticks_idle=self.ticks_idle, tlb_hits=0, tlb_misses=self.page_walks,
+            page_walks=self.page_walks, walk_refs=self.ram.refs, exceptions=exception_names(self.exceptions),
+            interrupts=interrupt_names(self.interrupts), ticks=self.ticks, device_reads=self.bus.reads,
+            device_writes=self.bus.writes, modeled_cycles=cycles, reason=str(reason), exit_code=exit_code)
 
 
 def _jal(sim, ops, pc):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import io
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import BinaryIO, Callable
 
 from asm.isa import (IRQ_TIMER, NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE, TIMER_BASE,
@@ -36,6 +36,28 @@ class VmState(enum.StrEnum):
 
 
 RUNNABLE, WAITING, DONE, CRASHED, VMM_ERROR = VmState
+
+
+@dataclass(frozen=True)
+class VmStats:
+    """One VM's figures (docs/vmm.md "Figures"); `as_dict()` is its part of
+    `--stats-json`."""
+    paging: str
+    state: str
+    exit_code: int | None
+    message: str
+    guest_instructions: int            # retired on the machine plus completed by emulation
+    emulated_instructions: int
+    vm_exits: int
+    hypercalls: int
+    tlb_misses: int                    # the machine's, while this VM ran
+    walk_refs: int
+    exits: dict[str, int]              # by reason
+    counters: dict[str, int]           # the paging mode's own
+    modeled_cycles: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""Typed stats for tests that feed synthetic runs to kite compare: every
+figure 0 (or empty) unless given."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from vmm.launch import RunStats
+from vmm.machine.stats import MachineStats
+from vmm.monitor.vm import VmStats
+
+
+def machine_stats(**figures) -> MachineStats:
+    """A machine's figures: the given ones, the others 0; reason halt, exit code 0."""
+    base = {field.name: 0 for field in fields(MachineStats)}
+    return MachineStats(**{**base, "exceptions": {}, "interrupts": {}, "reason": "halt", **figures})
+
+
+def vm_stats(**figures) -> VmStats:
+    """A VM's figures: the given ones, the others 0; a shadow VM that is done."""
+    base = {field.name: 0 for field in fields(VmStats)}
+    return VmStats(**{**base, "paging": "shadow", "state": "done", "message": "", "exits": {}, "counters": {},
+                      **figures})
+
+
+def run_stats(vms: dict[str, dict] | None = None, **machine_figures) -> RunStats:
+    """A run's figures: the machine's, and {name: VM figures} for a VMM run."""
+    return RunStats(machine_stats(**machine_figures),
+                    None if vms is None else {name: vm_stats(**vm) for name, vm in vms.items()})

@@ -1,0 +1,149 @@
+"""Booting an image on one of Kite's machines, in-process: the one set of run
+functions behind both `kite run` (vmm/cli.py) and `kite compare` (kite/runs.py).
+
+    run_bare(boot, console, options)      the bare machine: the image owns the hardware
+    run_sim(boot, console, options)       machine simulation: every instruction interpreted
+    run_vmm(configs, console, options)    the VMM, one or several VMs
+
+Each returns a Finished: how the machine's run ended, how each VM ended, the
+figures as one RunStats, and the process exit code `kite run` gives.  Nothing
+here prints; bad images, disks and files raise KiteError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+from asm.isa import MAX_RAM, PAGE_SIZE
+from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel
+from vmm.machine.devices.disk import DiskImage
+from vmm.machine.devices.uart import ConsoleInput
+from vmm.machine.errors import KiteError
+from vmm.machine.outcome import EndReason, RunResult
+from vmm.machine.stats import MachineStats
+from vmm.monitor.vm import VmConfig, VmStats
+
+SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables
+
+
+@dataclass(frozen=True)
+class Boot:
+    """What to boot on the bare machine or the simulator."""
+    image: str
+    modules: tuple[str, ...] = ()
+    mem: int = 16 << 20
+    cmdline: str = ""
+
+
+@dataclass(frozen=True)
+class Console:
+    """The console's input and the stream its output goes to."""
+    input: ConsoleInput
+    output: BinaryIO
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run: the instruction limit, the cost model, a trace sink (one
+    line per instruction and trap), the disk (bare machine only)."""
+    max_instructions: int | None = None
+    cost_model: CostModel = DEFAULT_COST_MODEL
+    trace: Callable[[str], None] | None = None
+    disk: DiskImage | None = None
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """A run's figures: the machine's, and each VM's under the VMM (None for
+    the bare machine and the simulator).  `as_dict()` is `--stats-json`."""
+    machine: MachineStats
+    vms: dict[str, VmStats] | None = None
+
+    def as_dict(self) -> dict:
+        figures = self.machine.as_dict()
+        if self.vms is not None:
+            figures["vms"] = {name: stats.as_dict() for name, stats in self.vms.items()}
+        return figures
+
+    def only_vm(self) -> VmStats | None:
+        """The VM's figures of a one-VM run, None without VMs."""
+        if self.vms is None:
+            return None
+        if len(self.vms) != 1:
+            raise ValueError(f"expected one VM, these stats have {len(self.vms)}")
+        return next(iter(self.vms.values()))
+
+
+@dataclass
+class Finished:
+    """A run's end.  `exit_code` is the process exit code: the guest's (of
+    several VMs the first nonzero one in VM order), or the machine's at the
+    instruction limit or on a fault.  `register_dump()` describes the CPU
+    after a fault on the bare machine (None elsewhere)."""
+    result: RunResult
+    stats: RunStats
+    exit_code: int
+    vms: list = field(default_factory=list)          # [monitor.VmResult]
+    register_dump: Callable[[], str] | None = None
+
+
+def refuse_direct_image(image: str) -> None:
+    """A paravirtual image needs the VMM: KiteError on the bare or simulated machine."""
+    from vmm.monitor.boot import image_paging_mode
+    from vmm.monitor.hypercall_abi import KITE_PAGING_DIRECT, NOTE_SECTION
+    if image_paging_mode(image) == KITE_PAGING_DIRECT:
+        raise KiteError(f"{image}: built for direct paging (its {NOTE_SECTION} note says so): "
+                        f"run it with --paging direct")
+
+
+def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
+    """Boot on the bare machine and run to the end."""
+    from vmm.machine.machine import Machine
+    refuse_direct_image(boot.image)
+    machine = Machine(boot.mem, disk=options.disk, console_in=console.input, console_out=console.output,
+                      cmdline=boot.cmdline, cost_model=options.cost_model)
+    machine.load(boot.image, list(boot.modules))
+    if options.trace is not None:
+        machine.set_trace(options.trace)
+    result = machine.run(options.max_instructions)
+    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump)
+
+
+def run_sim(boot: Boot, console: Console, options: Options) -> Finished:
+    """Boot under machine simulation and run to the end (no disk, no trace)."""
+    from vmm.monitor.simulate import Simulator
+    refuse_direct_image(boot.image)
+    simulator = Simulator(boot.mem, console_out=console.output, console_in=console.input,
+                          cost_model=options.cost_model)
+    simulator.load(boot.image, list(boot.modules), boot.cmdline)
+    result = simulator.run(options.max_instructions)
+    return Finished(result, RunStats(result.stats), result.exit_code)
+
+
+def machine_mem_for(configs: list[VmConfig]) -> int:
+    """Machine RAM for these VMs: the VMM's frames, every guest's RAM and a
+    pool for shadow tables, capped below MMIO."""
+    from vmm.monitor.monitor import VMM_FRAMES
+    total = VMM_FRAMES * PAGE_SIZE + sum(config.mem for config in configs) + SHADOW_POOL
+    return min(total, MAX_RAM)
+
+
+def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Finished:
+    """Create the VMs (their output prefixed with their names when there
+    are several) and run them under the VMM to the end; the trace shows the
+    first VM's symbols."""
+    from vmm.machine.machine import Tracer
+    from vmm.monitor.monitor import Monitor
+    monitor = Monitor(machine_mem_for(configs), console_out=console.output, console_in=console.input,
+                      cost_model=options.cost_model)
+    vms = [monitor.create_vm(config, prefix_output=len(configs) > 1) for config in configs]
+    if options.trace is not None:
+        monitor.cpu.trace = Tracer(vms[0].symbols, options.trace)
+    result, vm_results = monitor.run(options.max_instructions)
+    stats = RunStats(result.stats, {vm.name: vm.stats for vm in vm_results})
+    if result.reason is EndReason.INSTRUCTION_LIMIT:
+        exit_code = result.exit_code
+    else:
+        exit_code = next((vm.exit_code for vm in vm_results if vm.exit_code), 0)
+    return Finished(result, stats, exit_code, vm_results)
