@@ -32,7 +32,7 @@ DEFAULT_MEM = "16M"
 SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
-PAGING_MODES = ("shadow", "direct")
+PAGING_MODES = ("shadow", "direct")      # vmm.monitor.paging.MODES, without importing the VMM for --help
 
 
 class MemSize(click.ParamType):

@@ -285,3 +285,9 @@ def test_a_failing_teardown_is_an_internal_error_and_keeps_the_vms_frames(tmp_pa
     assert (ended.state, ended.exit_code) == ("vmm error", 70)
     assert ended.message.startswith("internal VMM error while tearing the VM down: RuntimeError('teardown bug')")
     assert len(monitor.frames.owned_by(vm.vm_id)) == (4 << 20) >> 12
+
+
+def test_kite_run_offers_exactly_the_vmms_paging_modes():
+    from vmm.cli import PAGING_MODES
+    from vmm.monitor.paging import MODES
+    assert PAGING_MODES == tuple(MODES)

@@ -18,12 +18,13 @@ from __future__ import annotations
 from asm.arch import Access, extend
 from asm.isa import (CR_PTB, CR_STATUS, EXC_BUS_ERROR, EXC_PRIVILEGED, LOAD_WIDTHS, STORE_WIDTHS, Decoded,
                      decode)
+from vmm.monitor.physmap import GPA, GVA
 from vmm.monitor.vm import WAITING
 
 WORD = 0xFFFFFFFF
 
 
-def fetch(monitor, vm, epc: int) -> Decoded | None:
+def fetch(monitor, vm, epc: GVA) -> Decoded | None:
     """The decoded guest instruction at `epc`, or None (the VM is stopped)."""
     ma = vm.mode.guest_address(vm.vcpu, epc, Access.FETCH)
     decoded = None if ma is None else decode(monitor.machine.memory.read(ma, 4))
@@ -134,7 +135,7 @@ EMULATORS = {"mfcr": _mfcr, "mtcr": _mtcr, "rfe": _rfe, "halt": _halt, "wfi": _w
 
 # --- memory tracing and MMIO -------------------------------------------------------------------
 
-def traced_write(monitor, vm, epc: int, gpa: int) -> None:
+def traced_write(monitor, vm, epc: GVA, gpa: GPA) -> None:
     """A store into a write-protected guest page table: perform it on the
     guest table through the shadow, which updates the shadow entries."""
     decoded = fetch(monitor, vm, epc)
@@ -148,7 +149,7 @@ def traced_write(monitor, vm, epc: int, gpa: int) -> None:
     monitor.complete(vm, epc + 4)
 
 
-def mmio(monitor, vm, epc: int, gpa: int) -> None:
+def mmio(monitor, vm, epc: GVA, gpa: GPA) -> None:
     """A load or store to a guest device page: the VM's device model answers,
     at the exact tick; no device there is the guest's bus error."""
     decoded = fetch(monitor, vm, epc)

@@ -17,6 +17,7 @@ from vmm.monitor.direct import Rejected
 from vmm.monitor.hypercall_abi import (CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, EFAULT, EINVAL, ENOSYS, HC_ARG_REGS,
                                        HC_NUMBER_REG, HC_RESULT2_REG, HC_RESULT_REG, HYPERCALLS_BY_NUMBER,
                                        MODE_DIRECT, TIMER_PERIODIC, result_word)
+from vmm.monitor.physmap import GVA, MA
 
 SP = REG_NUMBERS["sp"]
 
@@ -40,7 +41,7 @@ def dispatch(monitor, vm, epc: int) -> None:
         monitor.complete(vm, epc + 4)
 
 
-def read_guest_word(monitor, vm, gva: int) -> int | None:
+def read_guest_word(monitor, vm, gva: GVA) -> int | None:
     """The word at guest-virtual `gva` as the guest kernel reads it, or None."""
     if gva & 3:
         return None
@@ -48,7 +49,7 @@ def read_guest_word(monitor, vm, gva: int) -> int | None:
     return None if ma is None else monitor.machine.memory.read(ma, 4)
 
 
-def buffer_addresses(vm, buf: int, length: int, access: Access) -> list[int] | int:
+def buffer_addresses(vm, buf: GVA, length: int, access: Access) -> list[MA] | int:
     """The machine address of each byte of the guest buffer [buf, buf + length)
     as the guest may access it, or -EFAULT if any byte is not (a buffer past
     the top of the 32-bit address space included)."""

@@ -52,7 +52,7 @@ from vmm.machine.loader import load
 from vmm.machine.machine import Machine
 from vmm.machine.outcome import CpuState, RunResult
 from vmm.monitor import boot, emulate, hypercalls
-from vmm.monitor.paging import DirectMode, ShadowMode
+from vmm.monitor.paging import MODES, ShadowMode
 from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 from vmm.monitor.shadow import FaultKind
 from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput, VmConfig, VmState,
@@ -111,8 +111,7 @@ class Monitor:
                             f"{error}") from None
         physmap = GuestPhysMap(vm_id, mfns)
         memory = self.machine.memory
-        mode = (ShadowMode(memory, self.frames, physmap, self.cpu) if config.paging == "shadow"
-                else DirectMode(memory, self.frames, physmap, vm_id, self.cpu))
+        mode = MODES[config.paging](memory, self.frames, physmap, vm_id, self.cpu)
         output = PrefixedOutput(self.console_out, f"[{config.name}] ".encode()) if prefix_output \
             else self.console_out
         console_in = self.console_in if not self.vms else ConsoleInput(b"")

@@ -5,22 +5,58 @@
     DirectMode  (--paging direct)  paravirtual guest: its tables hold machine
                 frames and the MMU walks them; every update is validated (direct.py)
 
-The monitor asks each mode the same questions: which machine ptb to load for
-the guest's current base and virtual mode, what a machine page fault means,
-and where a guest-virtual address lives in machine memory (for fetching the
-instruction to emulate and for hypercall buffers).  Both answers to the last
-question come from the guest's own view, never from the machine TLB.
+The monitor asks each mode the same questions (the PagingMode protocol):
+which machine ptb to load for the guest's current base and virtual mode, what
+a machine page fault means, and where a guest-virtual address lives in machine
+memory (for fetching the instruction to emulate and for hypercall buffers).
+Both answers to the last question come from the guest's own view, never from
+the machine TLB.  A new way to virtualize memory is a new class beside these
+two, registered in MODES.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from asm.arch import Access
 from asm.isa import CR_PTB, MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PF_USER
 from vmm.monitor.direct import TYPE_L1, TYPE_L2, DirectPaging, ptb_value
 from vmm.monitor.guestwalk import GuestTables, Translation
-from vmm.monitor.physmap import GuestPhysMap, MachineFrames
+from vmm.monitor.physmap import GPA, GVA, MA, GuestPhysMap, MachineFrames
 from vmm.monitor.shadow import FaultKind, FaultOutcome, ShadowPaging
 from vmm.monitor.vcpu import VirtualCPU
+
+
+class PagingMode(Protocol):
+    """What the monitor asks of a way of virtualizing one VM's memory."""
+
+    name: str
+    memory: object                   # the machine's PhysicalMemory
+    counters: dict[str, int]         # the mode's own figures (docs/vmm.md "Figures")
+
+    def machine_ptb(self, vcpu: VirtualCPU) -> int:
+        """The machine ptb for the guest's current base and virtual mode."""
+
+    def write_ptb(self, vcpu: VirtualCPU, value: int) -> bool:
+        """The guest's mtcr ptb; False if this mode refuses it (reflected)."""
+
+    def flush(self) -> None:
+        """The guest's tlbflush."""
+
+    def invlpg(self, gva: GVA) -> None:
+        """The guest's tlbinv of one page."""
+
+    def page_fault(self, vcpu: VirtualCPU, gva: GVA, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
+        """What a machine page fault of the guest means."""
+
+    def guest_address(self, vcpu: VirtualCPU, gva: GVA, access: Access) -> MA | None:
+        """Where `gva` is in machine memory as the guest itself may access it."""
+
+    def guest_written(self, ma: MA, length: int) -> None:
+        """The VMM wrote guest memory for the guest: keep the mode consistent."""
+
+    def teardown(self) -> None:
+        """Give back every table; check the mode's accounting."""
 
 
 class ShadowMode:
@@ -28,7 +64,7 @@ class ShadowMode:
 
     name = "shadow"
 
-    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, cpu):
+    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, vm_id: int, cpu):
         self.memory, self.physmap = memory, physmap
         self.shadow = ShadowPaging(memory, frames, physmap, cpu.flush_tlb, cpu.invalidate_tlb)
         self.counters = self.shadow.counters
@@ -45,17 +81,18 @@ class ShadowMode:
     def flush(self) -> None:
         self.shadow.flush()
 
-    def invlpg(self, gva: int) -> None:
+    def invlpg(self, gva: GVA) -> None:
         self.shadow.invlpg(gva)
 
-    def page_fault(self, vcpu: VirtualCPU, gva: int, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
+    def page_fault(self, vcpu: VirtualCPU, gva: GVA, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
         """Classify the fault by the guest's own tables (hidden, true, traced, MMIO)."""
         return self.shadow.page_fault(gva, write, fetch, vcpu.kernel)
 
-    def emulate_pt_write(self, gpa: int, width: int, value: int) -> None:
+    def emulate_pt_write(self, gpa: GPA, width: int, value: int) -> None:
+        """A traced guest store (FaultKind.TRACED_WRITE), done through the shadow."""
         self.shadow.emulate_pt_write(gpa, width, value)
 
-    def guest_address(self, vcpu: VirtualCPU, gva: int, access: Access) -> int | None:
+    def guest_address(self, vcpu: VirtualCPU, gva: GVA, access: Access) -> MA | None:
         """The machine address of `gva` as the guest's own tables (and the p2m)
         map it for `access` in the current virtual mode, or None.  Sets no A/D bits."""
         walk = GuestTables(self.memory, self.physmap, vcpu.cr[CR_PTB]).walk(
@@ -64,7 +101,7 @@ class ShadowMode:
             return None
         return self.physmap.gpa_to_ma(walk.gpa)
 
-    def guest_written(self, ma: int, length: int) -> None:
+    def guest_written(self, ma: MA, length: int) -> None:
         """The VMM wrote guest memory at machine address `ma` for the guest
         (not through the guest's instructions): keep the shadow consistent."""
         gpa = (self.physmap.gfn(ma >> PAGE_SHIFT) << PAGE_SHIFT) | (ma & PAGE_MASK)
@@ -117,10 +154,10 @@ class DirectMode:
     def flush(self) -> None:
         self.direct.tlb_flush()
 
-    def invlpg(self, gva: int) -> None:
+    def invlpg(self, gva: GVA) -> None:
         self.direct.invlpg(gva)
 
-    def page_fault(self, vcpu: VirtualCPU, gva: int, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
+    def page_fault(self, vcpu: VirtualCPU, gva: GVA, write: bool, fetch: bool, error_code: int) -> FaultOutcome:
         """The guest's own fault (its tables are the MMU's), with the U bit
         rewritten since the machine saw every access as a user access; except
         a load or store at a device address its tables leave unmapped, which
@@ -131,7 +168,7 @@ class DirectMode:
         code = (error_code & ~PF_USER) | (0 if vcpu.kernel else PF_USER)
         return FaultOutcome(FaultKind.TRUE, code)
 
-    def guest_address(self, vcpu: VirtualCPU, gva: int, access: Access) -> int | None:
+    def guest_address(self, vcpu: VirtualCPU, gva: GVA, access: Access) -> MA | None:
         """The machine address of `gva` through the current root's tables, or
         None (the tables may only lead to this VM's frames).  Never a page
         table for a write: the VMM must not write one for the guest, whatever
@@ -145,9 +182,12 @@ class DirectMode:
             return None
         return ma
 
-    def guest_written(self, ma: int, length: int) -> None:
+    def guest_written(self, ma: MA, length: int) -> None:
         """The VMM wrote guest memory for the guest through a writable guest
         mapping, which validation guarantees is never a page table: nothing to do."""
 
     def teardown(self) -> None:
         self.direct.teardown()
+
+
+MODES: dict[str, type] = {"shadow": ShadowMode, "direct": DirectMode}   # --paging NAME -> its class

@@ -6,6 +6,9 @@ The three memory abstractions, named as in the rest of the monitor:
     guest-physical (gpa)  what the guest kernel believes is RAM: contiguous from 0, frame numbers `gfn`
     machine        (ma)   the Kite32 machine's physical RAM, frame numbers `mfn`
 
+Each has its own type at the monitor's boundaries (GVA, GPA, MA: NewTypes of
+int, so a signature says which one a function takes and returns).
+
 The VMM owns every machine frame.  It hands frames to VMs (recorded here as
 their owner) and keeps some for itself (shadow page tables).  Nothing here
 touches memory contents or the CPU.
@@ -13,7 +16,13 @@ touches memory contents or the CPU.
 
 from __future__ import annotations
 
+from typing import NewType
+
 from asm.isa import PAGE_SHIFT
+
+GVA = NewType("GVA", int)      # guest-virtual address
+GPA = NewType("GPA", int)      # guest-physical address
+MA = NewType("MA", int)        # machine (physical RAM) address
 
 OWNER_FREE = -1
 OWNER_VMM = 0          # VM ids start at 1
@@ -89,9 +98,9 @@ class GuestPhysMap:
         """The guest frame that machine frame `mfn` backs, or None if not this VM's."""
         return self.m2p.get(mfn)
 
-    def gpa_to_ma(self, gpa: int) -> int | None:
+    def gpa_to_ma(self, gpa: GPA) -> MA | None:
         """Machine address of guest-physical `gpa`, or None outside guest RAM."""
         mfn = self.mfn(gpa >> PAGE_SHIFT)
         if mfn is None:
             return None
-        return (mfn << PAGE_SHIFT) | (gpa & ((1 << PAGE_SHIFT) - 1))
+        return MA((mfn << PAGE_SHIFT) | (gpa & ((1 << PAGE_SHIFT) - 1)))

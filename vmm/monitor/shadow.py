@@ -38,7 +38,7 @@ from asm.isa import (MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_ENABLE, PT
                      PTE_P, PTE_U, PTE_W)
 from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, GuestFault, GuestTables,
                                    TableBusError, Translation, pdx, ptx)
-from vmm.monitor.physmap import OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
+from vmm.monitor.physmap import GPA, GVA, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 
 REGION_SHIFT = 10          # guest frames per 4 MiB region: gfn = region << REGION_SHIFT | ptx
 
@@ -85,7 +85,7 @@ class FaultKind(enum.Enum):
 class FaultOutcome:
     kind: FaultKind
     error_code: int = 0
-    gpa: int | None = None
+    gpa: GPA | None = None
 
 
 HIDDEN = FaultOutcome(FaultKind.HIDDEN)
@@ -158,7 +158,7 @@ class ShadowPaging:
 
     # --- faults ------------------------------------------------------------------------
 
-    def page_fault(self, gva: int, write: bool, fetch: bool, virtual_kernel: bool) -> FaultOutcome:
+    def page_fault(self, gva: GVA, write: bool, fetch: bool, virtual_kernel: bool) -> FaultOutcome:
         """Classify a machine page fault of the guest at `gva` (see FaultKind).
         Walks the guest tables exactly as the bare machine would (setting guest
         A/D on success); on HIDDEN and TRACED_WRITE the shadow now maps `gva`
@@ -219,7 +219,7 @@ class ShadowPaging:
 
     # --- guest table writes and TLB operations ------------------------------------------
 
-    def emulate_pt_write(self, gpa: int, width: int, value: int) -> None:
+    def emulate_pt_write(self, gpa: GPA, width: int, value: int) -> None:
         """Perform the guest's store of `width` bytes (1, 2 or 4; any alignment)
         at `gpa` in guest RAM, then invalidate the shadow entries derived from
         every guest entry it touched."""
@@ -232,7 +232,7 @@ class ShadowPaging:
             self.memory.write(ma, 1, byte)
         self.guest_memory_written(gpa, width)
 
-    def guest_memory_written(self, gpa: int, length: int) -> None:
+    def guest_memory_written(self, gpa: GPA, length: int) -> None:
         """Guest memory [gpa, gpa + length) changed behind the shadow's back (the
         emulator, or a device's DMA): zap the shadow PTEs and unlink the shadow
         PDEs derived from every guest entry in that range, flushing the TLB."""
@@ -248,7 +248,7 @@ class ShadowPaging:
         if unlinked:
             self.flush_tlb()
 
-    def invlpg(self, gva: int) -> None:
+    def invlpg(self, gva: GVA) -> None:
         """The guest's tlbinv: zap the current root's shadow PTE for `gva` (the
         next access walks the guest tables again) and the machine TLB entry."""
         if self._roots:

@@ -123,8 +123,8 @@ class PrefixedOutput(io.RawIOBase):
 
 @dataclass
 class VM:
-    """A guest and everything the VMM keeps for it.  `mode` is the paging
-    backend (paging.ShadowMode or DirectMode)."""
+    """A guest and everything the VMM keeps for it.  `mode` is its paging
+    mode (a paging.PagingMode)."""
     vm_id: int
     config: VmConfig
     physmap: GuestPhysMap

@@ -1,0 +1,79 @@
+"""guestos/kernel/kernel.inc restates architecture, device, boot-info and ELF
+constants for assembly; each must be what its source of truth says (asm/isa.py,
+the device modules, the loader, the hypercall ABI, the ELF writer).
+
+The header's values are read by the assembler itself: a file that includes
+kernel.inc and emits `.word NAME` for each name, so expressions are evaluated
+exactly as the kernel sees them."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+import pytest
+
+from asm import elf, isa
+from asm.assembler import assemble
+from kite.build import GUESTOS
+from vmm.machine import loader
+from vmm.machine.devices import timer, uart
+from vmm.monitor import hypercall_abi as abi
+
+KERNEL = GUESTOS / "kernel"
+EQU = re.compile(r"^\s*\.equ\s+(\w+),", re.MULTILINE)
+
+BOOTINFO_FIELDS = ("magic", "mem_size", "cmdline", "module_count", "modules", "first_free")  # loader.bootinfo order
+MODULE_FIELDS = ("start", "size", "name")                                                   # one module entry
+
+
+def field_offset(layout: struct.Struct, index: int) -> int:
+    """The byte offset of field `index` of a struct format like '<16sHHI...' or '<8I'."""
+    fields = []
+    for count, code in re.findall(r"(\d*)([a-zA-Z])", layout.format.lstrip("<")):
+        fields += [count + code] if code == "s" else [code] * int(count or 1)
+    return struct.calcsize("<" + "".join(fields[:index]))
+
+
+EXPECTED = {
+    "PGSIZE": isa.PAGE_SIZE, "PGSHIFT": isa.PAGE_SHIFT, "PDXSHIFT": isa.PDX_SHIFT,
+    "NPDENTRIES": 1 << (isa.PDX_SHIFT - isa.PTX_SHIFT),
+    "PTE_P": isa.PTE_P, "PTE_W": isa.PTE_W, "PTE_U": isa.PTE_U, "PTE_FLAGS": isa.PAGE_MASK,
+    "LEVEL_L1": abi.PIN_L1, "LEVEL_L2": abi.PIN_L2,
+    "STATUS_KM": isa.STATUS_KM, "STATUS_IE": isa.STATUS_IE, "STATUS_PKM": isa.STATUS_PKM,
+    "STATUS_PIE": isa.STATUS_PIE, "CAUSE_INTERRUPT": isa.CAUSE_INTERRUPT, "CAUSE_CODE_MASK": isa.CAUSE_CODE_MASK,
+    "IRQ_TIMER": isa.IRQ_TIMER, "EXC_PAGE_FAULT": isa.EXC_PAGE_FAULT, "EXC_SYSCALL": isa.EXC_SYSCALL,
+    "UART_BASE": isa.UART_BASE, "UART_TX": uart.UART_TX, "UART_RX": uart.UART_RX, "UART_STATUS": uart.UART_STATUS,
+    "UART_RX_READY": uart.STATUS_RX_READY, "UART_RX_EOF": uart.STATUS_RX_EOF,
+    "TIMER_BASE": isa.TIMER_BASE, "TIMER_CTRL": timer.TIMER_CTRL, "TIMER_INTERVAL": timer.TIMER_INTERVAL,
+    "TIMER_ACK": timer.TIMER_ACK, "TIMER_ENABLE_PERIODIC": timer.CTRL_ENABLE | timer.CTRL_PERIODIC,
+    "POWER_BASE": isa.POWER_BASE, "MMIO_PAGES": (isa.POWER_BASE - isa.MMIO_BASE) // isa.MMIO_DEVICE_SIZE + 1,
+    **{f"BI_{name.upper()}": 4 * index for index, name in enumerate(BOOTINFO_FIELDS) if name != "magic"},
+    **{f"MOD_{name.upper()}": 4 * index for index, name in enumerate(MODULE_FIELDS)},
+    "MOD_ENTRY_SIZE": loader.BOOTINFO_MODULE_ENTRY_SIZE,
+    "ELF_MAGIC": int.from_bytes(loader.ELF_MAGIC, "little"),
+    "E_ENTRY": field_offset(elf.EHDR, 4), "E_PHOFF": field_offset(elf.EHDR, 5),
+    "E_PHENTSIZE": field_offset(elf.EHDR, 9), "E_PHNUM": field_offset(elf.EHDR, 10),
+    "P_TYPE": field_offset(elf.PHDR, 0), "P_OFFSET": field_offset(elf.PHDR, 1), "P_VADDR": field_offset(elf.PHDR, 2),
+    "P_FILESZ": field_offset(elf.PHDR, 4), "P_MEMSZ": field_offset(elf.PHDR, 5), "P_FLAGS": field_offset(elf.PHDR, 6),
+    "PT_LOAD": elf.PT_LOAD, "PF_W": elf.PF_W,
+}
+
+
+def header_values(names: list[str]) -> dict[str, int]:
+    """The value of each name as kernel.inc defines it, evaluated by kite-as."""
+    source = '.include "kernel.inc"\n.data\n' + "".join(f".word {name}\n" for name in names)
+    data = assemble(source, str(KERNEL / "values.s"), include_dirs=[str(KERNEL)]).section(".data").data
+    return dict(zip(names, struct.unpack(f"<{len(names)}I", bytes(data))))
+
+
+def test_the_boot_info_fields_are_in_the_loaders_order():
+    """BOOTINFO_FIELDS above is the loader's packing order (one word each)."""
+    assert loader.BOOTINFO_HEADER_SIZE == 4 * len(BOOTINFO_FIELDS)
+    assert loader.BOOTINFO_MODULE_ENTRY_SIZE == 4 * len(MODULE_FIELDS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_kernel_inc_states_the_source_of_truths_value(name):
+    assert name in EQU.findall((KERNEL / "kernel.inc").read_text()), f"kernel.inc no longer defines {name}"
+    assert header_values([name])[name] == EXPECTED[name] & 0xFFFFFFFF
