@@ -41,7 +41,7 @@
         .globl pte_make, pte_frame, pte_write, mmu_commit, tlb_flush_all, tlb_flush_page
         .globl pt_prepare, pt_release, pd_set_user, as_activate
         .globl trap_vector_set, timer_start, timer_ack, console_write, console_read, power_off
-        .globl irq_save, irq_restore
+        .globl irq_save, irq_restore, phase_mark
 
 # ---------------------------------------------------------------------------------
 # Boot: these run at the kernel's physical address (paging off natively, the VMM's
@@ -682,6 +682,13 @@ power_off:
 timer_ack:
         li      t0, TIMER_BASE
         sw      zero, TIMER_ACK(t0)
+        ret
+
+# phase_mark(a0 = marker): record a phase mark (docs/isa.md "Marker"): the same store in
+# both builds, as timer_ack.
+phase_mark:
+        li      t0, MARKER_BASE
+        sw      a0, MARKER_MARK(t0)
         ret
 
 # irq_save() -> a0 = the interrupt state; interrupts off.  irq_restore(a0 = state).

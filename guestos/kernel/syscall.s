@@ -146,8 +146,22 @@ sys_spawn:
 sys_wait:
         j       proc_wait
 
+# sys_roi(a0 = 1: begin, 0: end) -> 0, or -EINVAL.  Marks the region of interest.
+sys_roi:
+        li      t0, 1
+        bltu    t0, a0, 1f
+        li      t0, MARK_ROI_END
+        sub     a0, t0, a0              # 1 -> ROI_BEGIN (2), 0 -> ROI_END (3)
+        push    ra
+        call    phase_mark
+        pop     ra
+        mov     a0, zero
+        ret
+1:      li      a0, -EINVAL
+        ret
+
         .rodata
         .balign 4
 syscalls:       .word sys_exit, sys_write, sys_read, sys_getpid, sys_yield, sys_sbrk
-                .word sys_spawn, sys_wait
+                .word sys_spawn, sys_wait, sys_roi
 msg_bad_syscall: .asciz "bad syscall "

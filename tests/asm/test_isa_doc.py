@@ -18,7 +18,7 @@ from asm import isa
 from asm.isa import (BY_MNEMONIC, CR_NUMBERS, FORMATS, INSTRUCTIONS, OPCODE, REG_ABI_NAMES, REG_AT,
                      REG_NUMBERS, decode, encode)
 from vmm.machine import loader
-from vmm.machine.devices import disk, power, timer, uart
+from vmm.machine.devices import disk, marker, power, timer, uart
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "isa.md"
 DEVICE_MODULES: dict[str, tuple[ModuleType, tuple[int, ...]]] = {
@@ -26,6 +26,7 @@ DEVICE_MODULES: dict[str, tuple[ModuleType, tuple[int, ...]]] = {
     "Timer": (timer, timer.TIMER_REGISTERS),
     "Disk": (disk, disk.DISK_REGISTERS),
     "Power": (power, power.POWER_REGISTERS),
+    "Marker": (marker, marker.MARKER_REGISTERS),
 }
 FLAG_NAMES = (isa.PRIVILEGED, isa.SENSITIVE, isa.BRANCH, isa.LOAD, isa.STORE, isa.TRAP)
 NONE = "-"
@@ -285,7 +286,8 @@ def test_memory_map_addresses_match_the_constants():
             assert constant(found, name) == starts[name], f"{name} is not at {row['Start']}"
             assert int(row["End"], 16) - starts[name] + 1 == (
                 isa.MMIO_DEVICE_SIZE if name.endswith("_BASE") else isa.PAGE_SIZE)
-    assert {"BOOTINFO_ADDR", "MMIO_BASE", "UART_BASE", "TIMER_BASE", "DISK_BASE", "POWER_BASE"} <= set(starts)
+    assert {"BOOTINFO_ADDR", "MMIO_BASE", "UART_BASE", "TIMER_BASE", "DISK_BASE", "POWER_BASE",
+            "MARKER_BASE"} <= set(starts)
 
 
 @pytest.mark.parametrize("device", sorted(DEVICE_MODULES))

@@ -17,7 +17,7 @@ from asm import elf, isa
 from asm.assembler import assemble
 from kite.build import GUESTOS
 from vmm.machine import loader
-from vmm.machine.devices import timer, uart
+from vmm.machine.devices import marker, timer, uart
 from vmm.monitor import hypercall_abi as abi
 
 KERNEL = GUESTOS / "kernel"
@@ -47,7 +47,9 @@ EXPECTED = {
     "UART_RX_READY": uart.STATUS_RX_READY, "UART_RX_EOF": uart.STATUS_RX_EOF,
     "TIMER_BASE": isa.TIMER_BASE, "TIMER_CTRL": timer.TIMER_CTRL, "TIMER_INTERVAL": timer.TIMER_INTERVAL,
     "TIMER_ACK": timer.TIMER_ACK, "TIMER_ENABLE_PERIODIC": timer.CTRL_ENABLE | timer.CTRL_PERIODIC,
-    "POWER_BASE": isa.POWER_BASE, "MMIO_PAGES": (isa.POWER_BASE - isa.MMIO_BASE) // isa.MMIO_DEVICE_SIZE + 1,
+    "POWER_BASE": isa.POWER_BASE, "MARKER_BASE": isa.MARKER_BASE, "MARKER_MARK": marker.MARKER_MARK,
+    "MARK_BOOT_DONE": marker.BOOT_DONE, "MARK_ROI_BEGIN": marker.ROI_BEGIN, "MARK_ROI_END": marker.ROI_END,
+    "MMIO_PAGES": (isa.MARKER_BASE - isa.MMIO_BASE) // isa.MMIO_DEVICE_SIZE + 1,      # every device page
     **{f"BI_{name.upper()}": 4 * index for index, name in enumerate(BOOTINFO_FIELDS) if name != "magic"},
     **{f"MOD_{name.upper()}": 4 * index for index, name in enumerate(MODULE_FIELDS)},
     "MOD_ENTRY_SIZE": loader.BOOTINFO_MODULE_ENTRY_SIZE,

@@ -19,24 +19,29 @@ exact tick.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import BinaryIO, Callable
 
 from asm.arch import describe_cause, sets_badaddr
 from asm.isa import (BOOTINFO_ADDR, CR_NAMES, DISK_BASE, MMIO_DEVICE_SIZE,
-                     POWER_BASE, REG_ABI_NAMES, TIMER_BASE, UART_BASE)
+                     MARKER_BASE, POWER_BASE, REG_ABI_NAMES, TIMER_BASE, UART_BASE)
 from vmm.machine.bus import Bus
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.devices.disk import Disk, DiskImage
+from vmm.machine.devices.marker import Marker
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
 from vmm.machine.devices.uart import ConsoleInput, Uart
 from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import LoadedImage, load
 from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
+from vmm.machine.phases import split
 from vmm.machine.stats import MachineStats, exception_names, interrupt_names
 from vmm.machine.symbols import Symbolizer
 
 PREEMPT_REASON = "preempt: a device event moved earlier"
+MARK_REASON = "mark: snapshot the figures"
+OWN_STOPS = (PREEMPT_REASON, MARK_REASON)      # stops the loop asks for itself, then resumes
 NO_LIMIT = 1 << 62
 ACTIVE = (CpuState.RUNNING, CpuState.WAITING)
 
@@ -78,6 +83,14 @@ class Machine:
             self.disk = Disk(self.irq, self.memory, image, clock, self._schedule_changed)
             self.bus.map(DISK_BASE, MMIO_DEVICE_SIZE, self.disk)
         self.bus.map(POWER_BASE, MMIO_DEVICE_SIZE, self.power)
+        self.bus.map(MARKER_BASE, MMIO_DEVICE_SIZE, Marker(self._marked))
+        self.marks: list[tuple[int, MachineStats]] = []     # (marker, the figures right after its store)
+        self._pending_marks: list[int] = []
+
+    def _marked(self, marker: int) -> None:
+        """A phase mark: the figures are taken once the marking store retires."""
+        self._pending_marks.append(marker)
+        self.cpu.request_stop(MARK_REASON)
 
     def _clock(self) -> int:
         """The current tick, for devices."""
@@ -159,7 +172,9 @@ class Machine:
             self.cpu.run(deadline)
         finally:
             self._run_deadline = None
-        if self.cpu.state == CpuState.STOPPED and self.cpu.stop_reason == PREEMPT_REASON:
+        self.marks += [(marker, self.stats()) for marker in self._pending_marks]
+        self._pending_marks.clear()
+        if self.cpu.state == CpuState.STOPPED and self.cpu.stop_reason in OWN_STOPS:
             self.cpu.state = CpuState.RUNNING
             self.cpu.stop_reason = None
 
@@ -176,7 +191,8 @@ class Machine:
         pc = self.cpu.pc
         exit_code, message = end_of_run(reason, self.power.exit_code, self.cpu.stop_reason,
                                         self.symbols.describe(pc), max_instructions)
-        return RunResult(exit_code, reason, message, pc, self.stats(reason, exit_code))
+        figures = self.stats(reason, exit_code)
+        return RunResult(exit_code, reason, message, pc, replace(figures, phases=split(self.marks, figures)))
 
     def stats(self, reason: str = "", exit_code: int | None = None) -> MachineStats:
         """The run's figures: the CPU's counters, exceptions and interrupts

@@ -3,12 +3,14 @@
 The bare machine and the machine simulator both report a MachineStats; the
 VMM adds a VmStats per VM (vmm/monitor/vm.py).  `as_dict()` is what `kite run
 --stats` prints and `--stats-json` writes (docs/vmm.md "Figures"): the field
-names are the JSON keys.
+names are the JSON keys.  Each has its phases (boot, workload) as stats of
+the same type.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 from asm.isa import EXCEPTION_NAMES, IRQ_NAMES
 
@@ -32,10 +34,16 @@ class MachineStats:
     modeled_cycles: int
     reason: str
     exit_code: int | None
+    phases: dict[str, MachineStats] = field(default_factory=dict)   # "boot", "workload" (vmm/machine/phases.py)
+
+    LATEST: ClassVar[frozenset[str]] = frozenset({"exit_code"})     # not a count: a phase keeps the later value
 
     def as_dict(self) -> dict:
-        """The figures by name, JSON-ready."""
-        return asdict(self)
+        """The figures by name, JSON-ready; "phases" only when there are phases."""
+        figures = asdict(self)
+        if not self.phases:
+            del figures["phases"]
+        return figures
 
 
 def exception_names(counts: dict[int, int]) -> dict[str, int]:

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO, Callable
 
 from asm.arch import (describe_cause, interrupt_to_take, is_fetch_fault, triple_fault_message,
@@ -51,6 +51,7 @@ from vmm.machine.errors import KiteError
 from vmm.machine.loader import load
 from vmm.machine.machine import Machine
 from vmm.machine.outcome import CpuState, RunResult
+from vmm.machine.phases import split
 from vmm.monitor import boot, emulate, hypercalls
 from vmm.monitor.paging import MODES, ShadowMode
 from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
@@ -174,7 +175,14 @@ class Monitor:
         self._bring_devices_current()
         self._contained(vm, f"handling {describe_cause(cause)} at {epc:#010x}",
                         lambda: self._dispatch(vm, cause, epc, badaddr))
+        self._take_marks(vm)
         self._resume()
+
+    def _take_marks(self, vm: VM) -> None:
+        """The VM's figures for each phase mark its emulated store just made
+        (the store charged, so the marking exit counts in the phase before)."""
+        vm.marks += [(marker, self.vm_stats(vm)) for marker in vm.pending_marks]
+        vm.pending_marks.clear()
 
     def _contained(self, vm: VM, doing: str, action: Callable[[], None]) -> None:
         """Run `action`, the VMM's work for `vm`; whatever it raises stops
@@ -426,7 +434,8 @@ class Monitor:
 
     def _vm_result(self, vm: VM) -> VmResult:
         exit_code = vm.exit_code if vm.exit_code is not None else 0
-        return VmResult(vm.name, exit_code, vm.state, vm.message, self.vm_stats(vm))
+        figures = self.vm_stats(vm)
+        return VmResult(vm.name, exit_code, vm.state, vm.message, replace(figures, phases=split(vm.marks, figures)))
 
     def vm_stats(self, vm: VM) -> VmStats:
         """One VM's figures: exits by reason, its paging mode's counters, guest

@@ -24,17 +24,19 @@ the wording of stop messages.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import BinaryIO
 
 from asm.arch import Access, triple_fault_message, unhandled_trap_message
 from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE,
                      CR_EPC, CR_NAMES, CR_PTB, CR_STATUS, CR_TVEC, EXC_BREAKPOINT, EXC_BUS_ERROR, EXC_DIVIDE,
                      EXC_ILLEGAL, EXC_MISALIGNED, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXC_SYSCALL,
-                     LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, POWER_BASE, REG_A0,
+                     LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, MARKER_BASE, POWER_BASE, REG_A0,
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
                      STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, PRIVILEGED, Decoded, decode)
 from vmm.machine.bus import Bus
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
+from vmm.machine.devices.marker import Marker
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
 from vmm.machine.devices.uart import ConsoleInput, Uart
@@ -42,6 +44,7 @@ from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import load
 from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
+from vmm.machine.phases import split
 from vmm.machine.stats import MachineStats, exception_names, interrupt_names
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.symbols import Symbolizer
@@ -133,7 +136,10 @@ class Simulator:
         self.uart = Uart(self.irq, console_out or sys.stdout.buffer, console_in or ConsoleInput(b""))
         self.timer = Timer(self.irq, lambda: self.ticks, lambda: None)
         self.power = Power(lambda reason: None)
-        for base, device in ((UART_BASE, self.uart), (TIMER_BASE, self.timer), (POWER_BASE, self.power)):
+        self.marks: list[tuple[int, MachineStats]] = []   # (marker, the figures right after its store)
+        self._pending_marks: list[int] = []
+        for base, device in ((UART_BASE, self.uart), (TIMER_BASE, self.timer), (POWER_BASE, self.power),
+                             (MARKER_BASE, Marker(self._pending_marks.append))):
             self.bus.map(base, MMIO_DEVICE_SIZE, device)
         self.regs, self.cr = [0] * NUM_REGS, [0] * len(CR_NAMES)
         self.pc = self.ticks = self.instructions = self.ticks_idle = self.page_walks = 0
@@ -163,6 +169,8 @@ class Simulator:
             if self.state is CpuState.WAITING and not self._idle():
                 return self._result(EndReason.NO_INTERRUPT_SOURCE, max_instructions)
             self.step()
+            if self._pending_marks:
+                self._take_marks()
         if self.state is CpuState.HALTED:
             return self._result(EndReason.HALT, max_instructions)
         if self.power.exit_code is not None:
@@ -198,6 +206,11 @@ class Simulator:
             device.advance(self.ticks)
         if self.power.exit_code is not None:
             self.state = CpuState.OFF
+
+    def _take_marks(self) -> None:
+        """The figures for each phase mark the instruction just retired made."""
+        self.marks += [(marker, self.stats()) for marker in self._pending_marks]
+        self._pending_marks.clear()
 
     def _idle(self) -> bool:
         """wfi: skip to the next device event; False if none can ever come."""
@@ -326,7 +339,8 @@ class Simulator:
         self.uart.flush()
         exit_code, message = end_of_run(reason, self.power.exit_code, self.stop_reason,
                                         self.symbols.describe(self.pc), max_instructions)
-        return RunResult(exit_code, reason, message, self.pc, self.stats(reason, exit_code))
+        figures = self.stats(reason, exit_code)
+        return RunResult(exit_code, reason, message, self.pc, replace(figures, phases=split(self.marks, figures)))
 
     def stats(self, reason: str = "", exit_code: int | None = None) -> MachineStats:
         """The bare machine's figures; with no TLB every translation is a walk."""

@@ -13,10 +13,11 @@ import enum
 import io
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, ClassVar
 
-from asm.isa import (IRQ_TIMER, NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE, TIMER_BASE,
+from asm.isa import (IRQ_TIMER, MARKER_BASE, NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE, TIMER_BASE,
                      UART_BASE)
+from vmm.machine.devices.marker import Marker
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
 from vmm.machine.devices.uart import ConsoleInput, Uart
@@ -55,9 +56,17 @@ class VmStats:
     exits: dict[str, int]              # by reason
     counters: dict[str, int]           # the paging mode's own
     modeled_cycles: int
+    phases: dict[str, VmStats] = field(default_factory=dict)   # "boot", "workload" (vmm/machine/phases.py)
+
+    LATEST: ClassVar[frozenset[str]] = frozenset({"exit_code"})     # not a count: a phase keeps the later value
+    GAUGES: ClassVar[frozenset[str]] = frozenset({"shadow_pages"})  # in counters: a level, not a count
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The figures by name, JSON-ready; "phases" only when there are phases."""
+        figures = asdict(self)
+        if not self.phases:
+            del figures["phases"]
+        return figures
 
 
 @dataclass(frozen=True)
@@ -156,7 +165,10 @@ class VM:
         self.uart = Uart(self.irq, self.console_out, self.console_in)
         self.timer = Timer(self.irq, self.clock, self.timer_changed)
         self.power = Power(self._powered_off)
-        self.devices = {UART_BASE: self.uart, TIMER_BASE: self.timer, POWER_BASE: self.power}
+        self.pending_marks: list[int] = []   # phase marks the VM made in the exit being handled
+        self.marks: list[tuple[int, VmStats]] = []   # (marker, the VM's figures right after its store)
+        self.devices = {UART_BASE: self.uart, TIMER_BASE: self.timer, POWER_BASE: self.power,
+                        MARKER_BASE: Marker(self.pending_marks.append)}
         self.memory = GuestMemory(self.mode.memory, self.physmap)
 
     @property

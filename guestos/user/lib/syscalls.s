@@ -81,6 +81,26 @@ spawn:
         ret
         .size   spawn, . - spawn
 
+# roi_begin() / roi_end(): mark where the region of interest begins and ends (what
+# kite compare reports as the workload phase).  Return 0.
+        .globl  roi_begin
+        .type   roi_begin, @function
+roi_begin:
+        li      a1, 1
+        li      a0, SYS_ROI
+        syscall
+        ret
+        .size   roi_begin, . - roi_begin
+
+        .globl  roi_end
+        .type   roi_end, @function
+roi_end:
+        mov     a1, zero
+        li      a0, SYS_ROI
+        syscall
+        ret
+        .size   roi_end, . - roi_end
+
 # wait(pid, status) -> pid of an exited child (pid -1: any child), or -ECHILD.
 # When a child was reaped and `status` is not 0, its exit status is stored
 # at *status; on error *status is left alone.
