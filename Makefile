@@ -1,12 +1,16 @@
 # Kite: two commands do everything on a fresh machine (see README.md).
 #   make demo   set up .venv, install, build the guest images, run the main job
 #   make test   build, then run every test
+#   make fuzz   random differential testing: COUNT programs (default 10000) from SEED (default random)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test build venv bench clean
+SEED  ?=
+COUNT ?= 10000
+
+.PHONY: demo test build venv bench fuzz clean
 
 venv: $(STAMP)
 
@@ -28,6 +32,9 @@ test: build
 bench: $(STAMP)
 	$(BIN)/python bench/asm_throughput.py
 	$(BIN)/python bench/machine_mips.py
+
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py $(if $(SEED),--seed $(SEED)) --count $(COUNT)
 
 clean:
 	rm -rf guestos/build

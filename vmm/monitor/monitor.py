@@ -282,18 +282,20 @@ class Monitor:
 
     def _resume(self) -> None:
         """After an exit: devices current again (an emulated instruction was
-        charged a tick), wake and inject, pick the VM to run, program the
-        machine timer; tear ended VMs down; power the machine off when no VM
-        is left."""
+        charged a tick), pick the VM to run, inject its pending interrupt (and
+        pick again if that stopped it), tear ended VMs down, program the
+        machine timer; power the machine off when no VM is left."""
         self._bring_devices_current()
-        for vm in self.vms:
-            if not vm.alive and not vm.torn_down:
-                self._contained(vm, "tearing the VM down", lambda vm=vm: self._tear_down(vm))
-                vm.torn_down = True
         if not self.current.alive or self.current.state == WAITING or self.cpu.ticks >= self._slice_end:
             self._schedule()
         if self.cpu.state is CpuState.RUNNING:
             self._inject(self.current)
+            if not self.current.alive:           # the injection stopped it (no trap vector, triple fault)
+                self._schedule()
+        for vm in self.vms:
+            if not vm.alive and not vm.torn_down:
+                self._contained(vm, "tearing the VM down", lambda vm=vm: self._tear_down(vm))
+                vm.torn_down = True
         if self.cpu.state is not CpuState.STOPPED:
             self._program_timer()
 
