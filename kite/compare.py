@@ -1,13 +1,16 @@
 """`kite compare`: every workload under bare, shadow, direct and sim, side by side.
 
-    workloads.toml --> runs (kite.runs) --> records --> checks  (same output and exit code everywhere)
-                                                    --> tables, summary (stdout)
-                                                    --> --json / --csv / --plot files
+    workloads.toml --> runs (kite.runs, -j N in parallel) --> records --> checks  (same output and exit code)
+                                                                      --> tables, summary (stdout)
+                                                                      --> --json / --csv / --plot files
 
-A record is one run's row: kite.runs.figures plus `overhead`, its modeled
-cycles over bare's for the same workload.  Exit code: 0 when every run ended
-normally with the same output and exit code as the others (and as expected);
-1 when not, the differences reported on stderr; 2 for a bad option or file.
+A record is one phase (boot, workload, total) of one run: kite.runs.figures
+plus `exits_per_kinsn` and `overhead`, its modeled cycles over bare's for the
+same workload and phase.  The tables and the summary lead with the workload
+phase and show boot apart; --wide shows every figure of every phase.  Exit
+code: 0 when every run ended normally with the same output and exit code as
+the others (and as expected); 1 when not, the differences reported on
+stderr; 2 for a bad option or file.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import csv
 import difflib
 import io
 import json
+import multiprocessing
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +27,7 @@ from pathlib import Path
 import click
 
 from asm.files import write_atomically
-from kite.runs import (CONFIGS, KERNEL_NATIVE, KERNEL_PV, PAGING_COUNTERS, WORKLOADS, Kernels,
+from kite.runs import (CATEGORIES, CONFIGS, KERNEL_NATIVE, KERNEL_PV, PAGING_COUNTERS, WORKLOADS, Kernels,
                        RunOutcome, RunSpec, Workload, expected_output, figures, plan, read_workloads, run)
 from vmm.machine.costs import DEFAULT_COST_MODEL, load_cost_model
 from vmm.machine.errors import KiteError
@@ -32,19 +36,30 @@ EXIT_MISMATCH = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130           # 128 + SIGINT, as `kite run`
 DIFF_LINES = 12                  # lines of a unified diff shown per mismatch
-PLOT_REASONS = 8                 # exit reasons drawn apiece in the plot; the rest are "other"
-WIDE = 240                       # table width when stdout is not a terminal
+TOP_REASONS = 3                  # exit reasons the default table names per run
+DEFAULT_WIDTH = 120              # the default table's width when stdout is not a terminal
+WIDE = 240                       # the --wide table's width when stdout is not a terminal
 MEASURE_WIDTH = 10_000           # wide enough to measure a table's unwrapped width
+DEFAULT_SLICE = 1_000_000        # instructions per guest timer tick: 1 kHz on a core retiring 10^9 per second
+PLOT_SUFFIXES = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+PLOT_DPI = 150
 
 # record key -> type, in column order (CSV columns, JSON keys)
 RECORD_FIELDS = {
-    "workload": str, "config": str, "exit_code": int, "guest_instructions": int, "vm_exits": int,
-    "exits": dict, "hypercalls": int, **dict.fromkeys(PAGING_COUNTERS, int), "tlb_misses": int,
-    "walk_refs": int, "modeled_cycles": int, "overhead": float, "wall_seconds": float,
+    "workload": str, "category": str, "config": str, "phase": str, "exit_code": int,
+    "guest_instructions": int, "vm_exits": int, "exits_per_kinsn": float, "exits": dict, "hypercalls": int,
+    **dict.fromkeys(PAGING_COUNTERS, int), "tlb_misses": int, "walk_refs": int, "modeled_cycles": int,
+    "overhead": float, "wall_seconds": float,
 }
-# (table header, record key), after the configuration's name
+# (table header, record key) after the configuration's name: the default table (the workload phase) ...
+SHORT_COLUMNS = (
+    ("guest insns", "guest_instructions"), ("VM exits", "vm_exits"), ("per 1k", "exits_per_kinsn"),
+    ("top exit reasons", "top_exits"), ("modeled cycles", "modeled_cycles"), ("vs bare", "overhead"),
+)
+# ... and --wide (every phase)
 COLUMNS = (
-    ("guest insns", "guest_instructions"), ("VM exits", "vm_exits"), ("exits by reason", "exits"),
+    ("phase", "phase"), ("guest insns", "guest_instructions"), ("VM exits", "vm_exits"),
+    ("per 1k", "exits_per_kinsn"), ("exits by reason", "exits"),
     ("hypercalls", "hypercalls"), ("hidden PF", "hidden_faults"), ("true PF", "true_faults"),
     ("PT write traps", "pt_write_traps"), ("shadow built", "shadow_entries_created"),
     ("shadow inval.", "shadow_entries_invalidated"), ("TLB misses", "tlb_misses"),
@@ -57,14 +72,24 @@ CONFIG_WORDS = {"shadow": "shadow paging", "direct": "direct mapping", "sim": "m
 # --- records -------------------------------------------------------------------------------------
 
 def make_records(outcomes: list[RunOutcome]) -> list[dict]:
-    """One record per outcome, in order, with `overhead` = modeled cycles /
-    bare's for the same workload (None without a bare run or a figure)."""
-    records = [figures(outcome) for outcome in outcomes]
-    bare = {record["workload"]: record["modeled_cycles"] for record in records if record["config"] == "bare"}
+    """The records of every outcome, in order (a record per phase), with
+    `exits_per_kinsn` = VM exits per 1,000 guest instructions and `overhead`
+    = modeled cycles / bare's for the same workload and phase (None without a
+    bare run or a figure)."""
+    records = [record for outcome in outcomes for record in figures(outcome)]
+    bare = {(record["workload"], record["phase"]): record["modeled_cycles"]
+            for record in records if record["config"] == "bare"}
     for record in records:
-        base, cycles = bare.get(record["workload"]), record["modeled_cycles"]
+        base, cycles = bare.get((record["workload"], record["phase"])), record["modeled_cycles"]
         record["overhead"] = round(cycles / base, 4) if base and cycles is not None else None
+        exits, insns = record["vm_exits"], record["guest_instructions"]
+        record["exits_per_kinsn"] = round(1000 * exits / insns, 3) if exits is not None and insns else None
     return [{key: record[key] for key in RECORD_FIELDS} for record in records]
+
+
+def phase(records: list[dict], name: str) -> list[dict]:
+    """The records of one phase, in order."""
+    return [record for record in records if record["phase"] == name]
 
 
 def format_exits(exits: dict | None, separator: str) -> str | None:
@@ -76,13 +101,25 @@ def format_exits(exits: dict | None, separator: str) -> str | None:
 
 
 def parse_exits(text: str) -> dict:
-    """The inverse of format_exits(exits, "; ")."""
-    pairs = (item.rpartition("=") for item in text.split("; ") if item)
+    """The inverse of format_exits(exits, "; ") ("none": no exits)."""
+    pairs = (item.rpartition("=") for item in text.split("; ") if item and text != "none")
     return {reason: int(count) for reason, _, count in pairs}
 
 
-def cell(key: str, value) -> str:
-    """A record value as the table shows it: "-" for no figure."""
+def top_exits(exits: dict | None, count: int = TOP_REASONS) -> str | None:
+    """The `count` most frequent exit reasons with their share, one per line."""
+    if exits is None:
+        return None
+    total = sum(exits.values())
+    ranked = sorted(exits.items(), key=lambda item: (-item[1], item[0]))[:count]
+    return "\n".join(f"{reason} {100 * n / total:.0f}%" for reason, n in ranked) or "none"
+
+
+def cell(key: str, record: dict) -> str:
+    """A record's figure `key` as the table shows it: "-" for no figure."""
+    if key == "top_exits":
+        return top_exits(record["exits"]) or "-"
+    value = record[key]
     if value is None:
         return "-"
     if key == "exits":
@@ -91,6 +128,8 @@ def cell(key: str, value) -> str:
         return f"{value:,.2f}x"
     if key == "wall_seconds":
         return f"{value:.2f}"
+    if key == "exits_per_kinsn":
+        return f"{value:,.2f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
@@ -141,51 +180,71 @@ def _lines(output: bytes) -> list[str]:
 
 # --- the report ------------------------------------------------------------------------------------
 
-def table(workload: str, records: list[dict], width: int):
-    """The rich Table of one workload: a row per configuration and a column
-    per figure when that fits in `width`, else transposed (table_by_figure)."""
+def table(workload: str, records: list[dict], width: int, wide: bool = False):
+    """The rich Table of one workload: by default the workload phase and
+    SHORT_COLUMNS; with `wide` every phase and every column.  A row per
+    configuration (and phase) and a column per figure when that fits in
+    `width`, else transposed (table_by_figure)."""
     from rich.console import Console
     from rich.measure import Measurement
-    wide = table_by_config(workload, records)
+    columns = COLUMNS if wide else SHORT_COLUMNS
+    shown = records if wide else phase(records, "workload")
+    grid = table_by_config(workload, shown, columns)
     unbounded = Console(width=MEASURE_WIDTH)
-    if Measurement.get(unbounded, unbounded.options, wide).maximum <= width:
-        return wide
-    return table_by_figure(workload, records)
+    if Measurement.get(unbounded, unbounded.options, grid).maximum <= width:
+        return grid
+    return table_by_figure(workload, shown, columns)
 
 
-def table_by_config(workload: str, records: list[dict]):
-    """A row per configuration, a column per figure (COLUMNS)."""
+def title(workload: str, records: list[dict]) -> str:
+    category = records[0]["category"] if records else None
+    return f"workload {workload}" + (f" ({category})" if category else "")
+
+
+def table_by_config(workload: str, records: list[dict], columns: tuple):
+    """A row per record, a column per figure."""
     from rich.table import Table
-    grid = Table(title=f"workload {workload}", title_justify="left", show_lines=True)
+    grid = Table(title=title(workload, records), title_justify="left", show_lines=True)
     grid.add_column("config", style="bold")
-    for header, key in COLUMNS:
-        if key == "exits":
+    for header, key in columns:
+        if key in ("exits", "top_exits", "phase"):
             grid.add_column(header, no_wrap=True)
         else:
             grid.add_column(header, justify="right", overflow="fold")
     for record in records:
-        grid.add_row(record["config"], *(cell(key, record[key]) for _, key in COLUMNS))
+        grid.add_row(record["config"], *(cell(key, record) for _, key in columns))
     return grid
 
 
-def table_by_figure(workload: str, records: list[dict]):
+def table_by_figure(workload: str, records: list[dict], columns: tuple):
     """A row per figure (one per exit reason under "exits by reason"), a
-    column per configuration: the layout for narrow terminals."""
+    column per record: the layout for narrow terminals."""
     from rich.table import Table
-    grid = Table(title=f"workload {workload}", title_justify="left")
+    grid = Table(title=title(workload, records), title_justify="left")
     grid.add_column("figure", style="bold")
+    phases = len({record["phase"] for record in records}) > 1
     for record in records:
-        grid.add_column(record["config"], justify="right")
-    for header, key in COLUMNS:
-        if key != "exits":
-            grid.add_row(header, *(cell(key, record[key]) for record in records))
+        grid.add_column(f"{record['config']} {record['phase']}" if phases else record["config"], justify="right")
+    for header, key in columns:
+        if key not in ("exits", "top_exits"):
+            if key != "phase":
+                grid.add_row(header, *(cell(key, record) for record in records))
             continue
         reasons = sorted({reason for record in records for reason in record["exits"] or {}})
-        grid.add_row(header, *("" if record["exits"] is not None else "-" for record in records))
+        grid.add_row("exits by reason", *("" if record["exits"] is not None else "-" for record in records))
         for reason in reasons:
             grid.add_row(f"  {reason}", *("-" if record["exits"] is None else f"{record['exits'].get(reason, 0):,}"
                                           for record in records))
     return grid
+
+
+def boot_line(records: list[dict]) -> str:
+    """The boot phase of one workload in a line, beside its table."""
+    parts = [f"{record['config']} {record['guest_instructions']:,} insns"
+             + (f", {record['vm_exits']:,} exits" if record["vm_exits"] is not None else "")
+             + (f", {cell('overhead', record)}" if record["overhead"] is not None else "")
+             for record in phase(records, "boot") if record["guest_instructions"] is not None]
+    return "boot (not in the table): " + "; ".join(parts)
 
 
 def totals(records: list[dict], config: str, key: str) -> int | None:
@@ -204,7 +263,10 @@ def overall_overhead(records: list[dict], config: str) -> float | None:
 
 
 def summary(records: list[dict], problems: list[str]) -> list[str]:
-    """Plain-language sentences generated from the records' totals."""
+    """Plain-language sentences generated from the totals of the workload
+    phase (and, last, whether every run agreed)."""
+    runs = len(phase(records, "total"))
+    records = phase(records, "workload")
     sentences = []
     hypercalls = totals(records, "direct", "hypercalls")
     writes, hidden = totals(records, "shadow", "pt_write_traps"), totals(records, "shadow", "hidden_faults")
@@ -220,10 +282,11 @@ def summary(records: list[dict], problems: list[str]) -> list[str]:
     costs = [f"{words} {ratio:,.1f}x" for config, words in CONFIG_WORDS.items()
              for ratio in [overall_overhead(records, config)] if ratio is not None]
     if costs:
-        sentences.append(f"In modeled cycles, relative to the bare machine: {', '.join(costs)}.")
+        sentences.append(f"In modeled cycles of the workload phase, relative to the bare machine: "
+                         f"{', '.join(costs)}.")
     workloads = len({record["workload"] for record in records})
-    sentences.append(f"{len(problems)} problem(s) in {len(records)} runs of {workloads} workload(s): see above."
-                     if problems else f"All {len(records)} runs of {workloads} workload(s) ended with the same "
+    sentences.append(f"{len(problems)} problem(s) in {runs} runs of {workloads} workload(s): see above."
+                     if problems else f"All {runs} runs of {workloads} workload(s) ended with the same "
                      f"output and exit code in every configuration.")
     return sentences
 
@@ -246,12 +309,12 @@ def records_json(records: list[dict]) -> bytes:
 
 def records_csv(records: list[dict]) -> bytes:
     """The records as CSV: a header row of RECORD_FIELDS, no figure as an
-    empty cell, exits as "reason=n; reason=n"."""
+    empty cell, exits as "reason=n; reason=n" ("none" for no exits)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(RECORD_FIELDS)
     for record in records:
-        writer.writerow(["" if record[key] is None else format_exits(record[key], "; ") if key == "exits"
+        writer.writerow(["" if record[key] is None else format_exits(record[key], "; ") or "none" if key == "exits"
                          else record[key] for key in RECORD_FIELDS])
     return text.getvalue().encode("utf-8")
 
@@ -265,56 +328,65 @@ def read_csv(path: Path) -> list[dict]:
             for row in rows]
 
 
-def plot_png(records: list[dict]) -> bytes:
-    """Bar charts as PNG bytes: per workload, VM exits by reason (stacked) and
-    the overhead per configuration."""
+def plot(records: list[dict], kind: str) -> bytes:
+    """The charts of the workload phase as `kind` (png, svg or pdf) bytes: per
+    workload, VM exits by reason (stacked, one fixed colour per reason across
+    every panel) and the overhead per configuration on a log scale."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    records = phase(records, "workload")
     workloads = list(dict.fromkeys(record["workload"] for record in records))
+    colours = reason_colours(records)
     figure = Figure(figsize=(13, 3.6 * len(workloads)), layout="constrained")
     axes = figure.subplots(len(workloads), 2, squeeze=False)
     for row, workload in zip(axes, workloads):
         mine = [record for record in records if record["workload"] == workload]
-        _plot_exits(row[0], workload, mine)
+        _plot_exits(row[0], workload, mine, colours)
         _plot_overhead(row[1], workload, mine)
     out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=90)
+    figure.savefig(out, format=kind, dpi=PLOT_DPI)
     return out.getvalue()
 
 
-def plot_groups(exits: dict) -> dict:
-    """The PLOT_REASONS most frequent exit reasons, the rest summed as "other"."""
-    ranked = sorted(exits.items(), key=lambda item: (-item[1], item[0]))
-    groups = dict(ranked[:PLOT_REASONS])
-    if len(ranked) > PLOT_REASONS:
-        groups["other"] = sum(count for _, count in ranked[PLOT_REASONS:])
-    return groups
+def reason_colours(records: list[dict]) -> dict[str, str]:
+    """One colour per exit reason, the same in every panel: reasons ranked by
+    their total over all records, then the colours of tab20 in order."""
+    from matplotlib import colormaps
+    totals: dict[str, int] = {}
+    for record in records:
+        for reason, count in (record["exits"] or {}).items():
+            totals[reason] = totals.get(reason, 0) + count
+    palette = colormaps["tab20"].colors
+    ranked = sorted(totals, key=lambda reason: (-totals[reason], reason))
+    return {reason: palette[index % len(palette)] for index, reason in enumerate(ranked)}
 
 
-def _plot_exits(axis, workload: str, records: list[dict]) -> None:
+def _plot_exits(axis, workload: str, records: list[dict], colours: dict) -> None:
     """Stacked bars: one per configuration, one segment per exit reason."""
     configs = [record["config"] for record in records]
-    groups = [plot_groups(record["exits"] or {}) for record in records]
-    reasons = list(dict.fromkeys(reason for group in groups for reason in group))
+    reasons = [reason for reason in colours if any(reason in (record["exits"] or {}) for record in records)]
     bottoms = [0] * len(records)
     for reason in reasons:
-        heights = [group.get(reason, 0) for group in groups]
-        axis.bar(configs, heights, bottom=bottoms, label=reason)
+        heights = [(record["exits"] or {}).get(reason, 0) for record in records]
+        axis.bar(configs, heights, bottom=bottoms, label=reason, color=colours[reason])
         bottoms = [low + height for low, height in zip(bottoms, heights)]
-    axis.set_title(f"{workload}: VM exits by reason")
+    axis.set_title(f"{workload}: VM exits by reason (workload phase)")
     axis.set_ylabel("exits")
     if reasons:
         axis.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def _plot_overhead(axis, workload: str, records: list[dict]) -> None:
-    """One bar per configuration: modeled cycles relative to bare."""
-    configs = [record["config"] for record in records]
-    ratios = [record["overhead"] or 0 for record in records]
-    bars = axis.bar(configs, ratios, color="tab:gray")
-    axis.bar_label(bars, labels=[cell("overhead", record["overhead"]) for record in records], fontsize="small")
-    axis.set_title(f"{workload}: modeled cycles relative to bare")
+    """One bar per configuration: modeled cycles relative to bare, log scale
+    (so simulation's 100x does not flatten the rest)."""
+    shown = [record for record in records if record["overhead"]]
+    bars = axis.bar([record["config"] for record in shown], [record["overhead"] for record in shown],
+                    color="tab:gray")
+    axis.bar_label(bars, labels=[cell("overhead", record) for record in shown], fontsize="small")
+    axis.set_yscale("log")
+    axis.axhline(1.0, color="black", linewidth=0.5)
+    axis.set_title(f"{workload}: modeled cycles relative to bare (log scale)")
     axis.set_ylabel("x bare")
 
 
@@ -351,14 +423,23 @@ class Progress:
             self._bar.stop()
 
 
-def run_specs(specs: list[RunSpec]) -> list[RunOutcome]:
-    """Run every spec in order, showing progress."""
-    outcomes = []
+def run_specs(specs: list[RunSpec], jobs: int = 1) -> list[RunOutcome]:
+    """Run every spec, showing progress; in `jobs` processes when more than
+    one.  The outcomes are in the specs' order and, but for the host time,
+    the same whatever `jobs` is: every run is deterministic and in-process."""
     with Progress(len(specs)) as progress:
-        for spec in specs:
-            progress.advance(spec)
-            outcomes.append(run(spec))
-    return outcomes
+        if jobs <= 1 or len(specs) <= 1:
+            outcomes = []
+            for spec in specs:
+                progress.advance(spec)
+                outcomes.append(run(spec))
+            return outcomes
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(specs))) as pool:
+            outcomes = []
+            for spec, outcome in zip(specs, pool.imap(run, specs)):
+                progress.advance(spec)
+                outcomes.append(outcome)
+            return outcomes
 
 
 def ensure_images(specs: list[RunSpec]) -> None:
@@ -379,17 +460,20 @@ def ensure_images(specs: list[RunSpec]) -> None:
                         f"(give the kernels with --kernel-native / --kernel-pv)")
 
 
-def choose(value: str | None, known: list[str], option: str) -> list[str]:
+def choose(value: str | None, known: list[str], option: str, groups: dict[str, list[str]] | None = None) -> list[str]:
     """The comma-separated names in `value` (all of `known` when None), in
-    the order given.  Raises click.UsageError listing the known names."""
+    the order given; a name of `groups` stands for its members.  Raises
+    click.UsageError listing the known names."""
     if value is None:
         return list(known)
-    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
+    groups = groups or {}
+    given = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in given if name not in known and name not in groups]
+    if unknown or not given:
+        listed = ", ".join(known) + (f"; or a category: {', '.join(groups)}" if groups else "")
         raise click.UsageError(f"{option}: unknown name {', '.join(repr(n) for n in unknown) or '(none given)'}; "
-                               f"known: {', '.join(known)}")
-    return names
+                               f"known: {listed}")
+    return list(dict.fromkeys(member for name in given for member in groups.get(name, [name])))
 
 
 OUTPUT_OPTIONS = (("json_path", "--json"), ("csv_path", "--csv"), ("plot_path", "--plot"))
@@ -424,19 +508,27 @@ def input_paths(options: dict, workloads: list[Workload]) -> set[Path]:
     return {Path(path).resolve() for path in paths if path}
 
 
-def plan_runs(workloads: list[Workload], configs: list[str], kernels: Kernels, cost_model) -> list[RunSpec]:
+def plan_runs(workloads: list[Workload], configs: list[str], kernels: Kernels, cost_model,
+              cmdline: str = "") -> list[RunSpec]:
     """Every (workload, configuration) pair the workload supports, workloads outer."""
-    return [plan(workload, config, kernels, cost_model)
+    return [plan(workload, config, kernels, cost_model, cmdline)
             for workload in workloads for config in configs if config in workload.configs()]
 
 
-def report(records: list[dict], problems: list[str], skipped: list[str]) -> None:
-    """The tables and summary on stdout, the problems loudly on stderr."""
+def report(records: list[dict], problems: list[str], skipped: list[str], wide: bool = False) -> None:
+    """The tables grouped by category, each with its boot line, and the
+    summary on stdout; the problems loudly on stderr."""
     from rich.console import Console
     from rich.text import Text
-    out = Console(width=None if sys.stdout.isatty() else WIDE, highlight=False)
-    for workload in dict.fromkeys(record["workload"] for record in records):
-        out.print(table(workload, [record for record in records if record["workload"] == workload], out.width))
+    out = Console(width=None if sys.stdout.isatty() else WIDE if wide else DEFAULT_WIDTH, highlight=False)
+    for category in dict.fromkeys(record["category"] for record in records):
+        out.rule(f"category {category}" if category else "uncategorized", align="left")
+        mine = [record for record in records if record["category"] == category]
+        for workload in dict.fromkeys(record["workload"] for record in mine):
+            own = [record for record in mine if record["workload"] == workload]
+            out.print(table(workload, own, out.width, wide))
+            if not wide:
+                out.print(f"[dim]{boot_line(own)}[/dim]")
     for line in skipped:
         out.print(f"[dim]{line}[/dim]")
     errors = Console(stderr=True, highlight=False)
@@ -451,27 +543,33 @@ def compare_main(options: dict) -> int:
     KiteError for bad files and click.UsageError for bad options."""
     configs = choose(options["configs"], list(CONFIGS), "--configs")
     available = read_workloads(options["workloads_file"])
-    names = choose(options["workloads"], [workload.name for workload in available], "--workloads")
+    categories = {category: [workload.name for workload in available if workload.category == category]
+                  for category in CATEGORIES if any(workload.category == category for workload in available)}
+    names = choose(options["workloads"], [workload.name for workload in available], "--workloads", categories)
     workloads = [workload for name in names for workload in available if workload.name == name]
     outputs = [(options[key], option) for key, option in OUTPUT_OPTIONS if options[key] is not None]
     if len({path.resolve() for path, _ in outputs}) != len(outputs):
         raise click.UsageError("--json, --csv and --plot must name different files")
+    if options["plot_path"] is not None and options["plot_path"].suffix.lower() not in PLOT_SUFFIXES:
+        raise click.BadParameter(f"'{options['plot_path']}': the format comes from the suffix, one of "
+                                 f"{', '.join(PLOT_SUFFIXES)}", param_hint="--plot")
     inputs = input_paths(options, available)
     for path, option in outputs:
         check_output_path(path, option, inputs)
     model = load_cost_model(options["cost_model"]) if options["cost_model"] else DEFAULT_COST_MODEL
     expected = {workload.name: expected_output(workload) for workload in workloads}
-    specs = plan_runs(workloads, configs, Kernels(options["kernel_native"], options["kernel_pv"]), model)
+    specs = plan_runs(workloads, configs, Kernels(options["kernel_native"], options["kernel_pv"]), model,
+                      f"slice={options['slice']}")
     skipped = [f"{w.name}: not run under {', '.join(c for c in configs if c not in w.configs())} "
                f"(it gives its own image; direct needs the PV kernel)"
                for w in workloads if set(configs) - set(w.configs())]
     if not specs:
         raise click.UsageError("no workload runs under the chosen configurations")
     ensure_images(specs)
-    outcomes = run_specs(specs)
+    outcomes = run_specs(specs, options["jobs"])
     records = make_records(outcomes)
     problems = check(outcomes, expected)
-    report(records, problems, skipped)
+    report(records, problems, skipped, options["wide"])
     write_outputs(records, options)
     return EXIT_MISMATCH if problems else 0
 
@@ -480,7 +578,9 @@ def write_outputs(records: list[dict], options: dict) -> None:
     """The --json, --csv and --plot files that were asked for: each one is
     attempted; raises KiteError naming every one that could not be written."""
     failures = []
-    for key, render in (("json_path", records_json), ("csv_path", records_csv), ("plot_path", plot_png)):
+    plot_kind = PLOT_SUFFIXES.get(options["plot_path"].suffix.lower()) if options["plot_path"] else None
+    for key, render in (("json_path", records_json), ("csv_path", records_csv),
+                        ("plot_path", lambda records: plot(records, plot_kind))):
         if options[key] is not None:
             try:
                 write_report(options[key], render(records))
@@ -492,7 +592,8 @@ def write_outputs(records: list[dict], options: dict) -> None:
 
 @click.command("compare", context_settings={"help_option_names": ["-h", "--help"]},
                epilog="Example: kite compare --workloads hello --configs bare,shadow,sim --plot compare.png")
-@click.option("--workloads", metavar="A,B", help="Run only these workloads (default: all in the file).")
+@click.option("--workloads", metavar="A,B", help="Run only these workloads or categories (cpu, syscall, fork, "
+              "memory, ipc, io; default: all in the file).")
 @click.option("--configs", metavar="bare,shadow,direct,sim",
               help="Run only these configurations (default: all four).")
 @click.option("--workloads-file", type=click.Path(dir_okay=False, path_type=Path), default=WORKLOADS,
@@ -505,7 +606,12 @@ def write_outputs(records: list[dict], options: dict) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the records as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write the records as CSV.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path),
-              help="Write bar charts (PNG): exits by reason and overhead, per workload.")
+              help="Write charts (.png, .svg or .pdf by the suffix): exits by reason and overhead, per workload.")
+@click.option("--slice", type=click.IntRange(min=0), default=DEFAULT_SLICE, show_default=True,
+              help="The guest kernel's timer tick, in instructions (kernel command line slice=N; 0: none).")
+@click.option("--wide", is_flag=True, help="Show every figure of every phase, not the workload phase's summary.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run the runs in this many processes (the results are the same).")
 def compare(**options) -> None:
     """Run every workload under bare, shadow, direct and sim; check they print
     the same output and exit code; show their figures side by side.

@@ -15,13 +15,13 @@ kernel of the configuration, or an `image` of its own run directly (bare,
 shadow and sim only: direct needs the paravirtual kernel).  Console output is
 captured; console input is the workload's `input`, then end of input.
 
-Every run goes through vmm/launch.py, as `kite run` does.  Every figure in a
-record is copied from the run's launch.RunStats, the figures `kite run
---stats-json` writes: the machine's for bare and sim, the VM's for shadow and
-direct, except TLB misses and walk references, taken from the machine's
-figures (for a one-VM run they equal the VM's own), and the page-fault
-figures, taken from the VM's exits by reason (FAULT_EXITS).  A figure the
-run's stats do not have is None.
+Every run goes through vmm/launch.py, as `kite run` does.  A run gives a
+record per phase (boot, workload, total: vmm/machine/phases.py).  Every
+figure in a record is copied from that phase of the run's launch.RunStats,
+the figures `kite run --stats-json` writes: the machine's for bare and sim,
+the VM's for shadow and direct (TLB misses and walk references included:
+the machine's while the VM ran), and the page-fault figures from the VM's
+exits by reason (FAULT_EXITS).  A figure the run's stats do not have is None.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ PV_CONFIGS = ("direct",)                 # the configurations that boot kernel-p
 GUEST_MEM = 16 << 20                     # the guest's RAM, as `kite run`'s default --mem
 DEFAULT_MAX_INSTRUCTIONS = 50_000_000    # a runaway guest stops here instead of hanging the compare
 VM_NAME = "vm1"
-WORKLOAD_KEYS = {"image", "modules", "input", "expected", "exit_code", "max_instructions"}
+WORKLOAD_KEYS = {"image", "modules", "input", "expected", "exit_code", "max_instructions", "category"}
+CATEGORIES = ("cpu", "syscall", "fork", "memory", "ipc", "io")     # what each workload stresses
+PHASES = ("boot", "workload", "total")   # vmm/machine/phases.py; a record per phase
 
 # the shadow and direct counters a record carries (None where the paging mode has no such counter)
 PAGING_COUNTERS = ("hidden_faults", "true_faults", "pt_write_traps", "shadow_entries_created",
@@ -69,6 +71,7 @@ class Workload:
     expected: Path | None              # the output every configuration must print
     exit_code: int | None              # the exit code every configuration must end with
     max_instructions: int
+    category: str | None = None        # one of CATEGORIES
 
     def configs(self) -> tuple[str, ...]:
         """The configurations this workload can run under."""
@@ -92,6 +95,7 @@ class RunSpec:
     image: Path                        # the kernel, or the workload's own image
     modules: tuple[Path, ...]
     cost_model: CostModel
+    cmdline: str = ""                  # the guest kernel's command line (module workloads only)
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,8 @@ def _workload(path: Path, name: str, entry: object) -> Workload:
     for key in ("image", "input", "expected"):
         if key in entry and not isinstance(entry[key], str):
             raise KiteError(f"{where}: '{key}' must be a string")
+    if "category" in entry and entry["category"] not in CATEGORIES:
+        raise KiteError(f"{where}: 'category' must be one of {', '.join(CATEGORIES)}")
     for key, low in (("exit_code", 0), ("max_instructions", 1)):
         if key in entry and not (_is_int(entry[key]) and entry[key] >= low):
             raise KiteError(f"{where}: '{key}' must be an integer of at least {low}")
@@ -149,7 +155,7 @@ def _workload(path: Path, name: str, entry: object) -> Workload:
     return Workload(name, base / entry["image"] if "image" in entry else None,
                     tuple(base / module for module in modules), entry.get("input", "").encode("utf-8"),
                     base / entry["expected"] if "expected" in entry else None, entry.get("exit_code"),
-                    entry.get("max_instructions", DEFAULT_MAX_INSTRUCTIONS))
+                    entry.get("max_instructions", DEFAULT_MAX_INSTRUCTIONS), entry.get("category"))
 
 
 def _is_int(value: object) -> bool:
@@ -170,12 +176,13 @@ def expected_output(workload: Workload) -> bytes | None:
 
 # --- planning and running ----------------------------------------------------------------------
 
-def plan(workload: Workload, config: str, kernels: Kernels, cost_model: CostModel) -> RunSpec:
-    """The run of `workload` under `config` (one of workload.configs())."""
+def plan(workload: Workload, config: str, kernels: Kernels, cost_model: CostModel, cmdline: str = "") -> RunSpec:
+    """The run of `workload` under `config` (one of workload.configs()); a
+    module workload's kernel gets `cmdline`."""
     if workload.image is not None:
         return RunSpec(workload, config, workload.image, (), cost_model)
     kernel = kernels.pv if config in PV_CONFIGS else kernels.native
-    return RunSpec(workload, config, kernel, workload.modules, cost_model)
+    return RunSpec(workload, config, kernel, workload.modules, cost_model, cmdline)
 
 
 def run(spec: RunSpec, runners: dict[str, Callable[[RunSpec], Ran]] | None = None) -> RunOutcome:
@@ -212,7 +219,7 @@ def run_machine(spec: RunSpec) -> Ran:
     from vmm.launch import Boot, Options, run_bare, run_sim
     output = io.BytesIO()
     launch = run_sim if spec.config == "sim" else run_bare
-    finished = launch(Boot(str(spec.image), tuple(str(module) for module in spec.modules), GUEST_MEM),
+    finished = launch(Boot(str(spec.image), tuple(str(module) for module in spec.modules), GUEST_MEM, spec.cmdline),
                       _console(spec, output), Options(spec.workload.max_instructions, spec.cost_model))
     return _ran(output, finished)
 
@@ -223,7 +230,7 @@ def run_vmm(spec: RunSpec) -> Ran:
     from vmm.launch import Options, run_vmm as launch_vmm
     from vmm.monitor.vm import VmConfig
     config = VmConfig(str(spec.image), spec.config, GUEST_MEM, VM_NAME,
-                      tuple(str(module) for module in spec.modules))
+                      tuple(str(module) for module in spec.modules), spec.cmdline)
     output = io.BytesIO()
     finished = launch_vmm([config], _console(spec, output),
                           Options(spec.workload.max_instructions, spec.cost_model))
@@ -237,15 +244,30 @@ RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {
 
 # --- figures -----------------------------------------------------------------------------------
 
-def figures(outcome: RunOutcome) -> dict:
-    """The run's record: workload, config, exit code, and each figure copied
-    from its stats (module doc); None where the stats have no such figure."""
+def figures(outcome: RunOutcome) -> list[dict]:
+    """The run's records, one per phase (PHASES): workload, category, config,
+    phase, exit code, and each figure copied from that phase's stats (module
+    doc); None where the stats have no such figure.  The host time is the
+    whole run's, on the total record only."""
     stats = outcome.ran.stats
     machine, vm = stats.machine, stats.only_vm()
+    own = vm if vm is not None else machine
+    phases = {**own.phases, "total": own}
+    machine_phases = {**machine.phases, "total": machine}
+    return [_record(outcome, phase, phases[phase], machine_phases.get(phase) if vm is None else None)
+            for phase in PHASES]
+
+
+def _record(outcome: RunOutcome, phase: str, own, machine) -> dict:
+    """One phase's record: `own` is that phase's VM stats under the VMM (then
+    `machine` is None) or the machine's stats on bare and sim."""
+    vm = own if machine is None else None
     counters = vm.counters if vm is not None else {}
     record = {
         "workload": outcome.spec.workload.name,
+        "category": outcome.spec.workload.category,
         "config": outcome.spec.config,
+        "phase": phase,
         "exit_code": outcome.ran.exit_code,
         "guest_instructions": vm.guest_instructions if vm is not None else machine.instructions,
         "vm_exits": vm.vm_exits if vm is not None else None,
@@ -256,9 +278,9 @@ def figures(outcome: RunOutcome) -> dict:
     if vm is not None:
         record.update({name: vm.exits.get(reason, 0) for name, reason in FAULT_EXITS.items()})
     record.update({
-        "tlb_misses": machine.tlb_misses,
-        "walk_refs": machine.walk_refs,
-        "modeled_cycles": (vm if vm is not None else machine).modeled_cycles,
-        "wall_seconds": round(outcome.wall_seconds, 4),
+        "tlb_misses": own.tlb_misses,
+        "walk_refs": own.walk_refs,
+        "modeled_cycles": own.modeled_cycles,
+        "wall_seconds": round(outcome.wall_seconds, 4) if phase == "total" else None,
     })
     return record

@@ -24,15 +24,8 @@ kmain:
         mov     a1, t0
 1:      mov     a0, s2
         call    kinit
-        lw      a0, BI_CMDLINE(s0)
-        beqz    a0, 2f
-        li      t0, KERNBASE
-        add     a0, a0, t0
-        la      a1, str_debug
-        call    strstr
-        la      t0, debug
-        sw      a0, 0(t0)
-2:      lw      t0, BI_MODULES(s0)
+        call    read_cmdline
+        lw      t0, BI_MODULES(s0)
         li      t1, KERNBASE
         add     t0, t0, t1
         la      t1, modules
@@ -53,7 +46,8 @@ kmain:
         mov     a1, zero
         call    proc_spawn
         bltz    a0, 9f
-        li      a0, TIME_SLICE
+        la      t0, time_slice
+        lw      a0, 0(t0)
         call    timer_start
         li      a0, MARK_BOOT_DONE      # what follows is the workload's (docs/guestos.md "Phases")
         call    phase_mark
@@ -66,8 +60,35 @@ kmain:
         la      a1, msg_no_init
         j       panic
 
+# read_cmdline(s0 = boot-info kva): the kernel command line's words: "debug" sets
+# debug; "slice=N" sets time_slice to N instructions per timer tick (0: no timer).
+read_cmdline:
+        enter
+        lw      s1, BI_CMDLINE(s0)
+        beqz    s1, 1f
+        li      t0, KERNBASE
+        add     s1, s1, t0
+        mov     a0, s1
+        la      a1, str_debug
+        call    strstr
+        la      t0, debug
+        sw      a0, 0(t0)
+        mov     a0, s1
+        la      a1, str_slice
+        call    strstr
+        beqz    a0, 1f
+        call    atou
+        la      t0, time_slice
+        sw      a0, 0(t0)
+1:      leave
+
+        .data
+        .balign 4
+time_slice:     .word TIME_SLICE        # instructions per timer tick
+
         .rodata
 str_debug:      .asciz "debug"
+str_slice:      .asciz "slice="
 msg_main:       .asciz "main"
 msg_no_modules: .asciz "no boot modules"
 msg_no_init:    .asciz "cannot start init (the first module)"

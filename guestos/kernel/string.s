@@ -1,7 +1,7 @@
 # string.s: string and memory helpers.  All are leaves: they clobber a0-a3, t0-t3 only.
 
         .text
-        .globl strlen, strcmp, strlcpy, memcpy, strstr
+        .globl strlen, strcmp, strlcpy, memcpy, strstr, atou
 
 # strlen(a0 = string) -> a0 = its length.
 strlen:
@@ -49,7 +49,8 @@ memcpy:
         j       1b
 2:      ret
 
-# strstr(a0 = string, a1 = word) -> a0 = 1 if the word occurs in the string, else 0.
+# strstr(a0 = string, a1 = word) -> a0 = the address just after the word's first
+# occurrence in the string, or 0 if it does not occur.
 strstr:
 1:      mov     t0, a0
         mov     t1, a1
@@ -65,5 +66,19 @@ strstr:
         bnez    t2, 1b
         mov     a0, zero
         ret
-4:      li      a0, 1
+4:      mov     a0, t0
+        ret
+
+# atou(a0 = string) -> a0 = the value of its leading decimal digits (0 if none), mod 2^32.
+atou:
+        mov     t0, zero
+        li      t2, 10
+1:      lbu     t1, 0(a0)
+        addi    t1, t1, -48             # '0'
+        bgeu    t1, t2, 2f              # not a digit (below '0' wraps high)
+        mul     t0, t0, t2
+        add     t0, t0, t1
+        addi    a0, a0, 1
+        j       1b
+2:      mov     a0, t0
         ret

@@ -10,6 +10,7 @@
 #   getpid    1          yield  0                 sbrk   bump HEAP_BASE, zero-filling growth
 #                                                        (increments: multiples of 4)
 #   spawn     -ENOENT    wait   -ECHILD (no processes to run or reap)
+#   roi       0 (the region of interest is the guest kernel's to mark: nothing to measure here)
 # Any other trap powers off with exit code 255 (STATUS_KILLED).  Pointers are
 # not checked.
 
@@ -135,10 +136,14 @@ sys_wait:
         li      a0, -ECHILD
         ret
 
+sys_roi:
+        li      a0, 0
+        ret
+
         .rodata
         .balign 4
 handlers:
-        .word   sys_exit, sys_write, sys_read, sys_getpid, sys_yield, sys_sbrk, sys_spawn, sys_wait
+        .word   sys_exit, sys_write, sys_read, sys_getpid, sys_yield, sys_sbrk, sys_spawn, sys_wait, sys_roi
 
         .bss
         .balign 4

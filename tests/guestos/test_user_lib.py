@@ -66,7 +66,8 @@ def test_print_dec_print_hex_strlen_and_wait_agree_with_python(tmp_path):
 
 
 @pytest.mark.parametrize("program, input_text", [
-    ("user-hello", ""), ("user-fib", ""), ("user-sort", ""), ("user-pagestress", ""),
+    ("user-hello", ""), ("user-fib", ""), ("user-sort", ""), ("user-sieve", ""), ("user-matmul", ""),
+    ("user-crc", ""), ("user-nullcall", ""), ("user-pagestress", ""),
     ("user-echo", ECHO_INPUT)])
 def test_single_process_program_prints_its_golden_output_on_the_harness(program, input_text, tmp_path):
     run = run_on_harness(build_on_harness(sources_of(program), tmp_path), input_text)

@@ -27,6 +27,10 @@ PROGRAMS = {
     "user-hello": ([], "", 0),
     "user-fib": ([], "", 0),
     "user-sort": ([], "", 0),
+    "user-sieve": ([], "", 0),
+    "user-matmul": ([], "", 0),
+    "user-crc": ([], "", 0),
+    "user-nullcall": ([], "", 0),
     "user-pagestress": ([], "", 0),
     "user-spawnstorm": (["user-nop"], "", 0),
     "user-pingpong": (["user-pong"], "", 0),
@@ -74,3 +78,44 @@ def test_usertests_golden_lists_the_test_table_in_order():
     table = re.findall(r"^\s+\.word\s+name_(\w+), test_\1$", source, re.MULTILINE)
     golden = re.findall(r"^test (\w+): ok$", expected_output("user-usertests"), re.MULTILINE)
     assert golden == table and len(table) > 15
+
+
+# --- the CPU-bound programs' results, computed independently -----------------------------------
+
+M32 = 0xFFFFFFFF
+
+
+def lcg(seed: int, count: int):
+    """The programs' LCG x = x * 1103515245 + 12345 mod 2^32, after `seed`."""
+    for _ in range(count):
+        seed = (seed * 1103515245 + 12345) & M32
+        yield seed
+
+
+def reference_lines() -> dict[str, str]:
+    """What sort, sieve, matmul and crc must print, computed here in Python from
+    the definitions in their header comments."""
+    import zlib
+    words = sorted(lcg(12345, 20000))
+    sort_sum = sum(value * (index + 1) for index, value in enumerate(words)) & M32
+    composite = bytearray(400000)
+    for p in range(2, 633):                              # 632^2 < 400000 <= 633^2
+        if not composite[p]:
+            composite[p * p::p] = b"\x01" * len(range(p * p, 400000, p))
+    primes = sum(1 for n in range(2, 400000) if not composite[n])
+    n = 96
+    a = [[i + 2 * j + 1 for j in range(n)] for i in range(n)]
+    b = [[3 * i + j + 7 for j in range(n)] for i in range(n)]
+    matmul = sum((sum(a[i][k] * b[k][j] for k in range(n)) & M32) * (i * n + j + 1)
+                 for i in range(n) for j in range(n)) & M32
+    crc = zlib.crc32(bytes(value >> 24 for value in lcg(2026, 120000)))
+    return {"user-sort": f"sort: 20000 words, checksum {sort_sum:#010x}\nsorted ok\n",
+            "user-sieve": f"sieve: primes below 400000: {primes}\n",
+            "user-matmul": f"matmul: 96x96, checksum {matmul:#010x}\n",
+            "user-crc": f"crc: 120000 bytes, crc32 {crc:#010x}\n"}
+
+
+@pytest.mark.slow
+def test_the_cpu_bound_programs_golden_files_hold_the_independently_computed_results():
+    for program, text in reference_lines().items():
+        assert expected_output(program) == text, program

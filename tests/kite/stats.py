@@ -3,9 +3,10 @@ figure 0 (or empty) unless given."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from vmm.launch import RunStats
+from vmm.machine.phases import split
 from vmm.machine.stats import MachineStats
 from vmm.monitor.vm import VmStats
 
@@ -23,7 +24,13 @@ def vm_stats(**figures) -> VmStats:
                       **figures})
 
 
+def with_phases(stats):
+    """`stats` with the phases of a run without marks: boot empty, the workload all of it."""
+    return replace(stats, phases=split([], stats))
+
+
 def run_stats(vms: dict[str, dict] | None = None, **machine_figures) -> RunStats:
-    """A run's figures: the machine's, and {name: VM figures} for a VMM run."""
-    return RunStats(machine_stats(**machine_figures),
-                    None if vms is None else {name: vm_stats(**vm) for name, vm in vms.items()})
+    """A run's figures, with phases (as a run without marks): the machine's,
+    and {name: VM figures} for a VMM run."""
+    return RunStats(with_phases(machine_stats(**machine_figures)),
+                    None if vms is None else {name: with_phases(vm_stats(**vm)) for name, vm in vms.items()})

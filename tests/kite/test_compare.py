@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from asm.assembler import assemble
 from asm.linker import LinkOptions, link
 from kite.build import GUESTOS
-from kite.compare import RECORD_FIELDS, compare, make_records, read_csv, summary
+from kite.compare import RECORD_FIELDS, compare, make_records, phase, read_csv, summary
 from kite.runs import FAULT_EXITS, Kernels, Ran, RunOutcome, plan, read_workloads
 from tests.kite.stats import run_stats
 from vmm.cli import run as kite_run
@@ -170,8 +170,9 @@ def kernel_options(tree: Path) -> list:
             "--kernel-pv", tree / "pv.elf"]
 
 
-def records_of(directory: Path) -> list[dict]:
-    return json.loads((directory / "out.json").read_text())
+def records_of(directory: Path, phase: str = "total") -> list[dict]:
+    """The records of one phase in the full compare's JSON file."""
+    return [record for record in json.loads((directory / "out.json").read_text()) if record["phase"] == phase]
 
 
 @pytest.mark.slow
@@ -193,7 +194,7 @@ def test_every_workload_runs_under_every_configuration_it_supports_and_they_agre
 @pytest.mark.slow
 def test_the_tables_show_each_runs_figures_and_a_dash_where_there_is_none(full):
     result, directory = full
-    echo = {record["config"]: record for record in records_of(directory) if record["workload"] == "echo"}
+    echo = {record["config"]: record for record in records_of(directory, "workload") if record["workload"] == "echo"}
     # console_write three times, console_read, shutdown
     assert echo["direct"]["exits"] == {"hypercall: console_write": 3, "hypercall: console_read": 1,
                                        "hypercall: shutdown": 1}
@@ -203,13 +204,14 @@ def test_the_tables_show_each_runs_figures_and_a_dash_where_there_is_none(full):
     bare_row = next(line for line in result.stdout.splitlines() if line.startswith("│ bare"))
     cells = [text.strip() for text in bare_row.strip("│").split("│")]
     assert cells[1] == f"{echo['bare']['guest_instructions']:,}"
-    assert cells[2:10] == ["-"] * 8          # VM exits .. shadow entries invalidated
+    assert cells[2:5] == ["-"] * 3           # VM exits, per 1k, top exit reasons
+    assert cells[5:] == [f"{echo['bare']['modeled_cycles']:,}", "1.00x"]
 
 
 @pytest.mark.slow
 def test_the_summary_is_generated_from_the_totals(full):
     result, directory = full
-    records = records_of(directory)
+    records = records_of(directory, "workload")
     hypercalls = sum(r["hypercalls"] for r in records if r["config"] == "direct")
     writes = sum(r["pt_write_traps"] for r in records if r["config"] == "shadow")
     assert f"Direct mapping took {hypercalls:,} hypercalls where shadow paging took {writes:,} page-table " \
@@ -274,8 +276,9 @@ def test_sim_figures_equal_the_simulators_own_for_that_run(full):
 @pytest.mark.slow
 def test_json_and_csv_read_back_equal_the_records(full):
     _, directory = full
-    records = records_of(directory)
+    records = json.loads((directory / "out.json").read_text())
     assert all(list(record) == list(RECORD_FIELDS) for record in records)
+    assert [record["phase"] for record in records] == ["boot", "workload", "total"] * 10
     assert read_csv(directory / "out.csv") == records
 
 
@@ -298,7 +301,7 @@ def test_a_guest_that_sees_its_privilege_through_rdsr_is_a_reported_mismatch(tmp
     assert "exit code 1 (bare) vs 0 (shadow)" in result.stderr
     assert "-1\n" in result.stderr and "+0\n" in result.stderr          # the diff of the printed KM bit
     assert "1 problem(s) in 2 runs" in result.stdout
-    assert len(json.loads((tmp_path / "out.json").read_text())) == 2   # the files are still written
+    assert len(json.loads((tmp_path / "out.json").read_text())) == 2 * 3   # still written: two runs, 3 phases
 
 
 @pytest.mark.slow
@@ -327,7 +330,7 @@ def test_the_cost_model_option_prices_the_runs(tree, tmp_path):
     result = invoke(*kernel_options(tree), "--workloads", "boot_demo", "--configs", "bare",
                     "--cost-model", tmp_path / "costs.toml", "--json", tmp_path / "out.json")
     assert result.exit_code == 0, result.stderr
-    (record,) = json.loads((tmp_path / "out.json").read_text())
+    (record,) = [r for r in json.loads((tmp_path / "out.json").read_text()) if r["phase"] == "total"]
     stats = stats_of_kite_run(tmp_path, "--bare", EXAMPLES / "boot_demo.elf", "--input-text", "",
                               "--cost-model", tmp_path / "costs.toml")
     assert record["modeled_cycles"] == stats["modeled_cycles"] != 16284
@@ -349,7 +352,7 @@ def test_an_unknown_workload_is_a_usage_error_listing_the_known_ones(tree):
 
 @pytest.mark.parametrize("option", ["--json", "--csv", "--plot"])
 def test_an_output_file_in_a_missing_directory_is_an_error_before_any_run(tree, tmp_path, option):
-    result = invoke(*kernel_options(tree), option, tmp_path / "no" / "such" / "file")
+    result = invoke(*kernel_options(tree), option, tmp_path / "no" / "such" / "file.png")
     assert result.exit_code == 2
     assert "no such directory" in result.output
     assert "kite compare: [" not in result.stderr
@@ -360,7 +363,7 @@ def test_a_bad_workload_list_is_a_one_line_error(tmp_path):
     result = invoke("--workloads-file", path)
     assert result.exit_code == 2
     assert result.stderr == f"kite compare: error: {path}: workloads.a: unknown key 'speed' " \
-                            f"(known: exit_code, expected, image, input, max_instructions, modules)\n"
+                            f"(known: category, exit_code, expected, image, input, max_instructions, modules)\n"
 
 
 def test_a_missing_image_is_built_once_then_named(tmp_path, monkeypatch):
@@ -408,17 +411,18 @@ def test_the_summary_says_what_the_numbers_say(tmp_path):
         "600 hidden faults.",
         "Of shadow paging's 620 page faults, 20 were true faults reflected to the guest; the other 600 "
         "were hidden, the shadow tables filling like a cache (0 entries built).",
-        "In modeled cycles, relative to the bare machine: shadow paging 7.0x, direct mapping 3.0x, "
-        "machine simulation 38.0x.",
+        "In modeled cycles of the workload phase, relative to the bare machine: shadow paging 7.0x, "
+        "direct mapping 3.0x, machine simulation 38.0x.",
         "All 4 runs of 1 workload(s) ended with the same output and exit code in every configuration.",
     ]
 
 
 def test_overhead_is_relative_to_bare_and_absent_without_a_bare_run(tmp_path):
     with_bare = make_records(fake_outcomes(tmp_path, SYNTHETIC))
-    assert [record["overhead"] for record in with_bare] == [1.0, 7.0, 3.0, 38.0]
+    assert [record["overhead"] for record in phase(with_bare, "workload")] == [1.0, 7.0, 3.0, 38.0]
+    assert [record["overhead"] for record in phase(with_bare, "boot")] == [None] * 4     # nothing to divide by
     without = make_records(fake_outcomes(tmp_path, {"sim": SYNTHETIC["sim"]}))
-    assert without[0]["overhead"] is None
+    assert [record["overhead"] for record in without] == [None] * 3
 
 
 def test_a_fake_sim_run_differing_from_bare_fails_the_command(tmp_path, monkeypatch):
@@ -432,16 +436,16 @@ def test_a_fake_sim_run_differing_from_bare_fails_the_command(tmp_path, monkeypa
     assert "MISMATCH w: sim differs from bare" in result.stderr
     assert "-b\n" in result.stderr and "+c\n" in result.stderr
     sim_row = next(line for line in result.stdout.splitlines() if line.startswith("│ sim"))
-    assert "38.00x" in sim_row and sim_row.count(" - ") == 8      # no VMM figures
+    assert "38.00x" in sim_row and sim_row.count(" - ") == 3      # no VM exits, per 1k, top reasons
 
 
 def test_a_narrow_terminal_gets_a_row_per_figure_and_per_exit_reason(tmp_path):
     from rich.console import Console
     from kite.compare import table
-    records = make_records(fake_outcomes(tmp_path, SYNTHETIC))
+    records = phase(make_records(fake_outcomes(tmp_path, SYNTHETIC)), "workload")
     records[1]["exits"] = {"mmio": 19, "hidden page fault": 2}
     console = Console(width=80, file=io.StringIO())
-    console.print(table("w", records, 80))
+    console.print(table("w", records, 80, wide=True))
     lines = console.file.getvalue().splitlines()
     assert [c.strip() for c in lines[2].split("┃")[1:-1]] == ["figure", "bare", "shadow", "direct", "sim"]
     rows = {line.split("│")[1].strip(): [text.strip() for text in line.split("│")[2:-1]]
