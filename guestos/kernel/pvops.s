@@ -42,6 +42,7 @@
         .globl pt_prepare, pt_release, pd_set_user, as_activate
         .globl trap_vector_set, timer_start, timer_ack, console_write, console_read, power_off
         .globl irq_save, irq_restore, phase_mark
+        .globl trap_entry, trap_return, trap_cause, trap_badaddr
 
 # ---------------------------------------------------------------------------------
 # Boot: these run at the kernel's physical address (paging off natively, the VMM's
@@ -334,6 +335,57 @@ power_off:
         sw      a0, 0(t0)
         halt
 
+# timer_ack(): deassert the timer interrupt line.
+timer_ack:
+        li      t0, TIMER_BASE
+        sw      zero, TIMER_ACK(t0)
+        ret
+
+# trap_entry: the trap vector.  Saves every register of the interrupted code, epc and
+# status (as trap entry left it: PKM, PIE, the user flags) into *cur_tf, handles the
+# trap, and returns through cur_tf (which may now be another process's).  `scratch`
+# parks the interrupted sp while the registers are saved.
+trap_entry:
+        mtcr    scratch, sp
+        lui     sp, %hi(cur_tf)
+        lw      sp, %lo(cur_tf)(sp)
+        tf_save
+        mfcr    t0, scratch
+        sw      t0, TF_SP(sp)
+        mfcr    t0, epc
+        sw      t0, TF_EPC(sp)
+        mfcr    t0, status
+        sw      t0, TF_STATUS(sp)
+        mov     a0, sp
+        la      sp, kstack_top
+        call    trap
+        j       trap_return
+
+# trap_return: restore the process of cur_tf and drop to user mode with interrupts on
+# (and the user flags it had).  Does not return.
+trap_return:
+        lui     sp, %hi(cur_tf)
+        lw      sp, %lo(cur_tf)(sp)
+        lw      t0, TF_STATUS(sp)
+        li      t1, STATUS_UF
+        and     t0, t0, t1
+        ori     t0, t0, STATUS_TO_USER
+        mtcr    status, t0
+        lw      t0, TF_EPC(sp)
+        mtcr    epc, t0
+        tf_restore
+        lw      a0, TF_A0(sp)
+        lw      sp, TF_SP(sp)
+        rfe
+
+# trap_cause() / trap_badaddr() -> a0 = the cause / badaddr of the trap being handled.
+trap_cause:
+        mfcr    a0, cause
+        ret
+trap_badaddr:
+        mfcr    a0, badaddr
+        ret
+
         .else
 
 # pv_init(a0 = start-info kva, a1 = first free pa) -> a0 = first free pa after the m2p
@@ -374,14 +426,18 @@ pv_init:
         add     a0, a1, a2
         ret
 
-# pv_boot_done(a0 = start-info kva): unpin the VMM's bootstrap tables (the directory
-# first).  They map every frame writable at gva = gpa, so no frame could be pinned as a
-# page table while they are.  Call after switching away from them (early_paging_on).
+# pv_boot_done(a0 = start-info kva): register the per-vCPU page, then unpin the VMM's
+# bootstrap tables (the directory first).  They map every frame writable at gva = gpa,
+# so no frame could be pinned as a page table while they are.  Call after switching
+# away from them (early_paging_on), before anything can trap.
 pv_boot_done:
         enter
         lw      s0, SI_PT_FIRST_GFN(a0)
         lw      s1, SI_PT_COUNT(a0)
         add     s1, s1, s0
+        la      a1, pv_vcpu
+        hcall   HC_SET_VCPU_PAGE
+        bnez    a0, pv_refused
 1:      slli    a0, s0, PGSHIFT
         call    pa_mfn
         mov     a1, a0
@@ -675,14 +731,71 @@ power_off:
         mov     a1, a0
         hcall   HC_SHUTDOWN
 
-        .endif
-
-# timer_ack(): deassert the timer interrupt line: the same store in both builds (the
-# PV guest reaches the timer at its physical address; the VMM emulates the store).
+# timer_ack(): nothing to do: the VMM's delivery of the timer interrupt through the
+# per-vCPU page acknowledged it (docs/hypercalls.md "The per-vCPU page").
 timer_ack:
-        li      t0, TIMER_BASE
-        sw      zero, TIMER_ACK(t0)
         ret
+
+# trap_entry: the trap vector.  The VMM delivered the trap through pv_vcpu: cause, epc,
+# badaddr, the interrupted status and sp are in its frame, sp itself is the
+# interrupted one.  Saves every register of the interrupted code, epc and status (as
+# the native trap entry would have left it: PKM, PIE, the user flags) into *cur_tf,
+# handles the trap, and returns through cur_tf.  No privileged instruction: no exit.
+trap_entry:
+        lui     sp, %hi(cur_tf)
+        lw      sp, %lo(cur_tf)(sp)
+        tf_save
+        la      t0, pv_vcpu
+        lw      t1, VCPU_SP(t0)
+        sw      t1, TF_SP(sp)
+        lw      t1, VCPU_EPC(t0)
+        sw      t1, TF_EPC(sp)
+        lw      t1, VCPU_STATUS(t0)     # the interrupted KM and IE ...
+        andi    t2, t1, STATUS_KM | STATUS_IE
+        slli    t2, t2, 2               # ... as PKM and PIE
+        li      t3, STATUS_UF
+        and     t1, t1, t3
+        or      t1, t1, t2
+        ori     t1, t1, STATUS_KM
+        sw      t1, TF_STATUS(sp)
+        mov     a0, sp
+        la      sp, kstack_top
+        call    trap
+        j       trap_return
+
+# trap_return: restore the process of cur_tf and drop to user mode with interrupts on
+# (and the user flags it had), with one iret hypercall.  Does not return.
+trap_return:
+        lui     sp, %hi(cur_tf)
+        lw      sp, %lo(cur_tf)(sp)
+        la      t1, pv_vcpu
+        lw      t0, TF_EPC(sp)
+        sw      t0, VCPU_EPC(t1)
+        lw      t0, TF_STATUS(sp)
+        li      t2, STATUS_UF
+        and     t0, t0, t2
+        ori     t0, t0, STATUS_IE       # user mode (KM 0), interrupts on
+        sw      t0, VCPU_STATUS(t1)
+        lw      t0, TF_SP(sp)
+        sw      t0, VCPU_SP(t1)
+        lw      t0, TF_A0(sp)
+        sw      t0, VCPU_A0(t1)
+        tf_restore
+        li      a0, HC_IRET
+        hypercall
+
+# trap_cause() / trap_badaddr() -> a0 = the cause / badaddr of the trap being handled,
+# from pv_vcpu's frame.
+trap_cause:
+        la      t0, pv_vcpu
+        lw      a0, VCPU_CAUSE(t0)
+        ret
+trap_badaddr:
+        la      t0, pv_vcpu
+        lw      a0, VCPU_BADADDR(t0)
+        ret
+
+        .endif
 
 # phase_mark(a0 = marker): record a phase mark (docs/isa.md "Marker"): the same store in
 # both builds, as timer_ack.
@@ -720,14 +833,20 @@ irq_restore:
         ei
 1:      ret
         .else
-irq_save:
-        mov     a1, zero                # set_irq_enable returns the previous IE
-        hcall   HC_SET_IRQ_ENABLE
+irq_save:                               # PV: plain stores to the per-vCPU page
+        la      t0, pv_vcpu
+        lw      a0, VCPU_IRQ_ENABLE(t0)
+        sw      zero, VCPU_IRQ_ENABLE(t0)
         ret
 irq_restore:
-        mov     a1, a0
+        la      t0, pv_vcpu
+        sw      a0, VCPU_IRQ_ENABLE(t0)
+        beqz    a0, 1f
+        lw      t1, VCPU_IRQ_PENDING(t0)
+        beqz    t1, 1f
+        mov     a1, a0                  # unmasked with an interrupt pending: let the VMM deliver it
         hcall   HC_SET_IRQ_ENABLE
-        ret
+1:      ret
         .endif
         .endif
 
@@ -747,4 +866,6 @@ pv_batch_n:     .word 0                 # queued mmu_update elements
         .bss
         .balign 8
 pv_batch:       .space BATCH_SLOTS * 8
+        .balign PGSIZE
+pv_vcpu:        .space PGSIZE           # the per-vCPU page (set_vcpu_page)
         .endif

@@ -1,77 +1,15 @@
-# trap.s: the trap vector, the way back to user mode, and the dispatch on the cause.
+# trap.s: the dispatch on the cause of a trap.
 #
 # The kernel is not preemptible and never blocks inside a trap: every trap runs to the
 # end on the one kernel stack (kstack_top) with interrupts off, and a process switch
-# just changes cur_tf, the trap frame trap_return restores.  `scratch` parks the
-# interrupted sp while the registers are saved into cur_tf.
+# just changes cur_tf, the trap frame trap_return restores.  The trap vector
+# (trap_entry) and the way back to user mode (trap_return) differ between the native and
+# the paravirtual build: they are pv-ops (pvops.s), as are trap_cause and trap_badaddr.
 
         .include "kernel.inc"
 
-        .equ STATUS_UF, 0xFF00
-
         .text
-        .globl trap_entry, trap_return, kill_current
-
-# trap_entry: the trap vector.  Saves every register of the interrupted code, epc and
-# status into *cur_tf, handles the trap, and returns through cur_tf (which may now be
-# another process's).
-trap_entry:
-        mtcr    scratch, sp
-        lui     sp, %hi(cur_tf)
-        lw      sp, %lo(cur_tf)(sp)
-        sw      ra, 4(sp)
-        sw      at, 12(sp)
-        sw      a0, 16(sp)
-        sw      a1, 20(sp)
-        sw      a2, 24(sp)
-        sw      a3, 28(sp)
-        sw      t0, 32(sp)
-        sw      t1, 36(sp)
-        sw      t2, 40(sp)
-        sw      t3, 44(sp)
-        sw      s0, 48(sp)
-        sw      s1, 52(sp)
-        sw      s2, 56(sp)
-        sw      s3, 60(sp)
-        mfcr    t0, scratch
-        sw      t0, TF_SP(sp)
-        mfcr    t0, epc
-        sw      t0, TF_EPC(sp)
-        mfcr    t0, status
-        sw      t0, TF_STATUS(sp)
-        mov     a0, sp
-        la      sp, kstack_top
-        call    trap
-        j       trap_return
-
-# trap_return: restore the process of cur_tf and drop to user mode with interrupts on
-# (and the user flags it had).  Does not return.
-trap_return:
-        lui     sp, %hi(cur_tf)
-        lw      sp, %lo(cur_tf)(sp)
-        lw      t0, TF_STATUS(sp)
-        li      t1, STATUS_UF
-        and     t0, t0, t1
-        ori     t0, t0, STATUS_TO_USER
-        mtcr    status, t0
-        lw      t0, TF_EPC(sp)
-        mtcr    epc, t0
-        lw      ra, 4(sp)
-        lw      at, 12(sp)
-        lw      a0, 16(sp)
-        lw      a1, 20(sp)
-        lw      a2, 24(sp)
-        lw      a3, 28(sp)
-        lw      t0, 32(sp)
-        lw      t1, 36(sp)
-        lw      t2, 40(sp)
-        lw      t3, 44(sp)
-        lw      s0, 48(sp)
-        lw      s1, 52(sp)
-        lw      s2, 56(sp)
-        lw      s3, 60(sp)
-        lw      sp, TF_SP(sp)
-        rfe
+        .globl trap, kill_current
 
 # trap(a0 = trap frame): dispatch on the cause.  A trap from kernel mode panics; a
 # timer interrupt preempts; a syscall runs (epc past it); a page fault in a demand-zero
@@ -79,7 +17,8 @@ trap_return:
 trap:
         enter
         mov     s0, a0
-        mfcr    s1, cause
+        call    trap_cause
+        mov     s1, a0
         lw      t0, TF_STATUS(s0)
         andi    t0, t0, STATUS_PKM
         bnez    t0, kernel_trap
@@ -99,6 +38,7 @@ trap:
         call    page_fault
         leave
 2:      mov     a0, s2
+        lw      a1, TF_EPC(s0)
         call    user_exception
         leave
 3:      andi    t0, s1, CAUSE_CODE_MASK
@@ -115,8 +55,10 @@ trap:
 # anything else kills the process.
 page_fault:
         enter
-        mfcr    s0, badaddr
-        srli    t0, a0, 8               # the error code's P bit: a protection fault
+        mov     s1, a0
+        call    trap_badaddr
+        mov     s0, a0
+        srli    t0, s1, 8               # the error code's P bit: a protection fault
         andi    t0, t0, 1
         bnez    t0, 1f
         la      t0, cur_proc
@@ -129,7 +71,7 @@ page_fault:
         call    kill_current
 2:      leave
 
-# user_exception(a0 = exception code): kill the process, naming the exception.
+# user_exception(a0 = exception code, a1 = epc): kill the process, naming the exception.
 user_exception:
         li      t0, EXC_NAMES_COUNT
         bltu    a0, t0, 1f
@@ -138,7 +80,6 @@ user_exception:
         la      t0, exc_names
         add     t0, t0, a0
         lw      a0, 0(t0)
-        mfcr    a1, epc
         j       kill_current
 
 # kill_current(a0 = reason, a1 = address): print "kernel: pid N (NAME) killed: REASON
@@ -169,19 +110,20 @@ kill_current:
         call    proc_exit
         leave
 
-# kernel_trap: a trap from kernel mode.  Panics, naming cause, epc and badaddr.
+# kernel_trap (s0 = the trap frame): a trap from kernel mode.  Panics, naming cause,
+# epc and badaddr.
 kernel_trap:
         la      a0, msg_kernel_trap
         call    kputs
-        mfcr    a0, cause
+        call    trap_cause
         call    kputhex
         la      a0, msg_epc
         call    kputs
-        mfcr    a0, epc
+        lw      a0, TF_EPC(s0)
         call    kputhex
         la      a0, msg_badaddr
         call    kputs
-        mfcr    a0, badaddr
+        call    trap_badaddr
         call    kputhex
         la      a0, msg_newline
         call    kputs

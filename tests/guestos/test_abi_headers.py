@@ -30,3 +30,10 @@ def test_argument_constants_and_start_info_offsets_are_the_abis():
     offsets = {name.removeprefix("SI_").lower(): value for name, value in values.items() if name.startswith("SI_")}
     fields = {field.name: field.offset for field in abi.START_INFO_FIELDS}
     assert offsets == {name: offset for name, offset in fields.items() if offset >= 24}
+
+
+def test_the_per_vcpu_page_offsets_are_the_abis():
+    values = header_values()
+    offsets = {name.removeprefix("VCPU_").lower(): value for name, value in values.items()
+               if name.startswith("VCPU_")}
+    assert offsets == {field.name: field.offset for field in abi.VCPU_FIELDS}

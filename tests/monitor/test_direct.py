@@ -186,6 +186,30 @@ def test_reserved_bits_in_a_present_entry_are_refused(space):
                    EINVAL, "reserved bits")
 
 
+# --- frames the VMM holds (the per-vCPU page) ----------------------------------------------
+
+def test_a_frame_the_vmm_holds_cannot_be_pinned_as_a_page_table_until_released(space):
+    page = space.spare[0]
+    space.paging.hold_writable(page)
+    assert_refused(space, lambda: space.paging.pin_table(page, PIN_L1), EINVAL, "mapped writable")
+    space.paging.release_writable(page)
+    space.paging.pin_table(page, PIN_L1)            # a zero frame is a valid L1 once no one holds it
+    assert space.paging.frame_info(page).type == "l1"
+
+
+def test_the_vmm_holds_neither_a_page_table_nor_a_frame_not_this_vms(space):
+    assert_refused(space, lambda: space.paging.hold_writable(space.table), EBUSY, "l1")
+    assert_refused(space, lambda: space.paging.hold_writable(space.others[0]), EPERM, "belongs to")
+
+
+def test_teardown_drops_the_holds_and_every_count_comes_back_to_zero(space):
+    space.paging.hold_writable(space.spare[0])
+    space.paging.hold_writable(space.data)          # held and mapped writable at once
+    space.paging.teardown()
+    assert all(space.paging.frame_info(mfn).type_count == space.paging.frame_info(mfn).ref_count == 0
+               for mfn in space.mine)
+
+
 def test_unpinning_the_current_base_is_refused(space):
     assert_refused(space, lambda: space.paging.unpin(space.top), EBUSY, "current base")
 

@@ -111,6 +111,14 @@ ATTACKS = {
     "ATTACK_BATCH_OUTSIDE": "attack batch_outside: mmu_update -> -14 (done 1)\n" + UNCHANGED,
     "ATTACK_MISALIGNED": "attack misaligned_ptr: mmu_update -> -22 (done 0)\n" + UNCHANGED,
     "ATTACK_UNPIN_BASE": "attack unpin_base: unpin_table -> -16\n" + STILL_BASE,
+    "ATTACK_VCPU_UNMAPPED": "attack vcpu_unmapped: set_vcpu_page -> -14\n",
+    "ATTACK_VCPU_READONLY": "attack vcpu_page_table: set_vcpu_page -> -14\n",       # not mapped writable
+    "ATTACK_VCPU_MISALIGNED": "attack vcpu_misaligned: set_vcpu_page -> -22\n",
+    "ATTACK_VCPU_WRAP": "attack vcpu_top_of_memory: set_vcpu_page -> -14\n",
+    # registered, the page is held writable by the VMM: once its own mapping is read-only it would be
+    # pinnable, but the hold keeps it from ever becoming a page table the VMM then writes into
+    "ATTACK_VCPU_THEN_PIN": "attack vcpu_then_pin: set_vcpu_page -> 0\n"
+                            "  mmu_update read-only -> 0 (done 1)\n  then pin_table -> -22\n",
     "ATTACK_USER_HYPERCALL": "attack user_hypercall: entering user mode\n"
                              "  trap: illegal instruction from user mode\n"
                              "  a0 and a1 unchanged\n"

@@ -81,11 +81,19 @@ def test_constants_table_lists_every_constant():
     skip = {code.name for code in abi.RETURN_CODES}
     constants = {name: value for name, value in vars(abi).items()
                  if name.isupper() and isinstance(value, (int, str)) and name not in isa_names
-                 and name not in skip and not name.startswith(("HC_", "MODE_"))}
+                 and name not in skip and not name.startswith(("HC_", "MODE_", "VCPU_"))}
     assert documented.keys() == constants.keys()
     for name, value in constants.items():
         assert documented[name] == (value if isinstance(value, str) else
                                     f"{value:#010x}" if documented[name].startswith("0x") else str(value))
+
+
+def test_vcpu_page_table_matches_and_its_offsets_are_the_constants():
+    expected = [[str(field.offset), field.name, field.writer, field.meaning] for field in abi.VCPU_FIELDS]
+    assert table_after("## The per-vCPU page") == expected
+    assert [field.offset for field in abi.VCPU_FIELDS] == list(range(0, 4 * len(abi.VCPU_FIELDS), 4))
+    for field in abi.VCPU_FIELDS:
+        assert getattr(abi, f"VCPU_{field.name.upper()}") == field.offset
 
 
 def test_mmu_update_element_table_matches_the_element_size():

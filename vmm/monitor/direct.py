@@ -26,7 +26,8 @@ What validation guarantees (the invariants a test recounts):
   - every present entry of a page table, and every base, reaches a RAM frame
     this VM owns: never another VM's, the VMM's, a free frame or MMIO;
   - a PDE points at an l1 table, a base at a pinned l2 table;
-  - type_count and ref_count equal a recount from the tables, pins and bases.
+  - type_count and ref_count equal a recount from the tables, pins, bases and
+    the VMM's own holds (hold_writable: the per-vCPU page).
 A frame whose last writable mapping went away may still be writable through a
 stale machine TLB entry: before such a frame becomes a page table the machine
 TLB is flushed (counter forced_flushes).
@@ -125,6 +126,7 @@ class DirectPaging:
         self.counters = dict.fromkeys(COUNTER_KEYS, 0)
         self._info = {mfn: FrameInfo() for mfn in physmap.p2m}
         self._stale_writable: set[int] = set()
+        self._held: list[int] = []            # frames the VMM itself holds writable (hold_writable)
 
     # --- queries -------------------------------------------------------------
 
@@ -304,6 +306,26 @@ class DirectPaging:
             return BatchResult(done, error.error, done, error.reason)
         return BatchResult(done)
 
+    # --- frames the VMM writes for the guest ----------------------------------------------
+
+    def hold_writable(self, mfn: int) -> None:
+        """Take a writable type reference to `mfn` for the VMM itself (a page
+        it will write into for the guest, such as the per-vCPU page), so it
+        cannot become a page table while held.  Raises Rejected (-EPERM for a
+        frame not this VM's RAM, -EBUSY for a page table) having taken nothing."""
+        info = self._own_frame(mfn, "frame")
+        if info.type_count and info.type != TYPE_WRITABLE:
+            raise Rejected(f"frame {mfn:#x} is {_describe(info)}", -EBUSY)
+        self._get_type(mfn, TYPE_WRITABLE)
+        self._get_ref(mfn)
+        self._held.append(mfn)
+
+    def release_writable(self, mfn: int) -> None:
+        """Drop one hold_writable reference to `mfn`."""
+        self._held.remove(mfn)
+        self._put_ref(mfn)
+        self._put_type(mfn)
+
     # --- pins and bases --------------------------------------------------------------
 
     def pin_table(self, mfn: int, level: int) -> None:
@@ -381,8 +403,11 @@ class DirectPaging:
         self.counters["invlpgs"] += 1
 
     def teardown(self) -> None:
-        """Drop both bases and every pin, flush the machine TLB, and check that every
-        type_count and ref_count is back to zero; raises AccountingError if not."""
+        """Drop both bases, every pin and every hold, flush the machine TLB, and
+        check that every type_count and ref_count is back to zero; raises
+        AccountingError if not."""
+        while self._held:
+            self.release_writable(self._held[-1])
         self._drop_bases()
         for mfn, info in self._info.items():
             if info.pinned:

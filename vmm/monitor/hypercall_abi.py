@@ -78,6 +78,8 @@ HC_SET_TRAP_VECTOR = 10
 HC_RETURN_FROM_TRAP = 11
 HC_SET_IRQ_ENABLE = 12
 HC_CONSOLE_READ = 13
+HC_SET_VCPU_PAGE = 14
+HC_IRET = 15
 
 MODE_BOTH = "both"
 MODE_DIRECT = "direct"   # shadow mode answers -ENOSYS
@@ -121,6 +123,11 @@ HYPERCALLS = (
     Hypercall(HC_CONSOLE_READ, "console_read", ("buf_gva", "length"), "bytes read, 0 at end of input",
               MODE_BOTH, "read up to `length` (at most CONSOLE_READ_MAX) console input bytes into "
               "guest-virtual `buf_gva`, waiting for at least one unless the input has ended"),
+    Hypercall(HC_SET_VCPU_PAGE, "set_vcpu_page", ("page_gva",), "0", MODE_DIRECT,
+              "register the per-vCPU page (page-aligned, mapped writable, not a page table; 0 unregisters): "
+              "from then on IE is its irq_enable word and traps are delivered into its frame"),
+    Hypercall(HC_IRET, "iret", (), "does not return (or -EINVAL)", MODE_DIRECT,
+              "return from a trap delivered through the per-vCPU page: pc, sp, a0 and status from its frame"),
 )
 
 HYPERCALLS_BY_NUMBER = {call.number: call for call in HYPERCALLS}
@@ -132,6 +139,33 @@ TIMER_PERIODIC = 1 << 0     # set_timer flags: re-arm after each interrupt
 CONSOLE_WRITE_MAX = 4096    # console_write: longer is -EINVAL, nothing written
 CONSOLE_READ_MAX = 4096     # console_read: longer is -EINVAL, nothing read
 MMU_UPDATE_MAX = 1024       # mmu_update: a longer batch is -E2BIG, nothing applied
+
+# --- The per-vCPU page ------------------------------------------------------------------
+# A page of guest RAM the PV kernel registers with set_vcpu_page (vmm/monitor/pvcpu.py).
+# Little-endian words at these offsets; "writer" says who writes each.
+
+
+class VcpuField(NamedTuple):
+    offset: int
+    name: str
+    writer: str
+    meaning: str
+
+
+VCPU_FIELDS = (
+    VcpuField(0, "irq_enable", "guest",
+              "1: virtual interrupts enabled, 0: masked (the VMM sets 0 at each delivery and the frame's IE at iret)"),
+    VcpuField(4, "irq_pending", "VMM", "the virtual interrupt lines asserted (bit n: irq n), as of the last exit"),
+    VcpuField(8, "cause", "VMM", "the delivered trap's cause"),
+    VcpuField(12, "epc", "VMM, guest", "at delivery the trap's epc; before iret the pc to return to"),
+    VcpuField(16, "badaddr", "VMM", "the faulting address (written only for the causes that set badaddr)"),
+    VcpuField(20, "status", "VMM, guest",
+              "at delivery the interrupted context's KM, IE and UF bits; before iret the ones to return to"),
+    VcpuField(24, "sp", "VMM, guest", "at delivery the interrupted sp; before iret the sp to return with"),
+    VcpuField(28, "a0", "guest", "before iret the a0 to return with (a0 carries the hypercall number)"),
+)
+(VCPU_IRQ_ENABLE, VCPU_IRQ_PENDING, VCPU_CAUSE, VCPU_EPC, VCPU_BADADDR, VCPU_STATUS, VCPU_SP,
+ VCPU_A0) = (field.offset for field in VCPU_FIELDS)
 
 # --- mmu_update batch element --------------------------------------------------------
 # Two little-endian words per element, at batch_gva + 8 * index:

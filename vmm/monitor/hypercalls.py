@@ -10,7 +10,7 @@ as on bare hardware: the guest kernel gets the illegal-instruction exception.
 from __future__ import annotations
 
 from asm.arch import Access
-from asm.isa import CR_TVEC, EXC_ILLEGAL, REG_NUMBERS
+from asm.isa import CR_STATUS, CR_TVEC, EXC_ILLEGAL, PAGE_MASK, PAGE_SHIFT, REG_NUMBERS, STATUS_IE, STATUS_KM
 from vmm.machine.devices.timer import (CTRL_ENABLE, CTRL_PERIODIC, TIMER_CTRL, TIMER_INTERVAL)
 from vmm.machine.devices.uart import UART_TX
 from vmm.monitor.direct import Rejected
@@ -18,6 +18,7 @@ from vmm.monitor.hypercall_abi import (CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, EFAU
                                        HC_NUMBER_REG, HC_RESULT2_REG, HC_RESULT_REG, HYPERCALLS_BY_NUMBER,
                                        MODE_DIRECT, TIMER_PERIODIC, result_word)
 from vmm.monitor.physmap import GVA, MA
+from vmm.monitor.pvcpu import returned_status
 
 SP = REG_NUMBERS["sp"]
 
@@ -170,10 +171,42 @@ def _set_irq_enable(monitor, vm, enable: int) -> int:
     return int(vm.vcpu.set_interrupts(bool(enable)))
 
 
+def _set_vcpu_page(monitor, vm, page_gva: int) -> int:
+    """Register the per-vCPU page at `page_gva` (0: unregister): page-aligned,
+    mapped writable for the guest kernel, a frame that is not a page table
+    (held writable while registered, vmm/monitor/pvcpu.py)."""
+    if page_gva & PAGE_MASK:
+        return -EINVAL
+    if page_gva == 0:
+        monitor.set_pv_cpu(vm, None)
+        return 0
+    ma = vm.mode.guest_address(vm.vcpu, page_gva, Access.WRITE)
+    if ma is None:
+        return -EFAULT
+    result = _validated(lambda: vm.mode.direct.hold_writable(ma >> PAGE_SHIFT))
+    if result == 0:
+        monitor.set_pv_cpu(vm, ma)
+    return result
+
+
+def _iret(monitor, vm) -> int | None:
+    """Return through the per-vCPU page's frame: pc, sp, a0, KM, IE and UF."""
+    if vm.pvcpu is None:
+        return -EINVAL
+    pc, sp, a0, status = vm.pvcpu.return_state()
+    privileged, user_flags = returned_status(status)
+    vm.vcpu.cr[CR_STATUS] = (vm.vcpu.cr[CR_STATUS] & ~(STATUS_KM | STATUS_IE)) | privileged
+    regs = monitor.cpu.regs
+    regs[SP], regs[HC_RESULT_REG] = sp, a0
+    monitor.load_mode(vm, user_flags=user_flags)
+    monitor.complete(vm, pc)
+    return None
+
+
 HANDLERS = {
     "console_write": _console_write, "console_read": _console_read, "mmu_update": _mmu_update, "set_base": _set_base,
     "pin_table": _pin_table, "unpin_table": _unpin_table, "tlb_flush": _tlb_flush,
     "tlb_invlpg": _tlb_invlpg, "set_timer": _set_timer, "yield": _yield, "shutdown": _shutdown,
     "set_trap_vector": _set_trap_vector, "return_from_trap": _return_from_trap,
-    "set_irq_enable": _set_irq_enable,
+    "set_irq_enable": _set_irq_enable, "set_vcpu_page": _set_vcpu_page, "iret": _iret,
 }

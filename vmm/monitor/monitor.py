@@ -40,7 +40,7 @@ from asm.arch import (describe_cause, interrupt_to_take, is_fetch_fault, triple_
                       unhandled_trap_message)
 from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_PTB,
                      CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXCEPTION_NAMES,
-                     IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0,
+                     IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0, REG_SP,
                      STATUS_IE, STATUS_UF, TIMER_BASE)
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.cpu import EXIT_HYPERCALL
@@ -54,7 +54,8 @@ from vmm.machine.outcome import CpuState, RunResult
 from vmm.machine.phases import split
 from vmm.monitor import boot, emulate, hypercalls
 from vmm.monitor.paging import MODES, ShadowMode
-from vmm.monitor.physmap import OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
+from vmm.monitor.physmap import MA, OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
+from vmm.monitor.pvcpu import PvCpu, interrupted_status
 from vmm.monitor.shadow import FaultKind
 from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput, VmConfig, VmState,
                             VmStats, frames_for)
@@ -173,6 +174,8 @@ class Monitor:
         elif not cause & CAUSE_INTERRUPT:
             vm.stalled += 1
         self._bring_devices_current()
+        if vm.pvcpu is not None:
+            vm.pvcpu.sync_in(vm.vcpu)
         self._contained(vm, f"handling {describe_cause(cause)} at {epc:#010x}",
                         lambda: self._dispatch(vm, cause, epc, badaddr))
         self._take_marks(vm)
@@ -243,10 +246,15 @@ class Monitor:
             vm.vcpu.enter_trap(cause, epc, badaddr)       # records it, as the bare machine does
             vm.crash(triple_fault_message(cause, epc, badaddr, is_fetch_fault(cause, epc, badaddr)))
             return
+        interrupted = interrupted_status(vm.vcpu, self.cpu.cr[CR_STATUS])
         tvec = vm.vcpu.enter_trap(cause, epc, badaddr)
         if tvec == 0:
             vm.crash(unhandled_trap_message(cause, epc, badaddr))
             return
+        if vm.pvcpu is not None:
+            vm.pvcpu.deliver(cause, epc, badaddr, interrupted, self.cpu.regs[REG_SP])
+            if cause == CAUSE_INTERRUPT | IRQ_TIMER:
+                vm.irq.clear_line(IRQ_TIMER)        # the delivery is the acknowledgement
         vm.entering_trap = True
         self.cpu.pc = tvec
         self.load_mode(vm)
@@ -296,6 +304,8 @@ class Monitor:
             if not vm.alive and not vm.torn_down:
                 self._contained(vm, "tearing the VM down", lambda vm=vm: self._tear_down(vm))
                 vm.torn_down = True
+            elif vm.alive and vm.pvcpu is not None:
+                vm.pvcpu.sync_out(vm.vcpu, vm.irq.pending)
         if self.cpu.state is not CpuState.STOPPED:
             self._program_timer()
 
@@ -320,8 +330,16 @@ class Monitor:
         pool: leaking them is safe, handing out frames a table may still
         name is not."""
         vm.final_counters = dict(vm.mode.counters)
+        self.set_pv_cpu(vm, None)
         vm.mode.teardown()
         self.frames.release(vm.vm_id, self.frames.owned_by(vm.vm_id))
+
+    def set_pv_cpu(self, vm: VM, page: MA | None) -> None:
+        """Register `vm`'s per-vCPU page at machine address `page` (held writable
+        by the caller), or none, releasing the one registered before."""
+        if vm.pvcpu is not None:
+            vm.mode.direct.release_writable(vm.pvcpu.page >> PAGE_SHIFT)
+        vm.pvcpu = None if page is None else PvCpu(self.machine.memory, page)
 
     def end_slice(self) -> None:
         """The current VM gives up the rest of its slice (yield)."""

@@ -159,6 +159,7 @@ class VM:
     symbols: object = None           # the image's Symbolizer
     torn_down: bool = False          # its tables and frames have gone back to the VMM
     final_counters: dict = field(default_factory=dict)   # the paging counters when it was torn down
+    pvcpu: object = None             # the registered per-vCPU page (pvcpu.PvCpu), direct mode only
 
     def __post_init__(self) -> None:
         self.irq = InterruptLines()

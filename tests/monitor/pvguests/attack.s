@@ -25,6 +25,11 @@
 #   ATTACK_MISALIGNED          ptr = an entry's address + 2
 #   ATTACK_UNPIN_BASE          unpin the current base
 #   ATTACK_USER_HYPERCALL      a hypercall from virtual user mode
+#   ATTACK_VCPU_UNMAPPED       set_vcpu_page on an unmapped page
+#   ATTACK_VCPU_READONLY       set_vcpu_page on the bootstrap L2 (mapped read-only: a page table)
+#   ATTACK_VCPU_MISALIGNED     set_vcpu_page on a writable page + 4
+#   ATTACK_VCPU_WRAP           set_vcpu_page on the last page of the address space (unmapped)
+#   ATTACK_VCPU_THEN_PIN       register a page, make its mapping read-only, pin it as an L1
 
         .equ SHUTDOWN_MARK, 42          # a1 of the user-mode hypercall
 
@@ -204,6 +209,52 @@ attack:
         call    report_plain
         call    prove_base
 .endif
+.ifdef ATTACK_VCPU_UNMAPPED
+        say     name_vcpu_unmapped
+        li      a1, 0xE0000000
+        hcall   HC_SET_VCPU_PAGE
+        call    report_plain
+.endif
+.ifdef ATTACK_VCPU_READONLY
+        say     name_vcpu_readonly
+        li      t0, START_INFO_ADDR
+        lw      a1, SI_PT_FIRST_GFN(t0)
+        slli    a1, a1, PAGE_SHIFT
+        hcall   HC_SET_VCPU_PAGE
+        call    report_plain
+.endif
+.ifdef ATTACK_VCPU_MISALIGNED
+        say     name_vcpu_misaligned
+        slli    a1, s1, PAGE_SHIFT
+        addi    a1, a1, 4
+        hcall   HC_SET_VCPU_PAGE
+        call    report_plain
+.endif
+.ifdef ATTACK_VCPU_WRAP
+        say     name_vcpu_wrap
+        li      a1, 0xFFFFF000
+        hcall   HC_SET_VCPU_PAGE
+        call    report_plain
+.endif
+.ifdef ATTACK_VCPU_THEN_PIN
+        say     name_vcpu_then_pin
+        slli    a1, s1, PAGE_SHIFT      # frame s1, mapped writable at gva = gpa
+        hcall   HC_SET_VCPU_PAGE
+        call    report_plain
+        say     msg_read_only
+        call    own_pte                 # its only writable mapping made read-only ...
+        mov     a1, s3
+        xori    a1, a1, PTE_W
+        call    update
+        call    report
+        say     msg_then_pin
+        mov     a0, s1                  # ... still it cannot become a page table
+        call    mfn_of
+        mov     a1, a0
+        li      a2, PIN_L1
+        hcall   HC_PIN_TABLE
+        call    report_plain
+.endif
 .ifdef ATTACK_USER_HYPERCALL
         say     name_user_hypercall
         la      t0, user_code
@@ -344,6 +395,13 @@ name_batch_outside:     .asciz "attack batch_outside: mmu_update"
 name_misaligned:        .asciz "attack misaligned_ptr: mmu_update"
 name_unpin_base:        .asciz "attack unpin_base: unpin_table"
 name_user_hypercall:    .asciz "attack user_hypercall: entering user mode\n"
+name_vcpu_unmapped:     .asciz "attack vcpu_unmapped: set_vcpu_page"
+name_vcpu_readonly:     .asciz "attack vcpu_page_table: set_vcpu_page"
+name_vcpu_misaligned:   .asciz "attack vcpu_misaligned: set_vcpu_page"
+name_vcpu_wrap:         .asciz "attack vcpu_top_of_memory: set_vcpu_page"
+name_vcpu_then_pin:     .asciz "attack vcpu_then_pin: set_vcpu_page"
+msg_read_only:  .asciz "  mmu_update read-only"
+msg_then_pin:   .asciz "  then pin_table"
 msg_arrow:      .asciz " -> "
 msg_then_set_base: .asciz "  then set_base on it"
 msg_done:       .asciz " (done "
