@@ -1,4 +1,4 @@
-"""`kite compare`: every workload under bare, shadow, direct and sim, side by side.
+"""`kite compare`: every workload under bare, shadow, shadow-basic, direct and sim, side by side.
 
     workloads.toml --> runs (kite.runs, -j N in parallel) --> records --> checks  (same output and exit code)
                                                                       --> tables, summary (stdout)
@@ -66,7 +66,8 @@ COLUMNS = (
     ("walk refs", "walk_refs"), ("modeled cycles", "modeled_cycles"), ("vs bare", "overhead"),
     ("wall s", "wall_seconds"),
 )
-CONFIG_WORDS = {"shadow": "shadow paging", "direct": "direct mapping", "sim": "machine simulation"}
+CONFIG_WORDS = {"shadow": "shadow paging", "shadow-basic": "basic shadow paging", "direct": "direct mapping",
+                "sim": "machine simulation"}
 
 
 # --- records -------------------------------------------------------------------------------------
@@ -273,6 +274,12 @@ def summary(records: list[dict], problems: list[str]) -> list[str]:
     if hypercalls is not None and writes is not None:
         sentences.append(f"Direct mapping took {hypercalls:,} hypercalls where shadow paging took {writes:,} "
                          f"page-table write traps and {hidden or 0:,} hidden faults.")
+    basic_exits, exits = totals(records, "shadow-basic", "vm_exits"), totals(records, "shadow", "vm_exits")
+    if basic_exits is not None and exits is not None:
+        basic_writes = totals(records, "shadow-basic", "pt_write_traps") or 0
+        sentences.append(f"With write-flood detection, out-of-sync tables and prefetch, shadow paging took "
+                         f"{exits:,} VM exits where the basic shadow took {basic_exits:,} ({writes or 0:,} "
+                         f"page-table write traps against {basic_writes:,}).")
     true = totals(records, "shadow", "true_faults")
     if hidden is not None and true is not None:
         built = totals(records, "shadow", "shadow_entries_created") or 0
@@ -594,8 +601,8 @@ def write_outputs(records: list[dict], options: dict) -> None:
                epilog="Example: kite compare --workloads hello --configs bare,shadow,sim --plot compare.png")
 @click.option("--workloads", metavar="A,B", help="Run only these workloads or categories (cpu, syscall, fork, "
               "memory, ipc, io; default: all in the file).")
-@click.option("--configs", metavar="bare,shadow,direct,sim",
-              help="Run only these configurations (default: all four).")
+@click.option("--configs", metavar="bare,shadow,shadow-basic,direct,sim",
+              help="Run only these configurations (default: all five).")
 @click.option("--workloads-file", type=click.Path(dir_okay=False, path_type=Path), default=WORKLOADS,
               show_default=True, help="The workload list.")
 @click.option("--kernel-native", type=click.Path(dir_okay=False, path_type=Path), default=KERNEL_NATIVE,
@@ -613,7 +620,7 @@ def write_outputs(records: list[dict], options: dict) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the runs in this many processes (the results are the same).")
 def compare(**options) -> None:
-    """Run every workload under bare, shadow, direct and sim; check they print
+    """Run every workload under bare, shadow, shadow-basic, direct and sim; check they print
     the same output and exit code; show their figures side by side.
 
     Exit code: 0 when every run agrees; 1 on a mismatch or a run that did not

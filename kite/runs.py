@@ -42,8 +42,10 @@ WORKLOADS = GUESTOS / "workloads.toml"
 KERNEL_NATIVE = GUESTOS / "build" / "kernel-native.elf"
 KERNEL_PV = GUESTOS / "build" / "kernel-pv.elf"
 
-CONFIGS = ("bare", "shadow", "direct", "sim")
+CONFIGS = ("bare", "shadow", "shadow-basic", "direct", "sim")
 PV_CONFIGS = ("direct",)                 # the configurations that boot kernel-pv
+# the VMM configurations: (paging mode, shadow paging's techniques as for --shadow-opt)
+VMM_CONFIGS = {"shadow": ("shadow", "all"), "shadow-basic": ("shadow", "none"), "direct": ("direct", "all")}
 GUEST_MEM = 16 << 20                     # the guest's RAM, as `kite run`'s default --mem
 DEFAULT_MAX_INSTRUCTIONS = 50_000_000    # a runaway guest stops here instead of hanging the compare
 VM_NAME = "vm1"
@@ -225,12 +227,14 @@ def run_machine(spec: RunSpec) -> Ran:
 
 
 def run_vmm(spec: RunSpec) -> Ran:
-    """The spec's image as the only VM under the VMM, paging = the
-    configuration's name, as `kite run --paging shadow|direct`."""
+    """The spec's image as the only VM under the VMM, as `kite run --paging
+    shadow|direct` (shadow-basic: `--paging shadow --shadow-opt none`)."""
     from vmm.launch import Options, run_vmm as launch_vmm
+    from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
-    config = VmConfig(str(spec.image), spec.config, GUEST_MEM, VM_NAME,
-                      tuple(str(module) for module in spec.modules), spec.cmdline)
+    paging, shadow = VMM_CONFIGS[spec.config]
+    config = VmConfig(str(spec.image), paging, GUEST_MEM, VM_NAME,
+                      tuple(str(module) for module in spec.modules), spec.cmdline, ShadowOptions.parse(shadow))
     output = io.BytesIO()
     finished = launch_vmm([config], _console(spec, output),
                           Options(spec.workload.max_instructions, spec.cost_model))
@@ -238,7 +242,7 @@ def run_vmm(spec: RunSpec) -> Ran:
 
 
 RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {
-    "bare": run_machine, "shadow": run_vmm, "direct": run_vmm, "sim": run_machine,
+    "bare": run_machine, "shadow": run_vmm, "shadow-basic": run_vmm, "direct": run_vmm, "sim": run_machine,
 }
 
 

@@ -184,11 +184,13 @@ def report(finished, stats: bool, stats_json: str | None) -> None:
 
 
 def parse_vm_spec(spec: str, default_mem: int, index: int):
-    """A --vm value: IMAGE[,paging=shadow|direct][,mem=SIZE][,name=NAME][,module=FILE]...
-    Raises click.BadParameter naming the bad part."""
+    """A --vm value: IMAGE[,paging=shadow|direct][,mem=SIZE][,name=NAME][,module=FILE]...[,shadow=OPTS]
+    (OPTS as --shadow-opt, with + between names).  Raises click.BadParameter naming the bad part."""
+    from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
     image, *parts = spec.split(",")
-    settings = {"paging": "shadow", "mem": default_mem, "name": f"vm{index}", "modules": []}
+    settings = {"paging": "shadow", "mem": default_mem, "name": f"vm{index}", "modules": [],
+                "shadow": ShadowOptions()}
     for part in parts:
         key, _, value = part.partition("=")
         if key == "module":
@@ -199,13 +201,24 @@ def parse_vm_spec(spec: str, default_mem: int, index: int):
             settings["paging"] = value
         elif key == "name" and re.fullmatch(r"[\w.-]+", value):
             settings["name"] = value
+        elif key == "shadow":
+            settings["shadow"] = shadow_options(value, "--vm")
         else:
             raise click.BadParameter(f"'{part}' in '{spec}' (expected paging=shadow|direct, mem=SIZE, "
-                                     f"name=NAME or module=FILE)", param_hint="--vm")
+                                     f"name=NAME, module=FILE or shadow=OPTS)", param_hint="--vm")
     if not image:
         raise click.BadParameter(f"'{spec}' names no image", param_hint="--vm")
     return VmConfig(image, settings["paging"], settings["mem"], settings["name"],
-                    tuple(settings["modules"]))
+                    tuple(settings["modules"]), shadow=settings["shadow"])
+
+
+def shadow_options(text: str, option: str):
+    """The ShadowOptions of --shadow-opt or shadow= (all, none, flood,unsync,prefetch)."""
+    from vmm.monitor.shadow import ShadowOptions
+    try:
+        return ShadowOptions.parse(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
 
 
 def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
@@ -219,21 +232,27 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
         raise click.UsageError("--vm takes the images itself" if image else "missing IMAGE")
     refuse_overwriting_inputs(image, vm_specs, options)
     if bare:
+        if options.pop("shadow_opt"):
+            raise click.UsageError("--shadow-opt applies to --paging shadow")
         return run_bare(image, **options)
     for key in ("disk", "disk_readonly"):
         if options.pop(key):
             raise click.UsageError(f"--{key.replace('_', '-')} works only with --bare (the VMM has no disk)")
+    if options["shadow_opt"] and paging != "shadow" and not vm_specs:
+        raise click.UsageError("--shadow-opt applies to --paging shadow")
     if sim:
+        options.pop("shadow_opt")
         if options.pop("trace"):
             raise click.UsageError("--trace works with --bare, --paging and --vm, not with --sim")
         return run_sim(image, **options)
-    vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline")}
+    vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline", "shadow_opt")}
     if paging:
         configs = [single_vm_config(image, paging, vmm_only)]
     else:
-        if vmm_only["modules"] or vmm_only["cmdline"]:
-            raise click.UsageError("with --vm, give each VM its modules in its spec (--vm IMAGE,module=FILE); "
-                                   "--module and --cmdline apply to --paging")
+        if vmm_only["modules"] or vmm_only["cmdline"] or vmm_only["shadow_opt"]:
+            raise click.UsageError("with --vm, give each VM its modules and shadow options in its spec "
+                                   "(--vm IMAGE,module=FILE,shadow=OPTS); --module, --cmdline and --shadow-opt "
+                                   "apply to --paging")
         configs = [parse_vm_spec(spec, vmm_only["mem"], index) for index, spec in enumerate(vm_specs, 1)]
     names = [config.name for config in configs]
     if len(set(names)) != len(names):
@@ -257,8 +276,10 @@ def refuse_overwriting_inputs(image, vm_specs, options) -> None:
 
 def single_vm_config(image: str, paging: str, options: dict):
     """The VmConfig of `kite run --paging MODE IMAGE`."""
+    from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
-    return VmConfig(image, paging, options["mem"], "vm1", tuple(options["modules"]), options["cmdline"])
+    shadow = shadow_options(options["shadow_opt"], "--shadow-opt") if options["shadow_opt"] else ShadowOptions()
+    return VmConfig(image, paging, options["mem"], "vm1", tuple(options["modules"]), options["cmdline"], shadow)
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]},
@@ -269,8 +290,12 @@ def single_vm_config(image: str, paging: str, options: dict):
               help="Run IMAGE under machine simulation: the VMM interprets every instruction.")
 @click.option("--paging", type=click.Choice(PAGING_MODES),
               help="Run IMAGE under the VMM: shadow (unmodified kernel) or direct (paravirtual kernel).")
-@click.option("--vm", "vm_specs", multiple=True, metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..]",
+@click.option("--vm", "vm_specs", multiple=True,
+              metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..][,shadow=..]",
               help="Run a VM under the VMM; repeat to run several side by side.")
+@click.option("--shadow-opt", metavar="all|none|flood,unsync,prefetch",
+              help="Shadow paging's techniques (default all): write-flood detection, out-of-sync leaf "
+                   "tables, prefetch.")
 @click.option("--module", "modules", multiple=True, type=click.Path(dir_okay=False),
               help="A boot module (Kite32 ELF file) to load after the kernel; repeatable.")
 @click.option("--mem", type=MemSize(), default=DEFAULT_MEM, show_default=True,

@@ -4,7 +4,7 @@ the machine simulator and the VMM (shadow paging), all architectural state compa
     layout.py      the memory map every program shares, the page-table model, the trap handler
     encodings.py   mnemonic classes, interesting values, hand-encoded and illegal words
     generator.py   generate(seed) -> Program: a random kernel body and user snippets, as assembly
-    harness.py     build (in-process assembler and linker), run on the three engines, compare
+    harness.py     build (in-process assembler and linker), run on the four engines, compare
     reduce.py      shrink a diverging program to the operations it needs (delta debugging)
     repro/         hand-reduced reproducers, one per divergence found, each naming the rule broken
     test_differential.py   a few hundred fixed seeds and the reproducers, in `make test`

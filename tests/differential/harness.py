@@ -1,5 +1,5 @@
-"""Build a generated program and run it on the three engines; compare every
-piece of architectural state at the end.
+"""Build a generated program and run it on the four engines (bare, sim, shadow,
+shadow-basic); compare every piece of architectural state at the end.
 
     outcome = check(program, directory)   # Outcome: states, crashes, divergences
     outcome.ok                            # no divergence and no crash
@@ -10,7 +10,8 @@ names (generator.console_input):
 
     bare     vmm.machine.machine.Machine          state from its CPU
     sim      vmm.monitor.simulate.Simulator       state from the simulator
-    shadow   vmm.monitor.monitor.Monitor, one VM, shadow paging: registers and pc
+    shadow   vmm.monitor.monitor.Monitor, one VM, shadow paging with every technique
+             (shadow-basic: none of them, docs/shadow.md "Optimizations"): registers and pc
              from the CPU while the VM is switched in (else from the VM), status
              = vm.vcpu.status(machine status), the other CRs from vm.vcpu.cr, RAM
              through the VM's guest-physical map (vm.memory)
@@ -30,6 +31,7 @@ from __future__ import annotations
 import io
 import traceback
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -159,15 +161,16 @@ def run_sim(image: Path, console_in: bytes) -> State:
                  simulator.memory.read_bytes(0, L.RAM_SIZE), result.message)
 
 
-def run_shadow(image: Path, console_in: bytes) -> State:
-    """`image` as the only VM under the VMM with shadow paging, its state read
-    as the module doc says.  Raises VmmError when the VMM stopped the guest
-    for a failure of its own."""
+def run_shadow(image: Path, console_in: bytes, options: str = "all") -> State:
+    """`image` as the only VM under the VMM with shadow paging (its techniques
+    `options`, as --shadow-opt), its state read as the module doc says.
+    Raises VmmError when the VMM stopped the guest for a failure of its own."""
     from vmm.machine.devices.uart import ConsoleInput
     from vmm.monitor.monitor import Monitor
+    from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
     console = io.BytesIO()
-    config = VmConfig(str(image), "shadow", L.RAM_SIZE)
+    config = VmConfig(str(image), "shadow", L.RAM_SIZE, shadow=ShadowOptions.parse(options))
     monitor = Monitor(machine_mem_for([config]), console_out=console, console_in=ConsoleInput(console_in))
     vm = monitor.create_vm(config)
     result, (vm_result,) = monitor.run(L.MAX_INSTRUCTIONS)
@@ -195,7 +198,8 @@ class VmmError(Exception):
 
 
 Engine = Callable[[Path, bytes], State]          # (image, console input) -> the state at the end
-ENGINES: dict[str, Engine] = {"bare": run_bare, "sim": run_sim, "shadow": run_shadow}
+ENGINES: dict[str, Engine] = {"bare": run_bare, "sim": run_sim, "shadow": run_shadow,
+                              "shadow-basic": partial(run_shadow, options="none")}
 
 
 # --- comparing -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Random differential testing in the suite (issue 9, item 3).
 
 PROGRAMS random programs with fixed seeds (tests/differential/generator.py) run
-on the bare machine, the simulator and the VMM with shadow paging, and every
+on the bare machine, the simulator and the VMM with shadow paging (with and
+without the production shadow-MMU techniques), and every
 piece of architectural state must agree at the end (harness.py).  They run in
 a pool of up to two processes, once per session, for the seeds selected; a
 diverging program is saved as a .s file whose path the failure names.
@@ -67,7 +68,7 @@ def verdicts(request) -> dict[int, Verdict]:
 
 
 @pytest.mark.parametrize("seed", range(PROGRAMS))
-def test_random_program_ends_in_the_same_state_on_bare_sim_and_shadow(seed, verdicts, tmp_path_factory):
+def test_random_program_ends_in_the_same_state_on_bare_sim_and_both_shadows(seed, verdicts, tmp_path_factory):
     verdict = verdicts[seed]
     if verdict.problems:
         path = harness.save(Program(seed, verdict.source, set(verdict.features)), verdict.problems,

@@ -180,15 +180,16 @@ def test_every_workload_runs_under_every_configuration_it_supports_and_they_agre
     result, directory = full
     assert result.exit_code == 0, result.output + result.stderr
     pairs = [(record["workload"], record["config"]) for record in records_of(directory)]
-    assert pairs == [("echo", "bare"), ("echo", "shadow"), ("echo", "direct"), ("echo", "sim"),
-                     ("hello", "bare"), ("hello", "shadow"), ("hello", "sim"),
-                     ("boot_demo", "bare"), ("boot_demo", "shadow"), ("boot_demo", "sim")]
-    assert [record["exit_code"] for record in records_of(directory)] == [3] * 4 + [0] * 3 + [7] * 3
+    assert pairs == [("echo", "bare"), ("echo", "shadow"), ("echo", "shadow-basic"), ("echo", "direct"),
+                     ("echo", "sim"), ("hello", "bare"), ("hello", "shadow"), ("hello", "shadow-basic"),
+                     ("hello", "sim"), ("boot_demo", "bare"), ("boot_demo", "shadow"), ("boot_demo", "shadow-basic"),
+                     ("boot_demo", "sim")]
+    assert [record["exit_code"] for record in records_of(directory)] == [3] * 5 + [0] * 4 + [7] * 4
     for title in ("workload echo", "workload hello", "workload boot_demo"):
         assert title in result.stdout
     assert "hello: not run under direct" in result.stdout
-    assert "All 10 runs of 3 workload(s) ended with the same output" in result.stdout
-    assert "kite compare: [10/10] boot_demo under sim" in result.stderr
+    assert "All 13 runs of 3 workload(s) ended with the same output" in result.stdout
+    assert "kite compare: [13/13] boot_demo under sim" in result.stderr
 
 
 @pytest.mark.slow
@@ -278,7 +279,7 @@ def test_json_and_csv_read_back_equal_the_records(full):
     _, directory = full
     records = json.loads((directory / "out.json").read_text())
     assert all(list(record) == list(RECORD_FIELDS) for record in records)
-    assert [record["phase"] for record in records] == ["boot", "workload", "total"] * 10
+    assert [record["phase"] for record in records] == ["boot", "workload", "total"] * 13
     assert read_csv(directory / "out.csv") == records
 
 
@@ -341,7 +342,7 @@ def test_the_cost_model_option_prices_the_runs(tree, tmp_path):
 def test_an_unknown_configuration_is_a_usage_error_listing_the_known_ones(tree):
     result = invoke(*kernel_options(tree), "--configs", "bare,kvm")
     assert result.exit_code == 2
-    assert "--configs: unknown name 'kvm'; known: bare, shadow, direct, sim" in result.output
+    assert "--configs: unknown name 'kvm'; known: bare, shadow, shadow-basic, direct, sim" in result.output
 
 
 def test_an_unknown_workload_is_a_usage_error_listing_the_known_ones(tree):

@@ -20,5 +20,5 @@ def test_demo_disassembles_and_boots_the_sample_then_compares_the_workloads():
     assert "<_start>:" in done.stdout and "halt" in done.stdout
     assert "hello from kite32\n" in done.stdout
     assert "$ kite compare --workloads hello" in done.stdout
-    assert "All 4 runs of 1 workload(s) ended with the same output and exit code in every configuration." \
+    assert "All 5 runs of 1 workload(s) ended with the same output and exit code in every configuration." \
         in done.stdout

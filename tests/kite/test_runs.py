@@ -48,8 +48,8 @@ def test_workloads_are_read_in_file_order_with_paths_relative_to_the_file(tmp_pa
 
 def test_a_workload_with_its_own_image_runs_everywhere_but_direct(tmp_path):
     sh, hello = read_workloads(write_manifest(tmp_path, MANIFEST))
-    assert sh.configs() == ("bare", "shadow", "direct", "sim")
-    assert hello.configs() == ("bare", "shadow", "sim")
+    assert sh.configs() == ("bare", "shadow", "shadow-basic", "direct", "sim")
+    assert hello.configs() == ("bare", "shadow", "shadow-basic", "sim")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -87,7 +87,8 @@ def test_module_workloads_boot_the_pv_kernel_only_under_direct(tmp_path):
     sh, hello = read_workloads(write_manifest(tmp_path, MANIFEST))
     booted = {config: plan(sh, config, KERNELS, DEFAULT_COST_MODEL) for config in sh.configs()}
     assert {config: spec.image for config, spec in booted.items()} == {
-        "bare": KERNELS.native, "shadow": KERNELS.native, "direct": KERNELS.pv, "sim": KERNELS.native}
+        "bare": KERNELS.native, "shadow": KERNELS.native, "shadow-basic": KERNELS.native, "direct": KERNELS.pv,
+        "sim": KERNELS.native}
     assert all(spec.modules == sh.modules for spec in booted.values())
     own = plan(hello, "shadow", KERNELS, DEFAULT_COST_MODEL)
     assert (own.image, own.modules) == (hello.image, ())

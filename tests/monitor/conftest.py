@@ -16,7 +16,7 @@ from asm.arch import Access
 from asm.isa import PAGE_SHIFT, PAGE_SIZE, PDX_SHIFT, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W, PTX_SHIFT
 from vmm.machine.memory import PhysicalMemory
 from vmm.monitor.physmap import GuestPhysMap, MachineFrames
-from vmm.monitor.shadow import FaultKind, ShadowPaging
+from vmm.monitor.shadow import BASIC, FaultKind, ShadowPaging
 
 VM_ID = 1
 NEIGHBOUR_VM = 2
@@ -135,16 +135,19 @@ class MachineMMU:
 
 class ShadowDriver:
     """ShadowPaging driven the way the VMM's exit handler drives it.  Every
-    operation audits the shadow and fails the test on any violation.
+    operation audits the shadow and fails the test on any violation.  By
+    default the basic shadow (options BASIC: every guest table write traced
+    and emulated), whose mechanism most tests check; test_shadow_opts.py
+    passes the production techniques.
 
     Access results: ("ok", ma), ("traced", gpa), ("fault", error_code),
     ("mmio", gpa), ("bus", gpa)."""
 
-    def __init__(self, vm: GuestVM, max_cached_roots: int = 4, machine=MachineModel):
+    def __init__(self, vm: GuestVM, max_cached_roots: int = 4, machine=MachineModel, options=BASIC):
         self.vm = vm
         self.machine = machine(vm.memory)
         self.shadow = ShadowPaging(vm.memory, vm.frames, vm.physmap, self.machine.flush_tlb,
-                                   self.machine.invlpg_machine, max_cached_roots)
+                                   self.machine.invlpg_machine, max_cached_roots, options=options)
         self.virtual_kernel = True
 
     def check(self) -> None:
@@ -153,6 +156,21 @@ class ShadowDriver:
     def switch(self, guest_ptb: int, virtual_kernel: bool) -> None:
         self.virtual_kernel = virtual_kernel
         self.machine.load_ptb(self.shadow.activate(guest_ptb, virtual_kernel))
+        self.check()
+
+    def write_ptb(self, guest_ptb: int) -> None:
+        """The guest's mtcr ptb (as paging.ShadowMode.write_ptb, then the load)."""
+        self.shadow.resync_all()
+        self.switch(guest_ptb, self.virtual_kernel)
+
+    def invlpg(self, gva: int) -> None:
+        """The guest's tlbinv."""
+        self.shadow.invlpg(gva)
+        self.check()
+
+    def flush(self) -> None:
+        """The guest's tlbflush."""
+        self.shadow.flush()
         self.check()
 
     def access(self, gva: int, kind: str = "read") -> tuple[str, int]:
@@ -194,7 +212,8 @@ def guest_vm():
 
 @pytest.fixture
 def shadow_driver():
-    """Factory: shadow_driver(vm, max_cached_roots=4, machine=MachineModel or MachineMMU) -> ShadowDriver."""
+    """Factory: shadow_driver(vm, max_cached_roots=4, machine=MachineModel or MachineMMU,
+    options=BASIC) -> ShadowDriver."""
     return ShadowDriver
 
 

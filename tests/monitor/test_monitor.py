@@ -291,3 +291,33 @@ def test_kite_run_offers_exactly_the_vmms_paging_modes():
     from vmm.cli import PAGING_MODES
     from vmm.monitor.paging import MODES
     assert PAGING_MODES == tuple(MODES)
+
+
+KERNEL, HELLO = EXAMPLES / "kernel-native.elf", EXAMPLES / "user-hello.elf"
+
+
+def test_shadow_opt_chooses_the_techniques_and_the_guest_sees_no_difference(tmp_path, examples):
+    runs = {option: stats_of(tmp_path, KERNEL, "--module", HELLO, "--paging", "shadow", "--shadow-opt", option)
+            for option in ("all", "none", "flood,prefetch")}
+    outputs = {(result.stdout_bytes, result.exit_code) for result, _ in runs.values()}
+    assert len(outputs) == 1
+    counters = {option: figures["vms"]["vm1"]["counters"] for option, (_, figures) in runs.items()}
+    assert counters["none"]["prefetched"] == counters["flood,prefetch"]["unsyncs"] == 0
+    assert counters["flood,prefetch"]["prefetched"] == counters["all"]["prefetched"] > 0
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--paging", "shadow", "--shadow-opt", "turbo"], "expected all, none or some of flood, unsync, prefetch"),
+    (["--paging", "direct", "--shadow-opt", "none"], "--shadow-opt applies to --paging shadow"),
+    (["--bare", "--shadow-opt", "none"], "--shadow-opt applies to --paging shadow"),
+])
+def test_a_bad_or_misplaced_shadow_opt_is_a_usage_error(examples, arguments, message):
+    result = kite_run(*arguments, examples["hello"])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_vm_spec_takes_its_own_shadow_options(tmp_path, examples):
+    _, figures = stats_of(tmp_path, "--vm", f"{KERNEL},module={HELLO},name=basic,shadow=none",
+                          "--vm", f"{KERNEL},module={HELLO},name=full,shadow=flood+unsync+prefetch")
+    assert figures["vms"]["basic"]["counters"]["prefetched"] == 0
+    assert figures["vms"]["full"]["counters"]["prefetched"] > 0

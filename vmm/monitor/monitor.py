@@ -113,7 +113,7 @@ class Monitor:
                             f"{error}") from None
         physmap = GuestPhysMap(vm_id, mfns)
         memory = self.machine.memory
-        mode = MODES[config.paging](memory, self.frames, physmap, vm_id, self.cpu)
+        mode = MODES[config.paging](memory, self.frames, physmap, vm_id, self.cpu, config)
         output = PrefixedOutput(self.console_out, f"[{config.name}] ".encode()) if prefix_output \
             else self.console_out
         console_in = self.console_in if not self.vms else ConsoleInput(b"")

@@ -64,9 +64,10 @@ class ShadowMode:
 
     name = "shadow"
 
-    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, vm_id: int, cpu):
+    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, vm_id: int, cpu, config):
         self.memory, self.physmap = memory, physmap
-        self.shadow = ShadowPaging(memory, frames, physmap, cpu.flush_tlb, cpu.invalidate_tlb)
+        self.shadow = ShadowPaging(memory, frames, physmap, cpu.flush_tlb, cpu.invalidate_tlb,
+                                   options=config.shadow)
         self.counters = self.shadow.counters
 
     def machine_ptb(self, vcpu: VirtualCPU) -> int:
@@ -74,7 +75,10 @@ class ShadowMode:
         return self.shadow.activate(vcpu.cr[CR_PTB], vcpu.kernel)
 
     def write_ptb(self, vcpu: VirtualCPU, value: int) -> bool:
-        """mtcr ptb: the guest may switch its own tables; the caller reloads the root."""
+        """mtcr ptb: the guest may switch its own tables (which, as on the bare
+        machine, ends every stale translation: out-of-sync tables resync); the
+        caller reloads the root."""
+        self.shadow.resync_all()
         vcpu.cr[CR_PTB] = value
         return True
 
@@ -134,7 +138,7 @@ class DirectMode:
 
     name = "direct"
 
-    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, vm_id: int, cpu):
+    def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap, vm_id: int, cpu, config):
         self.memory = memory
         self.owned = OwnedFrames(frames, vm_id)
         self.direct = DirectPaging(memory, frames, physmap, vm_id, cpu.flush_tlb, cpu.invalidate_tlb)

@@ -24,6 +24,28 @@ page.  docs/shadow.md has the whole design; the words used here:
   every shadow leaf that maps it (rmap: gfn → leaf entries).  A guest write to
   it faults as TRACED_WRITE; the VMM's emulator performs it through
   `emulate_pt_write`, which zaps the shadow entries derived from the old value.
+
+The techniques of production shadow MMUs (KVM's, VMware's), each switchable
+with ShadowOptions (docs/shadow.md "Optimizations"):
+
+- write-flood detection: a shadow page written FLOOD_WRITES times by
+  emulation with no use through it in between (a kernel zeroing a freed page
+  table or directory) is unshadowed: freed (a cached root dropped from the
+  cache; never the current root), so its guest frame stops being traced;
+- out-of-sync leaf tables: the first traced write to a guest PT (one shadowed
+  only as a leaf table) makes its shadow pages unsync instead of emulating:
+  the frame is no longer write-protected and the guest writes it at full
+  speed; the shadow is brought back in sync at the guest's tlbinv (that
+  entry), tlbflush and ptb write (every page), which is exactly when the
+  bare machine's TLB stops being allowed to use stale entries;
+- prefetch: a hidden fault also fills up to PREFETCH neighbouring entries
+  whose guest PTEs are present and already accessed (so filling them sets no
+  A bit the bare machine would not have set).
+
+Invariants, with the options on: a shadow page that is not unsync is derived
+from the current guest tables (the audit checks it); an unsync page's every
+entry is derived from the guest entry recorded when it was filled (`gptes`),
+and an unsync frame is shadowed only as leaf tables.
 """
 
 from __future__ import annotations
@@ -54,7 +76,41 @@ COUNTER_KEYS = (
     "roots_reused",                # activate found the root in the cache
     "shadow_pages",                # shadow pages alive now
     "reclaims",                    # times the VM's own shadow pages were freed to make room (_reclaim)
+    "flood_unshadows",             # shadow PTs freed by write-flood detection
+    "unsyncs",                     # guest PT frames let out of sync instead of emulating their writes
+    "resyncs",                     # out-of-sync frames brought back in sync (tlbflush, ptb write)
+    "prefetched",                  # shadow PTEs filled ahead of an access, beside a hidden fault
 )
+FLOOD_WRITES = 3           # KVM's detect_write_flooding threshold
+PREFETCH = 8               # KVM's PTE_PREFETCH_NUM: the aligned group of entries around the faulting one
+
+
+@dataclass(frozen=True)
+class ShadowOptions:
+    """Which production shadow-MMU techniques are on (module doc)."""
+    flood: bool = True
+    unsync: bool = True
+    prefetch: bool = True
+
+    NAMES = ("flood", "unsync", "prefetch")
+
+    @classmethod
+    def parse(cls, text: str) -> "ShadowOptions":
+        """`all`, `none`, or a subset of NAMES separated by `,` or `+`.  Raises ValueError."""
+        if text == "all":
+            return cls()
+        names = [] if text == "none" else [name.strip() for name in text.replace("+", ",").split(",")]
+        unknown = [name for name in names if name not in cls.NAMES]
+        if unknown or (text != "none" and not names):
+            raise ValueError(f"'{text}': expected all, none or some of {', '.join(cls.NAMES)}")
+        return cls(*(name in names for name in cls.NAMES))
+
+    def __str__(self) -> str:
+        names = [name for name in self.NAMES if getattr(self, name)]
+        return "all" if len(names) == len(self.NAMES) else ",".join(names) or "none"
+
+
+BASIC = ShadowOptions(False, False, False)   # the 2005 shadow MMU: trace and emulate every table write
 
 
 class Role(NamedTuple):
@@ -71,6 +127,9 @@ class ShadowPage:
     children: dict[int, ShadowPage] = field(default_factory=dict)          # level 2: index → shadow PT
     parents: set[tuple[ShadowPage, int]] = field(default_factory=set)      # level 1: (shadow PD, index)
     leaves: dict[int, int] = field(default_factory=dict)                   # level 1: index → gfn mapped
+    gptes: dict[int, int] = field(default_factory=dict)                    # level 1: index → guest PTE it came from
+    writes: int = 0            # emulated writes to its guest frame since the last use through it
+    unsync: bool = False       # its guest frame is not write-protected: resync before trusting it
 
 
 class FaultKind(enum.Enum):
@@ -107,7 +166,8 @@ class ShadowPaging:
 
     def __init__(self, memory, frames: MachineFrames, physmap: GuestPhysMap,
                  flush_tlb: Callable[[], None], invlpg_machine: Callable[[int], None],
-                 max_cached_roots: int = 4, max_pages: int | None = None):
+                 max_cached_roots: int = 4, max_pages: int | None = None,
+                 options: ShadowOptions = ShadowOptions()):
         if max_cached_roots < 1:
             raise ValueError("max_cached_roots must be at least 1")
         self.memory = memory
@@ -117,7 +177,9 @@ class ShadowPaging:
         self.invlpg_machine = invlpg_machine
         self.max_cached_roots = max_cached_roots
         self.max_pages = max_pages
+        self.options = options
         self.counters = dict.fromkeys(COUNTER_KEYS, 0)
+        self._unsync: set[int] = set()                             # guest frames out of sync
         self._pages: dict[tuple[int, Role], ShadowPage] = {}
         self._by_gfn: dict[int, set[ShadowPage]] = {}              # traced gfn → its shadow pages
         self._rmap: dict[int, set[tuple[ShadowPage, int]]] = {}    # gfn → shadow leaves mapping it
@@ -180,8 +242,11 @@ class ShadowPaging:
         if self.physmap.mfn(gfn) is None:
             return self._count("bus_errors", FaultOutcome(FaultKind.BUS_ERROR, gpa=result.gpa))
         self._install(root, gva, result)
-        if write and gfn in self._by_gfn:
-            return self._count("pt_write_traps", FaultOutcome(FaultKind.TRACED_WRITE, gpa=result.gpa))
+        if write and gfn in self._by_gfn and gfn not in self._unsync:
+            if not self._may_unsync(gfn):
+                return self._count("pt_write_traps", FaultOutcome(FaultKind.TRACED_WRITE, gpa=result.gpa))
+            self._set_unsync(gfn)
+            self._install(root, gva, result)            # now writable: the store is retried and goes through
         return self._count("hidden_faults", HIDDEN)
 
     def _count(self, key: str, outcome: FaultOutcome) -> FaultOutcome:
@@ -207,13 +272,36 @@ class ShadowPaging:
             table = self._pages.get((key, role)) or self._new_page(key, role)
             self._link(root, pdx(gva), table, pde_writable)
         gfn = walk.gpa >> PAGE_SHIFT
-        self._set_leaf(table, ptx(gva), gfn, self._leaf_writable(table, walk.pte, gfn))
+        self._set_leaf(table, ptx(gva), gfn, self._leaf_writable(table, walk.pte, gfn), walk.pte)
+        table.writes = 0
         self.invlpg_machine(gva)
+        if self.options.prefetch and not table.role.direct:
+            self._prefetch(table, ptx(gva), walk.pde)
+
+    def _prefetch(self, table: ShadowPage, index: int, pde: int) -> None:
+        """Fill the empty entries of `table` in the aligned PREFETCH group of
+        `index` whose guest PTE (in the guest PT `pde` names) is present,
+        accessed, in guest RAM below MMIO and, for the virtual-user role, user
+        (the faulting walk vouched for the PDE)."""
+        first = index - index % PREFETCH
+        for neighbour in range(first, first + PREFETCH):
+            if neighbour == index or neighbour in table.leaves:
+                continue
+            pte = self._guest_entry(pde >> PAGE_SHIFT, neighbour)
+            if pte is None or pte & (PTE_P | PTE_A) != PTE_P | PTE_A:
+                continue
+            if not table.role.virtual_kernel and not pte & PTE_U:
+                continue
+            gfn = pte >> PAGE_SHIFT
+            if gfn << PAGE_SHIFT >= MMIO_BASE or self.physmap.mfn(gfn) is None:
+                continue
+            self._set_leaf(table, neighbour, gfn, self._leaf_writable(table, pte, gfn), pte)
+            self.counters["prefetched"] += 1
 
     def _leaf_writable(self, table: ShadowPage, pte: int | None, gfn: int) -> bool:
         """May the shadow leaf for guest PTE `pte` (None: identity) be writable?
         The guest PDE's W is carried by the shadow PDE; the machine combines both."""
-        if gfn in self._by_gfn:
+        if gfn in self._by_gfn and gfn not in self._unsync:
             return False
         return table.role.direct or pte & (PTE_W | PTE_D) == PTE_W | PTE_D
 
@@ -245,6 +333,10 @@ class ShadowPaging:
                     unlinked |= self._unlink(page, index)
                 else:
                     self._zap_leaf(page, index)
+        for page in list(self._by_gfn.get(gpa >> PAGE_SHIFT, ())):
+            page.writes += 1
+            if self.options.flood and page.writes >= FLOOD_WRITES and page is not self._current_root_or_none():
+                unlinked |= self._unshadow(page)
         if unlinked:
             self.flush_tlb()
 
@@ -255,16 +347,80 @@ class ShadowPaging:
             table = self._roots[0].children.get(pdx(gva))
             if table is not None:
                 self._zap_leaf(table, ptx(gva))
+            for page in self._unsync_pages_of(gva):
+                self._zap_leaf(page, ptx(gva))
         self.invlpg_machine(gva)
 
     def flush(self) -> None:
         """The guest's tlbflush: zap every shadow PTE reachable from the current
         root (its shadow tables stay built and cached) and flush the machine TLB."""
+        self.resync_all()
         if self._roots:
             for table in self._roots[0].children.values():
                 for index in list(table.leaves):
                     self._clear_leaf(table, index)
         self.flush_tlb()
+
+    # --- out of sync ----------------------------------------------------------------------
+
+    def _may_unsync(self, gfn: int) -> bool:
+        """Whether the writes to guest frame `gfn` may go untrapped: the option
+        is on and every shadow page of the frame is a leaf table."""
+        return self.options.unsync and all(page.role.level == 1 for page in self._by_gfn[gfn])
+
+    def _set_unsync(self, gfn: int) -> None:
+        """Let guest frame `gfn` out of sync: its shadow pages keep what they
+        derived, and the leaves mapping the frame may become writable (the
+        read-only ones are zapped; the next access re-derives them)."""
+        self._unsync.add(gfn)
+        for page in self._by_gfn[gfn]:
+            page.unsync = True
+        for table, index in list(self._rmap.get(gfn, ())):
+            self._zap_leaf(table, index)
+        self.counters["unsyncs"] += 1
+
+    def _unsync_pages_of(self, gva: GVA) -> list[ShadowPage]:
+        """The out-of-sync shadow pages of the guest PT that maps `gva` in the
+        current guest tables (every role)."""
+        if not self._unsync or self._guest is None or not self._guest.paging:
+            return []
+        pde = self._guest.read_entry((self._guest.ptb & ~PAGE_MASK) + pdx(gva) * ENTRY_SIZE)
+        if pde is None or not pde & PTE_P or (pde >> PAGE_SHIFT) not in self._unsync:
+            return []
+        return list(self._by_gfn.get(pde >> PAGE_SHIFT, ()))
+
+    def resync_all(self) -> None:
+        """Bring every out-of-sync frame back in sync (the guest's tlbflush or
+        ptb write): zap each entry whose guest PTE changed since it was
+        derived, and write-protect the frame again."""
+        for gfn in list(self._unsync):
+            for page in self._by_gfn.get(gfn, ()):
+                for index, gpte in list(page.gptes.items()):
+                    if self._guest_entry(gfn, index) != gpte:
+                        self._zap_leaf(page, index)
+                page.unsync = False
+            self._unsync.discard(gfn)
+            self._write_protect(gfn)
+            self.counters["resyncs"] += 1
+
+    def _unshadow(self, page: ShadowPage) -> bool:
+        """Free a flooded shadow page (its frame stops being traced if nothing
+        else shadows it): a shadow PT by unlinking every PDE that points at
+        it, a cached root (never the current one) by dropping it from the
+        cache.  True if a present PDE was unlinked (the caller flushes the
+        machine TLB)."""
+        self.counters["flood_unshadows"] += 1
+        if page.role.level == 2:
+            self._roots.remove(page)
+            self._free(page)
+            return True
+        unlinked = False
+        for pd, index in list(page.parents):
+            unlinked |= self._unlink(pd, index)
+        return unlinked
+
+    def _current_root_or_none(self) -> ShadowPage | None:
+        return self._roots[0] if self._roots else None
 
     # --- shadow pages --------------------------------------------------------------------
 
@@ -281,7 +437,9 @@ class ShadowPaging:
             self._reclaim()
             mfn = self.frames.allocate(OWNER_VMM, 1)[0]
         self.memory.write_bytes(mfn << PAGE_SHIFT, bytes(PAGE_SIZE))
-        page = ShadowPage(key, role, mfn)
+        if not role.direct and key in self._unsync and role.level == 2:
+            self.resync_all()                   # a frame shadowed as a directory must be traced
+        page = ShadowPage(key, role, mfn, unsync=not role.direct and key in self._unsync)
         self._pages[(key, role)] = page
         self.counters["shadow_pages"] = len(self._pages)
         if not role.direct:
@@ -304,6 +462,7 @@ class ShadowPaging:
             traced.discard(page)
             if not traced:
                 del self._by_gfn[page.key]
+                self._unsync.discard(page.key)
         self.frames.release(OWNER_VMM, [page.mfn])
 
     def _reclaim(self) -> None:
@@ -351,9 +510,12 @@ class ShadowPaging:
             self._free(table)
         return True
 
-    def _set_leaf(self, table: ShadowPage, index: int, gfn: int, writable: bool) -> None:
-        """Write shadow PTE `index` of `table`: frame p2m[gfn], P U A, W D if `writable`."""
+    def _set_leaf(self, table: ShadowPage, index: int, gfn: int, writable: bool, gpte: int | None) -> None:
+        """Write shadow PTE `index` of `table`: frame p2m[gfn], P U A, W D if
+        `writable`, derived from guest PTE `gpte` (None: identity)."""
         self._clear_leaf(table, index)
+        if gpte is not None:
+            table.gptes[index] = gpte
         entry = (self.physmap.mfn(gfn) << PAGE_SHIFT) | PTE_P | PTE_U | PTE_A
         if writable:
             entry |= PTE_W | PTE_D
@@ -366,6 +528,7 @@ class ShadowPaging:
         """Clear shadow PTE `index` of `table` if present (no TLB work); returns
         whether it was present."""
         gfn = table.leaves.pop(index, None)
+        table.gptes.pop(index, None)
         if gfn is None:
             return False
         self.memory.write(self._entry_ma(table, index), ENTRY_SIZE, 0)
@@ -397,7 +560,9 @@ class ShadowPaging:
         """Every present shadow entry, read from machine memory, checked against
         the CURRENT guest tables and p2m.  Returns the violations (empty when
         consistent); changes nothing."""
-        problems = []
+        problems = [f"gfn {gfn:#x}: out of sync but shadowed as a directory or in sync"
+                    for gfn in self._unsync
+                    if any(page.role.level != 1 or not page.unsync for page in self._by_gfn.get(gfn, ()))]
         for page in self._pages.values():
             if self.frames.owner(page.mfn) != OWNER_VMM:
                 problems.append(f"{self._name(page)}: frame {page.mfn:#x} is not the VMM's")
@@ -440,7 +605,7 @@ class ShadowPaging:
         if table.role.direct:
             expected_gfn = table.key << REGION_SHIFT | index
         else:
-            guest = self._guest_entry(table.key, index)
+            guest = table.gptes.get(index) if table.unsync else self._guest_entry(table.key, index)
             if guest is None or not guest & PTE_P:
                 return [f"{where}: guest PTE is not present"]
             expected_gfn = guest >> PAGE_SHIFT
@@ -451,8 +616,8 @@ class ShadowPaging:
                             f"frame {self.physmap.mfn(expected_gfn)}")
         if self.frames.owner(mfn) != self.physmap.vm_id:
             problems.append(f"{where}: maps frame {mfn:#x}, which is not this VM's RAM")
-        if entry & PTE_W and (gfn in self._by_gfn or guest is not None
-                              and guest & (PTE_W | PTE_D) != PTE_W | PTE_D):
+        traced = gfn in self._by_gfn and gfn not in self._unsync
+        if entry & PTE_W and (traced or guest is not None and guest & (PTE_W | PTE_D) != PTE_W | PTE_D):
             problems.append(f"{where}: writable, but the guest page is traced, read-only or clean")
         if guest is not None and not table.role.virtual_kernel and not guest & PTE_U:
             problems.append(f"{where}: virtual-user shadow maps a supervisor guest page")

@@ -25,6 +25,7 @@ from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.outcome import EXIT_FAULT, EXIT_VMM_ERROR
 from vmm.monitor.physmap import GuestPhysMap
+from vmm.monitor.shadow import ShadowOptions
 from vmm.monitor.vcpu import VirtualCPU
 
 class VmState(enum.StrEnum):
@@ -73,11 +74,12 @@ class VmStats:
 class VmConfig:
     """What `kite run` says about one VM."""
     image: str
-    paging: str                       # "shadow" or "direct"
+    paging: str                       # a name of paging.MODES: "shadow" or "direct"
     mem: int                          # bytes of guest RAM
     name: str = "vm1"
     modules: tuple[str, ...] = ()
     cmdline: str = ""
+    shadow: ShadowOptions = ShadowOptions()   # shadow paging's techniques (--shadow-opt)
 
 
 class GuestMemory:
