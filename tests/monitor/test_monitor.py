@@ -321,3 +321,60 @@ def test_a_vm_spec_takes_its_own_shadow_options(tmp_path, examples):
                           "--vm", f"{KERNEL},module={HELLO},name=full,shadow=flood+unsync+prefetch")
     assert figures["vms"]["basic"]["counters"]["prefetched"] == 0
     assert figures["vms"]["full"]["counters"]["prefetched"] > 0
+
+
+EXIT_HEAVY = """
+        .text
+        .globl _start
+_start: li      s1, 30000
+1:      mfcr    t0, scratch             # one VM exit each: 30,000 of them
+        addi    s1, s1, -1
+        bnez    s1, 1b
+        la      a0, done
+        li      t0, 0xF0000000
+2:      lbu     t1, 0(a0)
+        beqz    t1, 3f
+        sw      t1, 0(t0)
+        addi    a0, a0, 1
+        j       2b
+3:      li      t0, 0xF0003000
+        sw      zero, 0(t0)
+        halt
+        .rodata
+done:   .asciz "exit-heavy done\\n"
+"""
+
+COMPUTE = EXIT_HEAVY.replace("mfcr    t0, scratch             # one VM exit each: 30,000 of them",
+                             "addi    t0, t0, 1               # no exit").replace(
+    "li      s1, 30000", "li      s1, 150000").replace("exit-heavy done", "compute done")
+
+
+def test_an_exit_heavy_guest_gets_no_more_than_its_share_of_modeled_time(tmp_path):
+    """docs/vmm.md "Several VMs": a slice is spent in modeled cycles, each exit
+    costing the cost model's price of one.  The exit-heavy guest needs 90,000
+    instructions but 30,000 exits (30 million modeled cycles); the compute guest
+    450,000 instructions and no exit.  Sliced by instructions alone, the
+    exit-heavy guest would finish first, having held the machine for a hundred
+    times the compute guest's modeled time; sliced by cost, the compute guest does."""
+    hog, compute = image(tmp_path, EXIT_HEAVY, "hog"), image(tmp_path, COMPUTE, "compute")
+    result, figures = stats_of(tmp_path, "--vm", f"{hog},name=hog", "--vm", f"{compute},name=compute")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout_bytes.decode().splitlines()
+    assert lines == ["[compute] compute done", "[hog] exit-heavy done"]
+    assert figures["vms"]["hog"]["vm_exits"] >= 30000
+
+
+def test_each_vms_console_is_line_buffered_so_no_vm_writes_inside_anothers_line():
+    from vmm.monitor.vm import SharedConsole, VmConsole
+    out = io.BytesIO()
+    shared = SharedConsole(out)
+    atk, bysd = VmConsole(shared, b"[atk] "), VmConsole(shared, b"[bysd] ")
+    atk.write(b"an unfinished line: ")
+    bysd.write(b"round 1\nround")
+    atk.write(b"still unfinished")
+    bysd.write(b" 2\n")
+    atk.flush()                     # the end of the run (or a prompt): the partial line goes out ...
+    bysd.write(b"round 3\n")        # ... and is ended before another VM's line
+    atk.write(b" and the rest\n")
+    assert out.getvalue() == (b"[bysd] round 1\n[bysd] round 2\n[atk] an unfinished line: still unfinished\n"
+                              b"[bysd] round 3\n[atk]  and the rest\n")

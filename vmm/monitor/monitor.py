@@ -57,11 +57,11 @@ from vmm.monitor.paging import MODES, ShadowMode
 from vmm.monitor.physmap import MA, OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 from vmm.monitor.pvcpu import PvCpu, interrupted_status
 from vmm.monitor.shadow import FaultKind
-from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, PrefixedOutput, VmConfig, VmState,
+from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, SharedConsole, VmConfig, VmConsole, VmState,
                             VmStats, frames_for)
 
 VMM_FRAMES = 16                 # machine frames kept by the VMM (64 KiB)
-DEFAULT_SLICE = 20_000          # ticks a VM runs before the next one, with several VMs
+DEFAULT_SLICE = 20_000          # modeled cycles' worth of ticks a VM runs before the next one, with several VMs
 MAX_EXITS_WITHOUT_PROGRESS = 64  # consecutive exits with no instruction retired: a wedged guest
 MIN_SHADOW_PAGES = 8            # a shadow VM's limit is never below this (a root and a few tables)
 
@@ -87,9 +87,12 @@ class Monitor:
         self.cpu = self.machine.cpu
         self.cpu.vm_exit = self.exit
         self.console_out = console_out or sys.stdout.buffer
+        self._shared_console = SharedConsole(self.console_out)
         self.console_in = console_in or ConsoleInput(b"")
         self.cost_model = cost_model
         self.slice_ticks = slice_ticks
+        # what one of a VM's exits costs its time slice: the cost model's price of an exit, in instructions
+        self._exit_charge = cost_model.vm_exit // max(cost_model.instruction, 1)
         self.frames = MachineFrames(mem_size >> PAGE_SHIFT)
         self.frames.allocate(OWNER_VMM, VMM_FRAMES)
         self.vms: list[VM] = []
@@ -114,7 +117,7 @@ class Monitor:
         physmap = GuestPhysMap(vm_id, mfns)
         memory = self.machine.memory
         mode = MODES[config.paging](memory, self.frames, physmap, vm_id, self.cpu, config)
-        output = PrefixedOutput(self.console_out, f"[{config.name}] ".encode()) if prefix_output \
+        output = VmConsole(self._shared_console, f"[{config.name}] ".encode()) if prefix_output \
             else self.console_out
         console_in = self.console_in if not self.vms else ConsoleInput(b"")
         vm = VM(vm_id, config, physmap, mode, output, console_in, self._clock, self._timer_changed)
@@ -173,6 +176,8 @@ class Monitor:
             vm.entering_trap, vm.stalled = False, 0
         elif not cause & CAUSE_INTERRUPT:
             vm.stalled += 1
+        if not cause & CAUSE_INTERRUPT:
+            self._slice_end -= self._exit_charge      # fair shares: the slice is spent in modeled cycles
         self._bring_devices_current()
         if vm.pvcpu is not None:
             vm.pvcpu.sync_in(vm.vcpu)

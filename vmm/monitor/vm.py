@@ -110,26 +110,52 @@ class GuestMemory:
         return b"".join(self.memory.read_bytes(ma, step) for ma, _, step in self._chunks(gpa, length))
 
 
-class PrefixedOutput(io.RawIOBase):
-    """A console stream that starts every line with `prefix` (several VMs
-    share one console)."""
+class SharedConsole:
+    """One console several VMs print on, each line with its VM's prefix.
 
-    def __init__(self, output: BinaryIO, prefix: bytes):
-        self._output, self._prefix, self._at_line_start = output, prefix, True
+    Each VM's output is line-buffered separately (VmConsole), so a line
+    reaches the console whole and no VM's bytes land inside another's line.
+    A partial line is written when its VM's console is flushed (a prompt
+    before input, the end of the run); should another VM print next, the
+    partial line is ended first, so every line names the VM that wrote it."""
+
+    def __init__(self, output: BinaryIO):
+        self.output = output
+        self._open: VmConsole | None = None        # whose partial line the console ends with
+
+    def emit(self, writer: VmConsole, text: bytes, partial: bool) -> None:
+        """Write `text` (whole lines, or a partial line) of `writer`."""
+        if self._open is not None and self._open is not writer:
+            self.output.write(b"\n")
+        if self._open is not writer:
+            self.output.write(writer.prefix)
+        self.output.write(text)
+        self._open = writer if partial else None
+
+
+class VmConsole(io.RawIOBase):
+    """A VM's console stream on a SharedConsole: prefixed, line-buffered."""
+
+    def __init__(self, console: SharedConsole, prefix: bytes):
+        self.console, self.prefix, self._pending = console, prefix, bytearray()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: bytes) -> int:
-        for byte in data:
-            if self._at_line_start:
-                self._output.write(self._prefix)
-            self._output.write(bytes((byte,)))
-            self._at_line_start = byte == 0x0A
+        """Buffer `data`; write each line it completes."""
+        self._pending += data
+        while (end := self._pending.find(b"\n")) >= 0:
+            self.console.emit(self, bytes(self._pending[:end + 1]), partial=False)
+            del self._pending[:end + 1]
         return len(data)
 
     def flush(self) -> None:
-        self._output.flush()
+        """Write the partial line, if any, then flush the console."""
+        if self._pending:
+            self.console.emit(self, bytes(self._pending), partial=True)
+            self._pending.clear()
+        self.console.output.flush()
 
 
 @dataclass
