@@ -468,3 +468,93 @@ def test_an_expected_exit_code_alone_is_checked_and_a_final_newline_counts(tmp_p
         "    (only in line endings or the final newline)",
         "MISMATCH w: sim differs from what the workload expects\n  exit code 7 (expected) vs 0 (sim)",
     ]
+
+
+# --- options: -j, --slice, --wide, categories, plot formats ----------------------------------
+
+@pytest.mark.slow
+def test_parallel_runs_give_the_same_records_as_one_process(tree, tmp_path):
+    def records(*jobs):
+        path = tmp_path / f"out{len(jobs)}.json"
+        result = invoke(*kernel_options(tree), "--configs", "bare,shadow,direct", "--json", path, *jobs)
+        assert result.exit_code == 0, result.stderr
+        return [{key: value for key, value in record.items() if key != "wall_seconds"}
+                for record in json.loads(path.read_text())]
+    assert records("-j", "3") == records()
+
+
+def test_the_slice_reaches_the_guest_kernel_as_its_command_line(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr("kite.runs.RUNNERS", {"bare": lambda spec: seen.append(spec.cmdline) or
+                                              Ran(b"", 0, "halt", "", run_stats())})
+    image(tmp_path, "init", SPIN)
+    path = workloads_file(tmp_path, '[workloads.w]\nmodules = ["init.elf"]\n')
+    assert invoke("--workloads-file", path, "--configs", "bare", "--kernel-native", tmp_path / "init.elf",
+                  "--slice", "250000").exit_code == 0
+    assert invoke("--workloads-file", path, "--configs", "bare", "--kernel-native", tmp_path / "init.elf").exit_code == 0
+    assert seen == ["slice=250000", "slice=1000000"]
+
+
+def test_a_category_name_selects_its_workloads_and_the_output_is_grouped_by_category(tmp_path, monkeypatch):
+    monkeypatch.setattr("kite.runs.RUNNERS", {"bare": lambda spec: Ran(b"x\n", 0, "halt", "", run_stats())})
+    image(tmp_path, "init", SPIN)
+    path = workloads_file(tmp_path, "".join(
+        f'[workloads.{name}]\ncategory = "{category}"\nmodules = ["init.elf"]\n'
+        for name, category in (("a", "cpu"), ("b", "fork"), ("c", "cpu"))))
+    result = invoke("--workloads-file", path, "--configs", "bare", "--kernel-native", tmp_path / "init.elf",
+                    "--workloads", "cpu")
+    assert result.exit_code == 0, result.stderr
+    assert "workload a (cpu)" in result.stdout and "workload c (cpu)" in result.stdout
+    assert "workload b" not in result.stdout and result.stdout.count("category cpu") == 1
+    unknown = invoke("--workloads-file", path, "--workloads", "gpu")
+    assert unknown.exit_code == 2 and "or a category: cpu, fork" in unknown.output
+
+
+def test_a_category_outside_the_six_is_refused(tmp_path):
+    path = workloads_file(tmp_path, '[workloads.a]\ncategory = "gpu"\nmodules = ["init.elf"]\n')
+    result = invoke("--workloads-file", path)
+    assert result.exit_code == 2
+    assert "workloads.a: 'category' must be one of cpu, syscall, fork, memory, ipc, io" in result.stderr
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_the_plot_format_comes_from_the_suffix(tmp_path, monkeypatch, suffix, magic):
+    runners = {"bare": lambda spec: Ran(b"x\n", 0, "halt", "", SYNTHETIC["bare"]),
+               "shadow": lambda spec: Ran(b"x\n", 0, "halt", "", SYNTHETIC["shadow"])}
+    monkeypatch.setattr("kite.runs.RUNNERS", runners)
+    image(tmp_path, "init", SPIN)
+    path = workloads_file(tmp_path, '[workloads.w]\nmodules = ["init.elf"]\n')
+    result = invoke("--workloads-file", path, "--configs", "bare,shadow", "--kernel-native", tmp_path / "init.elf",
+                    "--plot", tmp_path / f"out{suffix}")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / f"out{suffix}").read_bytes().startswith(magic)
+
+
+def test_a_plot_suffix_matplotlib_is_not_asked_for_is_refused_before_any_run(tree, tmp_path):
+    result = invoke(*kernel_options(tree), "--plot", tmp_path / "out.gif")
+    assert result.exit_code == 2
+    assert "the format comes from the suffix, one of .png, .svg, .pdf" in result.output
+    assert "kite compare: [" not in result.stderr
+
+
+def test_every_exit_reason_has_one_colour_in_every_panel(tmp_path):
+    from kite.compare import reason_colours
+    records = phase(make_records(fake_outcomes(tmp_path, SYNTHETIC)), "workload")
+    colours = reason_colours(records)
+    assert set(colours) == {reason for record in records for reason in record["exits"] or {}}
+    assert len(set(colours.values())) == len(colours)
+
+
+def test_the_default_table_fits_120_columns_and_wide_shows_every_phase(tmp_path):
+    from rich.console import Console
+    from kite.compare import table
+    records = make_records(fake_outcomes(tmp_path, SYNTHETIC))
+    narrow = Console(width=120, file=io.StringIO(), record=True)
+    narrow.print(table("w", records, 120))
+    text = narrow.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "┃ config ┃" in text and "boot" not in text
+    wide = Console(width=400, file=io.StringIO(), record=True)
+    wide.print(table("w", records, 400, wide=True))
+    text = wide.export_text()
+    assert all(name in text for name in ("boot", "workload", "total", "hidden PF", "wall s"))
