@@ -52,7 +52,8 @@ def test_run_without_a_machine_selected_is_a_usage_error(tmp_path):
     (["k.elf", "--paging", "nested"], "Invalid value for '--paging'"),
     (["k.elf", "--sim", "--trace", "-"], "--trace works with --bare, --paging and --vm, not with --sim"),
     (["k.elf", "--sim", "--bare"], "--bare and --sim cannot be combined"),
-    (["--vm", "k.elf", "--module", "m.elf"], "with --vm, give each VM its modules in its spec"),
+    (["--vm", "k.elf", "--module", "m.elf"], "with --vm, give each VM its modules and shadow options in its spec"),
+    (["--vm", "k.elf", "--shadow-opt", "none"], "with --vm, give each VM its modules and shadow options"),
 ])
 def test_conflicting_or_bad_machine_options_are_usage_errors(tmp_path, arguments, complaint):
     result = invoke(*arguments)
