@@ -19,6 +19,6 @@ def test_demo_disassembles_and_boots_the_sample_then_compares_the_workloads():
     assert "$ kite objdump -d guestos/build/hello.elf" in done.stdout
     assert "<_start>:" in done.stdout and "halt" in done.stdout
     assert "hello from kite32\n" in done.stdout
-    assert "$ kite compare --workloads hello" in done.stdout
+    assert "$ kite compare -j 2 --workloads hello" in done.stdout
     assert "All 5 runs of 1 workload(s) ended with the same output and exit code in every configuration." \
         in done.stdout
