@@ -1,17 +1,15 @@
 """`kite-as`: assemble one Kite32 source file into an ELF relocatable object.
 
-Imports stay light (click only) so `kite-as --version` starts fast; the
-assembler and lark are imported when there is something to assemble.
+`main` stands for the click command and builds it on first use
+(LazyCommand), so that `kite-as --version` imports nothing but
+asm/version.py (which reads the version without importlib.metadata); any
+other use imports click, and the file helpers, the assembler and lark are
+imported when there is something to assemble.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-import click
-
-from asm.files import read_limited, write_atomically
 
 EPILOG = """\b
 Example:
@@ -19,11 +17,13 @@ Example:
 
 Errors are printed as file:line:col: error: message, with the source line
 and a caret; the exit code is then 1 and no output file is written."""
+PROG = "kite-as"
 
 
 def parse_define(text: str) -> tuple[str, int]:
     """NAME or NAME=VALUE (VALUE: decimal, 0x hex, 0b binary, 0o octal, optionally
     negative, at most 0xFFFFFFFF in size like a number in the source) -> (name, value)."""
+    import click
     name, _, value = text.partition("=")
     if not name or not (name[0].isalpha() or name[0] in "_.$") or \
             not all(c.isalnum() or c in "_.$" for c in name):
@@ -43,35 +43,88 @@ def define_callback(ctx, param, values) -> dict[str, int]:
     return dict(parse_define(v) for v in values)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
-@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Object file to write (default: SOURCE with the suffix .o).")
-@click.option("-D", "--define", "defines", multiple=True, metavar="NAME[=VALUE]",
-              callback=define_callback, help="Define NAME (default value 1) for .if/.ifdef and expressions.")
-@click.option("-I", "--include-dir", "include_dirs", multiple=True, metavar="DIR",
-              help="Search DIR for .include/.incbin files (after the source's directory).")
-@click.version_option(package_name="kite", prog_name="kite-as")
-def main(source: Path, output: Path | None, defines: dict[str, int], include_dirs: tuple[str, ...]) -> None:
-    """Assemble SOURCE (Kite32 assembly) into an ELF32 relocatable object."""
-    output = output or source.with_suffix(".o")
-    if output.resolve() == source.resolve():
-        fail(f"output file '{output}' would overwrite the source")
-    text = read_source(source)
-    data = assemble_to_bytes(text, str(source), defines, list(include_dirs))
-    write_output(output, data)
+def version_text() -> str:
+    """What --version prints: click's version_option message for `kite-as`."""
+    from asm.version import installed_version
+    return f"{PROG}, version {installed_version()}"
+
+
+def version_callback(ctx, param, value) -> None:
+    """--version, as click's version_option does it."""
+    import click
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(version_text(), color=ctx.color)
+    ctx.exit()
+
+
+def build_command():
+    """The click command of `kite-as` (imports click)."""
+    import click
+    from pathlib import Path
+
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+    @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Object file to write (default: SOURCE with the suffix .o).")
+    @click.option("-D", "--define", "defines", multiple=True, metavar="NAME[=VALUE]",
+                  callback=define_callback, help="Define NAME (default value 1) for .if/.ifdef and expressions.")
+    @click.option("-I", "--include-dir", "include_dirs", multiple=True, metavar="DIR",
+                  help="Search DIR for .include/.incbin files (after the source's directory).")
+    @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=version_callback,
+                  help="Show the version and exit.")
+    def main(source: Path, output: Path | None, defines: dict[str, int], include_dirs: tuple[str, ...]) -> None:
+        """Assemble SOURCE (Kite32 assembly) into an ELF32 relocatable object."""
+        output = output or source.with_suffix(".o")
+        if output.resolve() == source.resolve():
+            fail(f"output file '{output}' would overwrite the source")
+        text = read_source(source)
+        data = assemble_to_bytes(text, str(source), defines, list(include_dirs))
+        write_output(output, data)
+    return main
+
+
+class LazyCommand:
+    """The click command returned by `build`, built on first use: every
+    attribute is the command's, so click (kite's command group, CliRunner)
+    uses it as the command itself.  Called as the console script with just
+    `--version`, it prints the version without building it."""
+
+    def __init__(self, build):
+        self._build = build
+        self._command = None
+
+    def _real(self):
+        if self._command is None:
+            self._command = self._build()
+        return self._command
+
+    def __getattr__(self, name: str):
+        return getattr(self._real(), name)
+
+    def __call__(self, *args, **kwargs):
+        if not args and not kwargs and sys.argv[1:] == ["--version"]:
+            print(version_text())
+            return 0
+        return self._real()(*args, **kwargs)
+
+
+main = LazyCommand(build_command)
 
 
 def fail(message: str) -> None:
     """Print `kite-as: error: message` and exit with status 1."""
-    click.echo(f"kite-as: error: {message}", err=True)
+    import click
+    click.echo(f"{PROG}: error: {message}", err=True)
     sys.exit(1)
 
 
-def read_source(source: Path) -> str:
+def read_source(source) -> str:
     """The text of the source file (at most asm.files.MAX_INPUT_SIZE bytes); exits with an
     error if it cannot be read or is not UTF-8."""
+    import click
     from asm.diagnostics import Diagnostic, decode_utf8
+    from asm.files import read_limited
     try:
         raw = read_limited(source)
     except OSError as error:
@@ -87,6 +140,7 @@ def read_source(source: Path) -> str:
 
 def assemble_to_bytes(text: str, filename: str, defines: dict[str, int], include_dirs: list[str]) -> bytes:
     """The ELF object for `text`; prints the diagnostics and exits 1 on errors."""
+    import click
     from asm.assembler import assemble
     from asm.diagnostics import AssemblyError
     from asm.elf import write_object
@@ -95,12 +149,13 @@ def assemble_to_bytes(text: str, filename: str, defines: dict[str, int], include
     except AssemblyError as error:
         click.echo(str(error), err=True)
         count = len(error.diagnostics)
-        click.echo(f"kite-as: {count} error{'s' * (count != 1)}, no output written", err=True)
+        click.echo(f"{PROG}: {count} error{'s' * (count != 1)}, no output written", err=True)
         sys.exit(1)
 
 
-def write_output(output: Path, data: bytes) -> None:
+def write_output(output, data: bytes) -> None:
     """Write the object atomically; a failure is one clear line and exit 1."""
+    from asm.files import write_atomically
     try:
         write_atomically(output, data)
     except OSError as error:

@@ -19,6 +19,7 @@ docs/isa.md, "Instruction formats"):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -213,7 +214,7 @@ class Insn:
     flags: frozenset[str] = frozenset()
     summary: str = ""
 
-    @property
+    @functools.cached_property
     def roles(self) -> tuple[str, ...]:
         """Operand roles in the order they are written: ('rd', 'imm', 'rs1')."""
         text = self.syntax.replace("(", ", ").replace(")", "")
@@ -338,6 +339,21 @@ def check_fits(value: int, bounds: tuple[int, int], what: str) -> None:
         raise EncodeError(f"{what} {value} out of range [{low}, {high}]")
 
 
+def field_plan(insn: Insn) -> tuple[tuple, ...]:
+    """Per operand of `insn`, in role order: (role, its field, the field's
+    mask, operand_range, what an encoding error calls it), computed once."""
+    plan = _PLANS.get(insn.opcode)
+    if plan is None or plan[0] is not insn:
+        plan = _PLANS[insn.opcode] = (insn, tuple(
+            (role, field_for(insn, role), field_for(insn, role).mask, operand_range(insn, role),
+             "control register" if role == "cr" else "register" if role in ("rd", "rs1", "rs2")
+             else "immediate") for role in insn.roles))
+    return plan[1]
+
+
+_PLANS: dict[int, tuple] = {}
+
+
 def encode(insn: Insn, operands: dict[str, int]) -> int:
     """Encode `insn` with operand values by role; returns the 32-bit word.
 
@@ -345,12 +361,11 @@ def encode(insn: Insn, operands: dict[str, int]) -> int:
     a control-register number.  Raises EncodeError if a value does not fit.
     """
     word = insn.opcode << OPCODE.shift
-    for role in insn.roles:
-        field = field_for(insn, role)
+    for role, field, mask, bounds, what in field_plan(insn):
         value = operands[role]
-        check_fits(value, operand_range(insn, role), "control register" if role == "cr" else
-                   "register" if role in ("rd", "rs1", "rs2") else "immediate")
-        word |= (value & field.mask) << field.shift
+        if not bounds[0] <= value <= bounds[1]:
+            check_fits(value, bounds, what)
+        word |= (value & mask) << field.shift
     return word
 
 
@@ -374,15 +389,29 @@ def decode(word: int) -> Decoded | None:
     the instruction's operand fields is zero and every operand is in its
     range (operand_range: a control register below 8, a shift amount 0..31),
     so decode(encode(x)) == x and every valid word has exactly one meaning.
+    Each result has operands of its own; the words decoded are remembered.
     """
+    found = _DECODED.get(word, _DECODED)
+    if found is _DECODED:
+        if len(_DECODED) >= MAX_DECODED:
+            _DECODED.clear()
+        found = _DECODED[word] = _decode(word)
+    return None if found is None else Decoded(found.insn, dict(found.operands))
+
+
+_DECODED: dict[int, Decoded | None] = {}
+MAX_DECODED = 1 << 16
+
+
+def _decode(word: int) -> Decoded | None:
+    """decode(), computed."""
     insn = BY_OPCODE.get(word >> OPCODE.shift)
     if insn is None:
         return None
     used = OPCODE.mask << OPCODE.shift
     operands = {}
-    for role in insn.roles:
-        field = field_for(insn, role)
-        used |= field.mask << field.shift
+    for role, field, mask, _, _ in field_plan(insn):
+        used |= mask << field.shift
         operands[role] = extract(word, field)
     if word & ~used & 0xFFFFFFFF:
         return None

@@ -29,7 +29,7 @@ from asm.objfile import (
 )
 from asm.ir import (MAX_EXPANDED_TEXT, MAX_EXPANSIONS, MAX_NESTING, SECTION_KINDS, Instr, Label,
                     LowerError, Program, SectionIR, Src, SymbolInfo)
-from asm.parser import MACRO_LINE, Statement, parse
+from asm.parser import MACRO_LINE, Statement, parse, split_operands
 
 # --- Units: where statements come from ------------------------------------------------------------
 
@@ -123,34 +123,6 @@ _IDENT = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*$")
 _MACRO_REF = re.compile(r"\\([A-Za-z_][A-Za-z0-9_]*|\(\)|\\)")
 _LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*+"|\'(?:[^\'\\\n]|\\.)*+\'')
 _KEYWORD_ARG = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=(?!=)(.*)$", re.S)
-
-
-def split_operands(text: str) -> list[tuple[int, str]]:
-    """Split operand text at top-level commas, stopping at a `#` comment;
-    returns (offset in text, stripped text) per operand ([] if none)."""
-    parts, depth, start, quote, i = [], 0, 0, None, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            i += 2 if ch == "\\" else 1
-            quote = None if ch == quote else quote
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "#":
-            break
-        elif ch == "," and depth == 0:
-            parts.append((start, text[start:i]))
-            start = i + 1
-        i += 1
-    parts.append((start, text[start:i]))
-    if len(parts) == 1 and not parts[0][1].strip():
-        return []
-    return [(off + len(part) - len(part.lstrip()), part.strip()) for off, part in parts]
 
 
 # --- The lowerer ---------------------------------------------------------------------------------
@@ -656,12 +628,18 @@ def substitute_arguments(body: list[str], values: dict[str, str], room: int) -> 
 
 
 def nested_params(body: list[str]) -> set[str]:
-    """The parameter names of the macros defined inside a macro body."""
+    """The parameter names of the macros defined inside a macro body (a
+    .macro line there that does not lex names none: it is reported when the
+    body is expanded)."""
+    from lark.exceptions import UnexpectedInput
     names = set()
     for line in body:
         nested = MACRO_LINE.match(outside_literals(line))
         if nested and nested.group(1) == "macro":
-            names |= {text.partition("=")[0].strip() for _, text in split_operands(nested.group(3))}
+            try:
+                names |= {text.partition("=")[0].strip() for _, text in split_operands(nested.group(3))}
+            except UnexpectedInput:
+                continue
     return names
 
 

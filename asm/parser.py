@@ -12,6 +12,12 @@ body out before parsing and parse() hands it over with its .macro statement.
 
 A file with a syntax error is parsed again line by line (the grammar has no
 construct spanning lines), so every bad line is reported, not just the first.
+The same property lets a text be parsed one distinct line at a time (a
+repeated line costs nothing more), and a text met again in the process (an
+included file, a macro expansion) is not parsed again.
+
+The grammar's terminals are the one tokenizer: split_operands uses lark's
+lexer on them to find operand and macro-argument boundaries.
 """
 
 from __future__ import annotations
@@ -162,18 +168,79 @@ def _parser():
 def parse(text: str, filename: str = "<input>") -> tuple[list[Statement], list[Diagnostic]]:
     """Parse a whole source text; returns (statements in line order, syntax
     errors).  Lines with syntax errors are left out of the statements; the
-    lines of macro bodies are not parsed (see split_macro_bodies)."""
+    lines of macro bodies are not parsed (see split_macro_bodies).  The
+    statements are shared with every other parse of the same text (an
+    included file, a macro expansion met again): nothing changes them."""
+    key = (text, filename)
+    found = PARSED.get(key)
+    if found is None:
+        if len(PARSED) >= MAX_PARSED:
+            del PARSED[next(iter(PARSED))]
+        found = PARSED[key] = _parse(text, filename)
+    return list(found[0]), list(found[1])
+
+
+PARSED: dict[tuple[str, str], tuple[list[Statement], list[Diagnostic]]] = {}   # (text, filename) -> parse
+MAX_PARSED = 256
+
+
+def _parse(text: str, filename: str) -> tuple[list[Statement], list[Diagnostic]]:
+    """parse(), computed."""
     from lark.exceptions import UnexpectedInput
     lines, bodies = split_macro_bodies(text.split("\n"))
-    masked = "\n".join(lines) if bodies else text
     try:
-        statements, errors = _parser().parse(masked if masked.endswith("\n") else masked + "\n"), []
+        statements, errors = _parse_distinct(lines), []
     except (UnexpectedInput, LiteralError):
         statements, errors = _parse_by_line(lines, filename)
     for statement in statements:
         if statement.name == ".macro":
             statement.body = bodies.get(statement.line)
     return statements, errors
+
+
+def _parse_distinct(lines: list[str]) -> list[Statement]:
+    """The statements of `lines`, each distinct line parsed once: no
+    construct of the grammar spans lines, so a line parses the same wherever
+    it is, and only its line number differs.  The copies of a statement share
+    its labels and operands (nothing changes them after parsing).  Raises
+    what the parser raises."""
+    distinct = {line: number for number, line in enumerate(dict.fromkeys(lines), start=1)}
+    parsed = {statement.line: statement for statement in _parser().parse("\n".join(distinct) + "\n")}
+    statements = []
+    for number, line in enumerate(lines, start=1):
+        statement = parsed.get(distinct[line])
+        if statement is not None:
+            statements.append(Statement(number, statement.labels, statement.name, statement.name_col,
+                                        statement.operands))
+    return statements
+
+
+def split_operands(text: str) -> list[tuple[int, str]]:
+    """Split the operand text of a statement (what follows its name) at its
+    top-level commas, with the grammar's own terminals (lark's lexer: string
+    and character literals and comments as the parser sees them); returns
+    (offset in text, text) per operand, [] if there is none.  Raises lark's
+    UnexpectedCharacters for text that does not lex."""
+    parts, depth, start, first, last = [], 0, 0, None, None
+    for token in _parser().lex(text):
+        if token.type == "COMMA" and depth == 0:
+            parts.append(_operand_text(text, start, first, last))
+            start, first = token.end_pos, None
+            continue
+        depth += {"LPAR": 1, "RPAR": -1}.get(token.type, 0)
+        first, last = first or token, token
+    if first is None and not parts:
+        return []
+    return parts + [_operand_text(text, start, first, last)]
+
+
+def _operand_text(text: str, start: int, first, last) -> tuple[int, str]:
+    """(offset, text) of the operand from tokens `first` to `last`; an empty
+    one is where the text after `start` does."""
+    if first is None:
+        rest = text[start:]
+        return start + len(rest) - len(rest.lstrip()), ""
+    return first.start_pos, text[first.start_pos:last.end_pos]
 
 
 def split_macro_bodies(lines: list[str]) -> tuple[list[str], dict[int, list[str] | None]]:

@@ -98,3 +98,22 @@ def test_python_dash_m_asm_runs_the_same_command(tmp_path):
     subprocess.run([sys.executable, "-m", "asm", str(source)], check=True, capture_output=True)
     obj = read_object((tmp_path / "m.o").read_bytes(), "m.o")
     assert bytes(obj.section(".text").data) == (0x33 << 26).to_bytes(4, "little")
+
+
+def test_version_alone_prints_what_click_prints_without_importing_click_or_lark():
+    """`kite-as --version` is the console script's fast path (asm.cli_as.LazyCommand):
+    the same line as the click command's --version, with neither click nor lark loaded."""
+    import importlib.metadata
+    script = ("import sys; sys.argv = ['kite-as', '--version']; from asm.cli_as import main; "
+              "code = main(); print(code, 'click' in sys.modules, 'lark' in sys.modules)")
+    fast = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    expected = f"kite-as, version {importlib.metadata.version('kite')}\n"
+    assert fast == expected + "0 False False\n"
+    assert run("--version").output == expected
+
+
+def test_help_does_not_import_lark():
+    script = ("import sys; sys.argv = ['kite-as', '--help']; from asm.cli_as import main\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\nprint('lark' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    assert "Example:" in done.stdout and done.stdout.endswith("False\n")

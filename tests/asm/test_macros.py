@@ -76,3 +76,12 @@ def test_the_docs_macro_example_assembles_to_what_its_comments_say():
         [("addi", 8, 1), ("addi", 9, 8), ("addi", 10, 2), ("addi", 4, 1)]
     label = next(s for s in obj.symbols if s.name == "hello_msg")
     assert bytes(text[label.value:label.value + 7]) == b"hello\n\0"
+
+
+def test_arguments_split_only_at_commas_the_grammar_sees_outside_literals_and_parentheses():
+    """Macro arguments are split with the grammar's own terminals (asm.parser.split_operands):
+    a comma in a string, in a character literal or inside parentheses stays in its argument."""
+    source = (".macro pair a, b\n.data\n.ascii \\a\n.byte \\b\n.endm\n"
+              'pair "x,y", \',\'\n'
+              "pair \"#\", (1 + 2) * 3   # comment, not an argument\n")
+    assert data_of(source) == b"x,y," + b"#\x09"
