@@ -18,7 +18,7 @@ from asm.isa import (BY_MNEMONIC, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE, CR_EPC,
                      STATUS_PKM, TIMER_BASE, encode)
 from vmm.machine.cpu import EXIT_HYPERCALL
 from vmm.machine.devices.timer import CTRL_ENABLE, TIMER_ACK, TIMER_CTRL, TIMER_INTERVAL
-from tests.machine.cpuprog import CODE_BASE, label_address, li, machine_with
+from tests.machine.cpuprog import CODE_BASE, label_address, li, machine_with, words
 
 M32 = 0xFFFFFFFF
 DATA = 0x8000
@@ -560,6 +560,28 @@ def test_vm_exit_receives_exceptions_hypercalls_and_interrupts_instead_of_tvec()
     assert exits[3][0] == CAUSE_INTERRUPT | IRQ_TIMER and len(exits) == 4
     assert cpu.cr[CR_EPC] == 0 and cpu.cr[CR_STATUS] & STATUS_KM
     assert cpu.counters.exceptions == {EXC_MISALIGNED: 1, EXC_SYSCALL: 1}
+
+
+def test_vm_exit_sees_the_word_of_the_trapping_instruction_and_none_for_interrupts_or_fetch_faults():
+    seen = []
+
+    def monitor(cause, epc, badaddr):
+        seen.append((cause, epc, cpu.exit_word))
+        if cause & CAUSE_INTERRUPT:
+            cpu.bus.write(TIMER_BASE + TIMER_ACK, 4, 0)
+        else:       # the fetch fault: go on after the jump; the others: after the instruction
+            cpu.pc = at(6) if cause == EXC_BUS_ERROR else epc + 4
+
+    items = ([("addi", "s0", "zero", 1), ("hypercall",), ("lw", "s1", 2, "zero")] + li("t0", 0xE0000000)
+             + [("jalr", "zero", "t0", 0)] + timer_program(30))
+    machine = setup(items)
+    cpu = machine.cpu
+    cpu.vm_exit = monitor
+    machine.run(max_instructions=60)
+    code = words(items)
+    assert seen[:3] == [(EXIT_HYPERCALL, at(1), code[1]), (EXC_MISALIGNED, at(2), code[2]),
+                        (EXC_BUS_ERROR, 0xE0000000, None)]
+    assert seen[3][0] == CAUSE_INTERRUPT | IRQ_TIMER and seen[3][2] is None and cpu.exit_word is None
 
 
 def test_vm_exit_may_switch_the_guest_to_user_mode_by_writing_status():

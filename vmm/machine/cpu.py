@@ -5,11 +5,20 @@ The run loop (QEMU-like):
 
     until ticks reach until_tick, while state == "running":
         an interrupt pending and IE set        -> trap entry (no tick)
-        look the block up by virtual pc         (one dict lookup per block;
+        the block entry for pc                 (a dict lookup by virtual pc;
             miss: translate the fetch, find or translate the block)
+        then follow the successors the blocks return (chained on a page,
+        looked up across pages); per block: does it fit the ticks left?
+        run it, add its length and its translations.  Markers stop the
+        loop's fast path: a lookup (and chaining), the extra rounds of a
+        looping block, or a stop after a block that may change the
+        context (mode, paging, IE, state), which looks again
         too long for the ticks left             -> single-instruction blocks
-        pc = block(ticks); ticks += block.n
-        a block ending in a privileged or sensitive instruction -> look again
+
+Block entries are kept per page, (context, virtual page, physical page),
+until that physical page is written; a TLB flush empties only the lookup, a
+tlbinv takes one page out of it, and the first fetch from a page afterwards
+(its walk counted as ever) puts that page's entries back (_entry).
 
 Blocks leave early (BlockExit) after any device access or code-page write, so
 interrupts are checked before every instruction, `request_stop` takes effect
@@ -41,6 +50,10 @@ state (pc = epc on the call, badaddr None for causes without one) and goes on
 from cpu.pc afterwards; direct changes to `cr` (status, ptb) are picked up,
 and so is a change to `ticks` (the VMM charges the instructions it emulates).
 Interrupts reach vm_exit only while status.IE is set, as on bare hardware.
+During the call `exit_word` is the instruction word the CPU was executing at
+epc (the one that trapped, as fetched through the TLB), or None for an
+interrupt or a fault fetching it: a VMM may decode that instead of fetching
+the word again.
 """
 
 from __future__ import annotations
@@ -58,13 +71,31 @@ from vmm.machine.irq import InterruptLines
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.mmu import FETCH, MMU, READ, WRITE, Fault
 from vmm.machine.outcome import CpuState
-from vmm.machine.translate import EXIT_HYPERCALL, BlockExit, Context, Translator, Trap
+from vmm.machine.translate import BIG, EXIT_HYPERCALL, BlockExit, Block, Context, Translator, Trap
 
 __all__ = ["CPU", "EXIT_HYPERCALL"]
 
 M32 = 0xFFFFFFFF
 NUM_CRS = 8
 VmExit = Callable[[int, int, "int | None"], None]
+CONTEXTS = {(user, paging): Context(user, paging) for user in (False, True) for paging in (False, True)}
+
+
+class Meta:
+    """What the run loop needs of a block entry off the fast path: its pc and Block."""
+    __slots__ = ("pc", "block")
+
+    def __init__(self, pc: int, block: Block):
+        self.pc, self.block = pc, block
+
+
+class Link:
+    """A LOOKUP marker's target in a chain cell: the pc, and the cell to
+    point at the block found there."""
+    __slots__ = ("pc", "cell")
+
+    def __init__(self, pc: int, cell):
+        self.pc, self.cell = pc, cell
 
 
 class CPU:
@@ -78,13 +109,19 @@ class CPU:
         self.mmu = MMU(memory, self.counters)
         self.trace: Callable[[str, int, int], None] | None = None
         self.vm_exit: VmExit | None = None
+        self.exit_word: int | None = None
         hooks = {"R": self._regs, "CR": self._cr, "LD": self._load, "ST": self._store,
                  "WSTATUS": self._write_status, "WPTB": self._write_ptb, "RFE": self._rfe,
                  "HALT": self._halt, "WFI": self._wfi, "FLUSH": self.flush_tlb,
                  "INV": self.invalidate_tlb}
         self._translator = Translator(memory, hooks, self.mmu.fast_read, self.mmu.fast_write,
-                                      self.mmu.clear_fast_write, self._code_written)
-        self._vblocks: dict[Context, dict[int, tuple]] = {}
+                                      self.mmu.forget_fast_write, self._code_written)
+        # block entries: every page's, and the lookup of the pages whose translation was checked since
+        # the last flush (see _entry)
+        self._pages: dict[tuple[Context, int, int], dict[int, tuple]] = {}     # (ctx, vpn, ppn) -> {pc: entry}
+        self._pages_of: dict[int, set[tuple[Context, int]]] = {}               # ppn -> {(ctx, vpn)}
+        self._vblocks: dict[Context, dict[int, tuple]] = {context: {} for context in CONTEXTS.values()}
+        self._live: dict[Context, dict[int, dict]] = {context: {} for context in CONTEXTS.values()}
         self._code_changed = False
         self._entering_trap = False
         self._select_context()
@@ -150,8 +187,8 @@ class CPU:
 
     def _select_context(self) -> None:
         """The block context and lookup table for the current mode and paging."""
-        self._context = Context(not self._cr[CR_STATUS] & STATUS_KM, self.mmu.enabled)
-        self._current = self._vblocks.setdefault(self._context, {})
+        self._context = CONTEXTS[not self._cr[CR_STATUS] & STATUS_KM, self.mmu.enabled]
+        self._current = self._vblocks[self._context]
 
     # --- the run loop -------------------------------------------------------------
 
@@ -172,20 +209,75 @@ class CPU:
 
     def _run_blocks(self, until: int) -> None:
         """Run blocks until one may change the context, a trap, an early
-        exit or until_tick; leaves pc and ticks exact."""
-        blocks, trace, pc, ticks = self._current, self.trace, self.pc, self.ticks
-        translations, block, start = 0, None, ticks
+        exit or until_tick; leaves pc and ticks exact.
+
+        The loop follows the successors the blocks return (module doc of
+        translate.py): a block entry runs if it fits the ticks left; a
+        marker (length BIG) stops here: LOOKUP (fn None) finds or translates
+        the block at its pc and, for a chain cell, points the cell at it;
+        STOP (fn False) ends the loop at its pc; a block too long for the
+        ticks left runs as a single instruction."""
+        if self.trace is not None:
+            self._run_traced(until)
+            return
+        blocks, ticks = self._current, self.ticks
+        translations, start, pc = 0, ticks, self.pc
         entering, self._entering_trap, self._code_changed = self._entering_trap, False, False
+        entry = info = blocks.get(pc) or (None, BIG, 0, pc)
         try:
-            while ticks < until:
-                entry = blocks.get(pc) if trace is None else None
-                if entry is None or entry[1] > until - ticks:
-                    entry = self._entry(pc, ticks, until - ticks)
-                fn, n, lookups, ends, block = entry
-                pc = fn(ticks)
+            while True:
+                fn, n, lookups, info = entry
+                if n > until - ticks:
+                    if type(info) is tuple:       # a looping block's extra rounds, then its successor
+                        ticks, translations, entry = ticks + info[0], translations + info[1], info[2]
+                        continue
+                    pc = info if type(info) is int else info.pc
+                    if fn is False or ticks >= until:
+                        break
+                    entry = blocks.get(pc)
+                    if entry is None or entry[1] > until - ticks:
+                        entry = self._entry(pc, ticks, until - ticks)
+                    if type(info) is Link and blocks.get(pc) is entry:
+                        info.cell.cell_contents = entry
+                    continue
+                entry = fn(ticks, until)
                 ticks += n
                 translations += lookups
-                if ends:
+        except BlockExit as done:
+            pc = done.pc
+            translations += info.block.retired_lookups(done.tick - ticks)
+            ticks = done.tick
+        except Trap as trap:
+            if trap.tick > ticks:
+                translations += info.block.retired_lookups(trap.tick - ticks)
+            ticks = trap.tick
+            self.pc, self.ticks = trap.pc, ticks
+            self.counters.translations += translations + trap.lookups
+            translations = 0
+            self.exit_word = None if trap.fetch else info.block.words[(trap.pc - info.pc) >> 2]
+            self._raise(trap, triple=entering and trap.tick == start)
+            self.exit_word = None
+            pc, ticks = self.pc, self.ticks       # vm_exit may move both
+        finally:
+            self.pc, self.ticks = pc, ticks
+            self.counters.translations += translations
+        self._sync()
+
+    def _run_traced(self, until: int) -> None:
+        """_run_blocks with the trace on: every instruction is a block of its
+        own, translated for the trace (never cached), reported before it runs."""
+        pc, ticks, translations, start = self.pc, self.ticks, 0, self.ticks
+        entering, self._entering_trap, self._code_changed = self._entering_trap, False, False
+        block = None
+        try:
+            while ticks < until:
+                fn, n, lookups, info = self._entry(pc, ticks, until - ticks)
+                block = info.block
+                nxt = fn(ticks, until)
+                ticks += n
+                translations += lookups
+                pc = nxt[3] if type(nxt[3]) is int else nxt[3].pc
+                if block.ends:
                     break
         except BlockExit as done:
             pc = done.pc
@@ -198,7 +290,9 @@ class CPU:
             self.pc, self.ticks = trap.pc, ticks
             self.counters.translations += translations + trap.lookups
             translations = 0
+            self.exit_word = None if trap.fetch else block.words[0]
             self._raise(trap, triple=entering and trap.tick == start)
+            self.exit_word = None
             pc, ticks = self.pc, self.ticks       # vm_exit may move both
         finally:
             self.pc, self.ticks = pc, ticks
@@ -206,22 +300,47 @@ class CPU:
         self._sync()
 
     def _entry(self, pc: int, ticks: int, budget: int) -> tuple:
-        """The block entry (fn, n, lookups, ends, Block) for `pc`: full length
-        if it fits `budget` and no trace is on, else one instruction (traced).
-        Raises Trap for a failing fetch."""
+        """The block entry (fn, n, lookups, Meta) for `pc`, after its fetch
+        translation (raises Trap if that fails).  Full length and in the
+        lookup if it fits `budget` and no trace is on, else one instruction
+        (traced, never kept).
+
+        Entries are kept per page, (context, virtual page, physical page),
+        until that physical page is written.  A flush only empties the
+        lookup; the first fetch from a page afterwards (the walk and the
+        counts it makes, as ever) puts back every entry of the page at
+        once: the same translation of the same code gives the same blocks,
+        and every other fetch from that page would hit the TLB."""
         pa = self._fetch_address(pc, ticks)
-        single = self.trace is not None
-        block = self._translator.block(pc, pa, self._context, single)
-        if block.n > budget:
-            single = True
-            block = self._translator.block(pc, pa, self._context, single)
-        entry = (block.fn, block.n, block.lookups, block.ends, block)
-        if single:
-            if self.trace is not None:
-                self.trace("insn", pc, block.words[0])
-        else:
-            self._current[pc] = entry
+        context, vpn, ppn = self._context, pc >> PAGE_SHIFT, pa >> PAGE_SHIFT
+        if self.trace is not None:
+            return self._new_entry(pc, self._translator.block(pc, pa, context, True))
+        page = self._pages.get((context, vpn, ppn))
+        if page is None:
+            page = self._pages[context, vpn, ppn] = {}
+            self._pages_of.setdefault(ppn, set()).add((context, vpn))
+        live = self._live[context]
+        if live.get(vpn) is not page:
+            self._forget_page(context, vpn)
+            live[vpn] = page
+            self._current.update(page)
+        entry = page.get(pc)
+        if entry is None:
+            entry = page[pc] = self._current[pc] = self._new_entry(
+                pc, self._translator.block(pc, pa, context, False))
+        if entry[1] > budget:
+            entry = self._new_entry(pc, self._translator.block(pc, pa, context, True))
         return entry
+
+    def _new_entry(self, pc: int, block: Block) -> tuple:
+        """A fresh entry for `block` at `pc`: its function, with every chain
+        cell holding the LOOKUP marker of its successor (traced if single)."""
+        fn = block.make(self._current, *[None] * len(block.cell_targets))
+        for cell, target in zip(fn.__closure__ or (), block.cell_targets):
+            cell.cell_contents = (None, BIG, 0, Link(target, cell))
+        if self.trace is not None:
+            self.trace("insn", pc, block.words[0])
+        return (fn, block.n, block.lookups, Meta(pc, block))
 
     def _fetch_address(self, pc: int, ticks: int) -> int:
         """The physical address of the instruction at `pc`; raises Trap (fetch)."""
@@ -325,15 +444,31 @@ class CPU:
             self._code_changed = False
             raise BlockExit((pc + 4) & M32, tick + 1)
 
-    def _code_written(self) -> None:
-        """A page holding translated code was written: forget the lookups."""
+    def _code_written(self, ppn: int) -> None:
+        """Physical page `ppn`, holding translated code, was written: drop
+        the block entries translated from it."""
         self._code_changed = True
-        self._flush_blocks()
+        for context, vpn in self._pages_of.pop(ppn, ()):
+            page = self._pages.pop((context, vpn, ppn))
+            if self._live[context].get(vpn) is page:
+                self._forget_page(context, vpn)
+
+    def _forget_page(self, context: Context, vpn: int) -> None:
+        """Take virtual page `vpn`'s entries out of `context`'s lookup (its
+        translation is no longer known to hold); chains never leave a page,
+        so no entry that stays leads to them."""
+        page = self._live[context].pop(vpn, None)
+        if page:
+            blocks = self._vblocks[context]
+            for pc in page:
+                del blocks[pc]
 
     def _flush_blocks(self) -> None:
-        """Forget every virtual-pc lookup (the translated blocks stay cached)."""
+        """Empty every context's lookup (the entries stay, per page)."""
         for blocks in self._vblocks.values():
             blocks.clear()
+        for live in self._live.values():
+            live.clear()
 
     def _write_status(self, value: int) -> None:
         """mtcr status / kernel wrsr (asm.arch.written_status); may change the mode."""
@@ -366,9 +501,10 @@ class CPU:
         self._flush_blocks()
 
     def invalidate_tlb(self, va: int) -> None:
-        """tlbinv: the TLB entry and the block lookups of va's page."""
+        """tlbinv: the TLB entry and the block lookups of va's page (in every
+        context), in time proportional to them."""
         self.mmu.invalidate(va)
-        for blocks in self._vblocks.values():
-            for pc in [pc for pc in blocks if pc >> PAGE_SHIFT == va >> PAGE_SHIFT]:
-                del blocks[pc]
+        vpn = (va & M32) >> PAGE_SHIFT
+        for context in self._vblocks:
+            self._forget_page(context, vpn)
 

@@ -10,10 +10,15 @@ dropped before the code can run again.
 
 from __future__ import annotations
 
+import struct
 from typing import Callable
 
 from asm.isa import MAX_RAM, PAGE_SHIFT, PAGE_SIZE
 from vmm.machine.errors import BusError
+
+# width -> (unpack_from, pack_into) of an unsigned little-endian value
+ACCESSORS = {width: (struct.Struct(code).unpack_from, struct.Struct(code).pack_into)
+             for width, code in ((1, "<B"), (2, "<H"), (4, "<I"))}
 
 
 class PhysicalMemory:
@@ -37,7 +42,7 @@ class PhysicalMemory:
         if not self.contains(paddr, length):
             raise BusError(paddr if not 0 <= paddr < self.size else self.size)
 
-    def _written(self, paddr: int, length: int) -> None:
+    def written(self, paddr: int, length: int) -> None:
         """Tell the listeners about every code page in [paddr, paddr + length)."""
         if not self.code_pages or length <= 0:
             return
@@ -49,14 +54,26 @@ class PhysicalMemory:
 
     def read(self, paddr: int, width: int) -> int:
         """The little-endian value of `width` bytes at `paddr`.  BusError outside RAM."""
-        self._check(paddr, width)
-        return int.from_bytes(self.ram[paddr:paddr + width], "little")
+        if paddr < 0 or paddr + width > self.size:
+            self._check(paddr, width)
+        accessors = ACCESSORS.get(width)
+        if accessors is None:
+            return int.from_bytes(self.ram[paddr:paddr + width], "little")
+        return accessors[0](self.ram, paddr)[0]
 
     def write(self, paddr: int, width: int, value: int) -> None:
         """Store the low `width` bytes of `value` at `paddr`.  BusError outside RAM."""
-        self._check(paddr, width)
-        self.ram[paddr:paddr + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
-        self._written(paddr, width)
+        if paddr < 0 or paddr + width > self.size:
+            self._check(paddr, width)
+        accessors = ACCESSORS.get(width)
+        if accessors is None:
+            self.ram[paddr:paddr + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
+        else:
+            accessors[1](self.ram, paddr, value & ((1 << 8 * width) - 1))
+        pages = self.code_pages
+        if pages and (width > PAGE_SIZE or paddr >> PAGE_SHIFT in pages
+                      or (paddr + width - 1) >> PAGE_SHIFT in pages):
+            self.written(paddr, width)
 
     def read_bytes(self, paddr: int, length: int) -> bytes:
         """A copy of [paddr, paddr + length).  BusError outside RAM."""
@@ -67,4 +84,4 @@ class PhysicalMemory:
         """Copy `data` to `paddr`.  BusError (and nothing written) outside RAM."""
         self._check(paddr, len(data))
         self.ram[paddr:paddr + len(data)] = data
-        self._written(paddr, len(data))
+        self.written(paddr, len(data))

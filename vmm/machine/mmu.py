@@ -35,6 +35,8 @@ Decisions where the spec is silent:
 
 from __future__ import annotations
 
+import struct
+
 from asm.arch import (Access, TableMiss, WalkFault, accessed_entry, page_fault_cause, permission_error,
                       tlb_entry, walk)
 from asm.isa import EXC_BUS_ERROR, PAGE_MASK, PAGE_SHIFT, PTB_ENABLE, PTB_FRAME_MASK, PTE_D, PTE_FRAME_MASK
@@ -42,6 +44,7 @@ from vmm.machine.counters import Counters
 from vmm.machine.memory import PhysicalMemory
 
 READ, WRITE, FETCH = Access.READ, Access.WRITE, Access.FETCH
+WORD = struct.Struct("<I").unpack_from
 
 
 class Fault(Exception):
@@ -65,6 +68,7 @@ class MMU:
         self.tlb: dict[int, int] = {}
         self.fast_read: tuple[dict[int, int], dict[int, int]] = ({}, {})    # [user]
         self.fast_write: tuple[dict[int, int], dict[int, int]] = ({}, {})   # [user]
+        self._fast_writers: dict[int, set[tuple[bool, int]]] = {}     # ppn -> (user, vpn) in fast_write
 
     def set_ptb(self, ptb: int) -> None:
         """Load ptb: paging on iff PTB_ENABLE; flushes the whole TLB."""
@@ -88,11 +92,13 @@ class MMU:
         """Empty the fast tables; the TLB itself is kept."""
         for table in self.fast_read + self.fast_write:
             table.clear()
+        self._fast_writers.clear()
 
-    def clear_fast_write(self) -> None:
-        """Empty the fast write tables (a page just started holding code)."""
-        for table in self.fast_write:
-            table.clear()
+    def forget_fast_write(self, ppn: int) -> None:
+        """Physical page `ppn` just started holding code: drop the fast write
+        entries that lead to it (and perhaps a few stale ones, which is harmless)."""
+        for user, vpn in self._fast_writers.pop(ppn, ()):
+            self.fast_write[user].pop(vpn, None)
 
     def translate(self, va: int, access: Access, user: bool) -> int:
         """The physical address for `access` at `va` in user or kernel mode;
@@ -126,6 +132,7 @@ class MMU:
             self.fast_read[user][va >> PAGE_SHIFT] = offset
         elif access is WRITE and ppn not in self.memory.code_pages:
             self.fast_write[user][va >> PAGE_SHIFT] = offset
+            self._fast_writers.setdefault(ppn, set()).add((user, va >> PAGE_SHIFT))
 
     def _walk(self, va: int, access: Access, user: bool) -> int:
         """Walk the two levels for `va` (asm.arch.walk), set A (and D on a
@@ -146,10 +153,10 @@ class MMU:
 
     def _read_entry(self, paddr: int) -> int | None:
         """One page-table word, or None if it is not in RAM."""
-        if not self.memory.contains(paddr, 4):
+        if paddr < 0 or paddr + 4 > self.memory.size:
             return None
         self.counters.walk_refs += 1
-        return self.memory.read(paddr, 4)
+        return WORD(self.memory.ram, paddr)[0]
 
     def _write_entry(self, paddr: int, old: int, new: int) -> None:
         """Write back a page-table word if the walker changed its A/D bits."""
