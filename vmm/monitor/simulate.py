@@ -19,6 +19,22 @@ exit code and instruction count.  It shares with the machine only what is not
 instruction semantics: the ISA table's decoder, the software page walker
 (guestwalk, held to the MMU by its own tests), the devices, the loader, and
 the wording of stop messages.
+
+How it goes fast without changing a count (none of it is the machine's
+translator; the semantics stay this module's tables):
+- Decode cache per physical page: the first fetch of a word decodes it into
+  an executor, a function of the pc made from this module's tables
+  (REGISTER_OPS and the others compile once per entry into a factory); a
+  write to the page drops its executors (PhysicalMemory.code_pages).
+- Walks remembered: a successful walk is kept per (ptb, mode, page,
+  access).  The same walk again reads the same PDE and PTE, finds A (and D)
+  set and writes nothing, so while no guest store has touched the pages of
+  those two entries it is counted as one walk and two references without
+  being made.  The walker's own A/D write-backs cannot change a remembered
+  outcome, so they need no watching.
+- The devices are brought to each tick as before, but only when the tick
+  reaches the next device event or an instruction touched a device: the UART
+  has no timed events and the timer none before its deadline.
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BAD
                      EXC_ILLEGAL, EXC_MISALIGNED, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXC_SYSCALL,
                      LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, MARKER_BASE, POWER_BASE, REG_A0,
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
-                     STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, PRIVILEGED, Decoded, decode)
+                     STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, PAGE_SHIFT, PAGE_SIZE, PRIVILEGED, decode)
 from vmm.machine.bus import Bus
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.devices.marker import Marker
@@ -46,7 +62,7 @@ from vmm.machine.loader import load
 from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
 from vmm.machine.phases import split
 from vmm.machine.stats import MachineStats, exception_names, interrupt_names
-from vmm.machine.memory import PhysicalMemory
+from vmm.machine.memory import ACCESSORS, PhysicalMemory
 from vmm.machine.symbols import Symbolizer
 from vmm.monitor.guestwalk import GuestFault, GuestTables, TableBusError
 
@@ -97,31 +113,33 @@ def shift_right_arithmetic(value: int, amount: int) -> int:
     return (signed(value) >> min(amount, 31)) & M32
 
 
-# rd = f(rs1, rs2) for the R format
+# The semantics of the ALU and branch instructions, as Python expressions: each table entry is
+# compiled once into the factory of its executors (_factory), with a = rs1's value and
+# b = rs2's or i = the sign-extended immediate (u = i as 32 bits); every result is 32-bit.
+# rd = the expression, for the R format
 REGISTER_OPS = {
-    "add": lambda a, b: (a + b) & M32, "sub": lambda a, b: (a - b) & M32,
-    "and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b,
-    "sll": lambda a, b: (a << b) & M32 if b < 32 else 0, "srl": lambda a, b: a >> b if b < 32 else 0,
-    "sra": shift_right_arithmetic, "slt": lambda a, b: int(signed(a) < signed(b)),
-    "sltu": lambda a, b: int(a < b), "mul": lambda a, b: (a * b) & M32,
-    "div": lambda a, b: divide(a, b, False), "rem": lambda a, b: divide(a, b, True),
-    "divu": lambda a, b: a // b if b else divide(a, b, False),
-    "remu": lambda a, b: a % b if b else divide(a, b, True),
+    "add": "(a + b) & M32", "sub": "(a - b) & M32", "and": "a & b", "or": "a | b", "xor": "a ^ b",
+    "sll": "(a << b) & M32 if b < 32 else 0", "srl": "a >> b if b < 32 else 0",
+    "sra": "shift_right_arithmetic(a, b)", "slt": "int(signed(a) < signed(b))", "sltu": "int(a < b)",
+    "mul": "(a * b) & M32", "div": "divide(a, b, False)", "rem": "divide(a, b, True)",
+    "divu": "a // b if b else divide(a, b, False)", "remu": "a % b if b else divide(a, b, True)",
 }
-# rd = f(rs1, imm) for the I format (imm sign-extended)
+# rd = the expression, for the I format
 IMMEDIATE_OPS = {
-    "addi": lambda a, i: (a + i) & M32, "andi": lambda a, i: a & (i & M32),
-    "ori": lambda a, i: a | (i & M32), "xori": lambda a, i: a ^ (i & M32),
-    "slli": lambda a, i: (a << i) & M32, "srli": lambda a, i: a >> i,
-    "srai": shift_right_arithmetic, "slti": lambda a, i: int(signed(a) < i),
-    "sltiu": lambda a, i: int(a < (i & M32)),
+    "addi": "(a + i) & M32", "andi": "a & u", "ori": "a | u", "xori": "a ^ u",
+    "slli": "(a << i) & M32", "srli": "a >> i", "srai": "shift_right_arithmetic(a, i)",
+    "slti": "int(signed(a) < i)", "sltiu": "int(a < u)",
 }
+# taken when the expression holds: pc + target * 4, else pc + 4
 BRANCHES = {
-    "beq": lambda a, b: a == b, "bne": lambda a, b: a != b,
-    "blt": lambda a, b: signed(a) < signed(b), "bge": lambda a, b: signed(a) >= signed(b),
-    "bltu": lambda a, b: a < b, "bgeu": lambda a, b: a >= b,
+    "beq": "a == b", "bne": "a != b", "blt": "signed(a) < signed(b)", "bge": "signed(a) >= signed(b)",
+    "bltu": "a < b", "bgeu": "a >= b",
 }
 TRAPS = {"syscall": EXC_SYSCALL, "break": EXC_BREAKPOINT, "hypercall": EXC_ILLEGAL}
+LOCAL_SYSTEM = {"jal", "jalr", "lui"}     # SYSTEM entries that change only registers and the pc
+READ, WRITE, FETCH = 0, 1, 2              # access kinds, as small ints (they key remembered walks)
+ACCESSES = (Access.READ, Access.WRITE, Access.FETCH)
+MAX_REMEMBERED_WALKS = 1 << 16
 
 
 class Simulator:
@@ -145,10 +163,21 @@ class Simulator:
         self.pc = self.ticks = self.instructions = self.ticks_idle = self.page_walks = 0
         self.exceptions: dict[int, int] = {}
         self.interrupts: dict[int, int] = {}
-        self.decoded: dict[int, Decoded | None] = {}
         self.state, self.stop_reason = CpuState.RUNNING, ""
         self.symbols = Symbolizer([])
         self.entering_trap = False        # a trap was entered and no instruction has retired since
+        # the decode cache: physical page -> its 1024 executors (None until first run), dropped when
+        # the page is written (PhysicalMemory.code_pages)
+        self._code: dict[int, list] = {}
+        self.memory.code_write_listeners.append(self._code_written)
+        # walks remembered: (ptb, user) -> {vpn << 2 | access: physical page}; the table of the
+        # current ptb and mode (None: paging off); watched: table page -> (table, key) that read it
+        self._walks: dict[tuple[int, bool], dict[int, int]] = {}
+        self._current: list[dict | None] = [None]
+        self._watched: dict[int, list[tuple[dict, int]]] = {}
+        self._remembered = 0
+        self._cached = [0]                # walks counted from memory by the executors, not yet added
+        self._sync = [False]              # set by anything the interpreter loop must look at again
 
     def load(self, image_path: str, modules=(), cmdline: str = ""):
         """Load the image and modules as the bare machine's loader does; boot state."""
@@ -168,7 +197,7 @@ class Simulator:
                 return self._result(EndReason.INSTRUCTION_LIMIT, max_instructions)
             if self.state is CpuState.WAITING and not self._idle():
                 return self._result(EndReason.NO_INTERRUPT_SOURCE, max_instructions)
-            self.step()
+            self._interpret(limit)
             if self._pending_marks:
                 self._take_marks()
         if self.state is CpuState.HALTED:
@@ -179,33 +208,128 @@ class Simulator:
 
     def step(self) -> None:
         """One instruction (or one interrupt entry), then the devices catch up."""
+        if self._take_interrupt(self.pc):
+            return
+        self._interpret(self.instructions + 1)
+
+    def _take_interrupt(self, pc: int) -> bool:
+        """Enter the lowest pending interrupt at `pc` if IE allows one; whether it did."""
         pending = self.irq.pending
-        if pending and self.cr[CR_STATUS] & STATUS_IE:
-            irq = (pending & -pending).bit_length() - 1
-            self.interrupts[irq] = self.interrupts.get(irq, 0) + 1
-            self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
-            return
-        pc, fetching = self.pc, True
-        try:
-            word = self._fetch(pc)
-            fetching = False
-            next_pc = self._execute(self._decode(word), pc)
-        except SimTrap as trap:
-            self.exceptions[trap.cause & 0xFF] = self.exceptions.get(trap.cause & 0xFF, 0) + 1
-            triple = self.entering_trap
-            self._enter_trap(trap.cause, pc, trap.badaddr)
-            if triple and self.state is not CpuState.STOPPED:
-                self.state = CpuState.STOPPED
-                self.stop_reason = triple_fault_message(trap.cause, pc, trap.badaddr, fetching)
-            return
-        self.entering_trap = False
-        self.pc = next_pc
-        self.instructions += 1
-        self.ticks += 1
-        for device in (self.uart, self.timer):
-            device.advance(self.ticks)
-        if self.power.exit_code is not None:
+        if not (pending and self.cr[CR_STATUS] & STATUS_IE):
+            return False
+        irq_number = (pending & -pending).bit_length() - 1
+        self.interrupts[irq_number] = self.interrupts.get(irq_number, 0) + 1
+        self.pc = pc
+        self._enter_trap(CAUSE_INTERRUPT | irq_number, pc, None)
+        return True
+
+    def _interpret(self, limit: int) -> None:
+        """Interpret instructions until `limit` retire, the state leaves
+        RUNNING or a phase mark is pending.  Per instruction, as the
+        hardware: an interrupt pending and enabled is taken; else fetch (a
+        walk when paging is on), decode, execute, retire, the devices catch
+        up.  The fetch's walk is made once per page and then counted as made
+        again, for as long as nothing it read can have changed (_translate);
+        so are the data accesses' (the executors).  Within a page the pc
+        stays aligned between fetches made in full: only rfe and trap entry
+        can make it misaligned, and both make the next fetch a full one."""
+        irq, sync = self.irq, self._sync
+        start = ticks = self.ticks
+        end, pc = ticks + limit - self.instructions, self.pc
+        deadline = self._deadline()
+        fetch_vpn, slots, base, paging, fetches = -1, None, 0, 0, 0
+        entering = self.entering_trap
+        while ticks < end and self.state is CpuState.RUNNING:
+            fetching = True
+            try:
+                while ticks < end:
+                    if irq.pending and self._take_interrupt(pc):
+                        pc, fetch_vpn, entering = self.pc, -1, True
+                        if self.state is not CpuState.RUNNING:
+                            break
+                        continue
+                    fetching = True
+                    if pc >> PAGE_SHIFT != fetch_vpn or sync[0]:
+                        sync[0] = False
+                        slots, base, paging = self._fetch_page(pc)
+                        fetch_vpn = pc >> PAGE_SHIFT
+                    else:
+                        fetches += paging
+                    fetching = False
+                    index = (pc & 0xFFF) >> 2
+                    pc = (slots[index] or self._decode_slot(slots, index, base))(pc)
+                    if entering:
+                        self.entering_trap = entering = False
+                    self.ticks = ticks = ticks + 1
+                    if ticks >= deadline or sync[0]:
+                        deadline = self._catch_up(ticks, deadline)
+                        if sync[0] and (self.state is not CpuState.RUNNING or self._pending_marks):
+                            break
+                else:
+                    continue
+                break
+            except SimTrap as trap:
+                code = trap.cause & 0xFF
+                self.exceptions[code] = self.exceptions.get(code, 0) + 1
+                self.pc = pc
+                self._enter_trap(trap.cause, pc, trap.badaddr)
+                if entering and self.state is not CpuState.STOPPED:
+                    self.state = CpuState.STOPPED
+                    self.stop_reason = triple_fault_message(trap.cause, pc, trap.badaddr, fetching)
+                pc, fetch_vpn, entering = self.pc, -1, self.entering_trap
+                deadline = self._deadline()
+        self.pc = pc
+        self.instructions += ticks - start
+        cached, self._cached[0] = self._cached[0] + fetches, 0
+        self.page_walks += cached
+        self.ram.refs += 2 * cached
+
+    def _catch_up(self, ticks: int, deadline: int) -> int:
+        """After an instruction that reached the next device event or may
+        have changed the devices or the state: the devices catch up, power
+        off is noticed; the new next event."""
+        if self._sync[0]:
+            deadline = self._deadline()
+        if ticks >= deadline:
+            for device in (self.uart, self.timer):
+                device.advance(ticks)
+            deadline = self._deadline()
+        if self._sync[0] and self.power.exit_code is not None:
             self.state = CpuState.OFF
+        return deadline
+
+    def _deadline(self) -> int:
+        """The tick of the next device event (none: never)."""
+        events = [event for event in (self.uart.next_event(), self.timer.next_event()) if event is not None]
+        return min(events) if events else 1 << 64
+
+    def _fetch_page(self, pc: int) -> tuple[list, int, int]:
+        """Fetch the instruction at `pc` (its walk made and counted): the
+        executors of its physical page, the page's address, and 1 if the
+        fetch walks (paging on), else 0.  Raises SimTrap for a failing fetch."""
+        if pc & 3:
+            raise SimTrap(EXC_MISALIGNED, pc)
+        self._current[0] = self._walk_table()
+        pa = self._translate(pc, FETCH)
+        if not self.memory.contains(pa, 4):
+            raise SimTrap(EXC_BUS_ERROR, pc)
+        ppn = pa >> PAGE_SHIFT
+        slots = self._code.get(ppn)
+        if slots is None:
+            slots = self._code[ppn] = [None] * (PAGE_SIZE // 4)
+            self.memory.code_pages.add(ppn)
+        return slots, ppn << PAGE_SHIFT, self.cr[CR_PTB] & 1
+
+    def _decode_slot(self, slots: list, index: int, base: int):
+        """Decode word `index` of the physical page at `base` (whose
+        executors are `slots`) and remember its executor."""
+        slots[index] = executor = self._executor(self.memory.read(base | index << 2, 4))
+        return executor
+
+    def _code_written(self, ppn: int) -> None:
+        """A page holding decoded instructions was written: decode it again."""
+        self._code.pop(ppn, None)
+        self._sync[0] = True
 
     def _take_marks(self) -> None:
         """The figures for each phase mark the instruction just retired made."""
@@ -241,91 +365,169 @@ class Simulator:
                          | (STATUS_PIE if status & STATUS_IE else 0))
         self.pc = cr[CR_TVEC]
         self.entering_trap = True
+        self._sync[0] = True
 
     # --- memory --------------------------------------------------------------------------------
 
-    def _translate(self, va: int, access: Access) -> int:
-        """A software walk of the guest's tables on every access (paging on)."""
-        ptb = self.cr[CR_PTB]
-        if not ptb & 1:
+    def _translate(self, va: int, access: int) -> int:
+        """A software walk of the guest's tables on every access (paging on),
+        counted as one page walk and its references.  A walk that succeeded
+        is remembered: the same walk again, while nothing it read has been
+        stored to, reads the same PDE and PTE (two references), finds A (and
+        D) already set and writes nothing, so it is counted so without
+        reading them (the executors do that part inline)."""
+        table = self._current[0]
+        if table is None:
             return va
         self.page_walks += 1
-        user = not self.cr[CR_STATUS] & STATUS_KM
-        walk = GuestTables(self.ram, self.ram, ptb).walk(va, access, user)
+        key = va >> PAGE_SHIFT << 2 | access
+        page = table.get(key)
+        if page is not None:
+            self.ram.refs += 2
+            return page | (va & 0xFFF)
+        ptb, user = self.cr[CR_PTB], not self.cr[CR_STATUS] & STATUS_KM
+        walk = GuestTables(self.ram, self.ram, ptb).walk(va, ACCESSES[access], user)
         if isinstance(walk, GuestFault):
             raise SimTrap(EXC_PAGE_FAULT | walk.error_code << CAUSE_ERRCODE_SHIFT, va)
         if isinstance(walk, TableBusError):
             raise SimTrap(EXC_BUS_ERROR, va)
+        self._remember(table, key, walk)
         return walk.gpa
 
-    def _fetch(self, pc: int) -> int:
-        """The instruction word at `pc`; raises SimTrap for a failing fetch."""
-        if pc & 3:
-            raise SimTrap(EXC_MISALIGNED, pc)
-        pa = self._translate(pc, Access.FETCH)
-        if not self.memory.contains(pa, 4):
-            raise SimTrap(EXC_BUS_ERROR, pc)
-        return self.memory.read(pa, 4)
+    def _walk_table(self) -> dict | None:
+        """The remembered walks of the current ptb and mode (None: paging off)."""
+        ptb = self.cr[CR_PTB]
+        if not ptb & 1:
+            return None
+        return self._walks.setdefault((ptb, not self.cr[CR_STATUS] & STATUS_KM), {})
 
-    def _decode(self, word: int) -> Decoded:
-        """The decoded instruction; raises the illegal-instruction SimTrap."""
-        if word not in self.decoded:
-            self.decoded[word] = decode(word)
-        decoded = self.decoded[word]
-        if decoded is None:
-            raise SimTrap(EXC_ILLEGAL)
-        return decoded
+    def _remember(self, table: dict, key: int, walk) -> None:
+        """Remember the walk `key` in `table`, watching the pages of its PDE
+        and PTE.  The walker's own A/D write-backs need no watching: a
+        remembered walk already found A set, and D matters only to the write
+        walk that sets it."""
+        self._remembered += 1
+        if self._remembered > MAX_REMEMBERED_WALKS:
+            for other in self._walks.values():
+                other.clear()
+            self._watched.clear()
+            self._remembered = 1
+        table[key] = walk.gpa & ~0xFFF
+        for page in {walk.pde_gpa >> PAGE_SHIFT, walk.pte_gpa >> PAGE_SHIFT}:
+            self._watched.setdefault(page, []).append((table, key))
 
-    def _load(self, va: int, width: int) -> int:
-        if va & (width - 1):
-            raise SimTrap(EXC_MISALIGNED, va)
-        pa = self._translate(va, Access.READ)
-        if self.memory.contains(pa, width):
-            return self.memory.read(pa, width)
+    def _stored(self, pa: int) -> None:
+        """A guest store to RAM at `pa`: forget the walks that read its page."""
+        for table, key in self._watched.pop(pa >> PAGE_SHIFT, ()):
+            table.pop(key, None)
+        self._sync[0] = True
+
+    def _device(self, pa: int, width: int, value: int | None, va: int) -> int:
+        """Read (value None) or write a device; bus errors become SimTrap."""
+        self._sync[0] = True
         try:
-            return self.bus.read(pa, width)
-        except BusError:
-            raise SimTrap(EXC_BUS_ERROR, va) from None
-
-    def _store(self, va: int, width: int, value: int) -> None:
-        if va & (width - 1):
-            raise SimTrap(EXC_MISALIGNED, va)
-        pa = self._translate(va, Access.WRITE)
-        value &= (1 << 8 * width) - 1
-        if self.memory.contains(pa, width):
-            self.memory.write(pa, width, value)
-            return
-        try:
+            if value is None:
+                return self.bus.read(pa, width)
             self.bus.write(pa, width, value)
+            return 0
         except BusError:
             raise SimTrap(EXC_BUS_ERROR, va) from None
 
     # --- execution ----------------------------------------------------------------------------
 
-    def _execute(self, decoded: Decoded, pc: int) -> int:
-        """Execute one instruction; returns the next pc.  Raises SimTrap with no effect done."""
-        name, ops, regs = decoded.insn.mnemonic, decoded.operands, self.regs
-        if decoded.insn.has(PRIVILEGED) and not self.cr[CR_STATUS] & STATUS_KM:
-            raise SimTrap(EXC_PRIVILEGED)
+    def _executor(self, word: int):
+        """The function executing `word`: executor(pc) -> next pc, raising
+        SimTrap with no effect done.  Built from the tables below, once per
+        word of a decoded page."""
+        decoded = decode(word)
+        if decoded is None:
+            return _raiser(EXC_ILLEGAL)
+        name, ops = decoded.insn.mnemonic, decoded.operands
+        execute = self._plain_executor(name, ops)
+        if decoded.insn.has(PRIVILEGED):
+            return _privileged(self.cr, execute)
+        return execute
+
+    def _plain_executor(self, name: str, ops: dict):
+        regs = self.regs
         if name in REGISTER_OPS:
-            return self._write(ops["rd"], REGISTER_OPS[name](regs[ops["rs1"]], regs[ops["rs2"]]), pc)
+            return _factory("R", REGISTER_OPS[name])(regs, ops["rd"], ops["rs1"], ops["rs2"])
         if name in IMMEDIATE_OPS:
-            return self._write(ops["rd"], IMMEDIATE_OPS[name](regs[ops["rs1"]], ops["imm"]), pc)
+            return _factory("I", IMMEDIATE_OPS[name])(regs, ops["rd"], ops["rs1"], ops["imm"])
         if name in LOAD_WIDTHS:
-            width, sign = LOAD_WIDTHS[name]
-            value = self._load((regs[ops["rs1"]] + ops["imm"]) & M32, width)
-            if sign and value >> (8 * width - 1):
-                value = (value - (1 << 8 * width)) & M32
-            return self._write(ops["rd"], value, pc)
+            return self._load_executor(LOAD_WIDTHS[name], ops["rd"], ops["rs1"], ops["imm"])
         if name in STORE_WIDTHS:
-            self._store((regs[ops["rs1"]] + ops["imm"]) & M32, STORE_WIDTHS[name], regs[ops["rs2"]])
-            return pc + 4
+            return self._store_executor(STORE_WIDTHS[name], ops["rs2"], ops["rs1"], ops["imm"])
         if name in BRANCHES:
-            taken = BRANCHES[name](regs[ops["rs1"]], regs[ops["rs2"]])
-            return (pc + ops["target"] * 4) & M32 if taken else pc + 4
+            return _factory("B", BRANCHES[name])(regs, ops["rs1"], ops["rs2"], ops["target"] * 4)
         if name in TRAPS:
-            raise SimTrap(TRAPS[name])
-        return SYSTEM[name](self, ops, pc)
+            return _raiser(TRAPS[name])
+        return _system_executor(self, SYSTEM[name], ops, name not in LOCAL_SYSTEM)
+
+    def _load_executor(self, width_and_sign: tuple[int, bool], rd: int, rs1: int, imm: int):
+        """Load: alignment, the walk, RAM or a device, the extension."""
+        width, sign = width_and_sign
+        regs, ram, current, cached, translate, device = (self.regs, self.memory.ram, self._current,
+                                                         self._cached, self._translate, self._device)
+        unpack, size, top, extension = ACCESSORS[width][0], self.memory.size, 8 * width - 1, 1 << 8 * width
+
+        def execute(pc: int) -> int:
+            va = (regs[rs1] + imm) & M32
+            if va & (width - 1):
+                raise SimTrap(EXC_MISALIGNED, va)
+            table = current[0]
+            if table is None:
+                pa = va
+            else:
+                page = table.get(va >> PAGE_SHIFT << 2 | READ)
+                if page is None:
+                    pa = translate(va, READ)
+                else:
+                    cached[0] += 1
+                    pa = page | (va & 0xFFF)
+            value = unpack(ram, pa)[0] if 0 <= pa <= size - width else device(pa, width, None, va)
+            if sign and value >> top:
+                value = (value - extension) & M32
+            if rd:
+                regs[rd] = value & M32
+            return pc + 4
+        return execute
+
+    def _store_executor(self, width: int, rs2: int, rs1: int, imm: int):
+        """Store: alignment, the walk, RAM (telling the memory's listeners of
+        a write to decoded code, and forgetting the walks that read the page)
+        or a device."""
+        regs, memory, current, cached, translate, device = (self.regs, self.memory, self._current,
+                                                            self._cached, self._translate, self._device)
+        ram, code_pages, watched, stored = memory.ram, memory.code_pages, self._watched, self._stored
+        pack, size, mask = ACCESSORS[width][1], memory.size, (1 << 8 * width) - 1
+
+        def execute(pc: int) -> int:
+            va = (regs[rs1] + imm) & M32
+            if va & (width - 1):
+                raise SimTrap(EXC_MISALIGNED, va)
+            table = current[0]
+            if table is None:
+                pa = va
+            else:
+                page = table.get(va >> PAGE_SHIFT << 2 | WRITE)
+                if page is None:
+                    pa = translate(va, WRITE)
+                else:
+                    cached[0] += 1
+                    pa = page | (va & 0xFFF)
+            value = regs[rs2] & mask
+            if 0 <= pa <= size - width:
+                pack(ram, pa, value)
+                page = pa >> PAGE_SHIFT
+                if page in code_pages:
+                    memory.written(pa, width)
+                if page in watched:
+                    stored(pa)
+            else:
+                device(pa, width, value, va)
+            return pc + 4
+        return execute
 
     def _write(self, rd: int, value: int, pc: int) -> int:
         if rd:
@@ -353,6 +555,90 @@ class Simulator:
             page_walks=self.page_walks, walk_refs=self.ram.refs, exceptions=exception_names(self.exceptions),
             interrupts=interrupt_names(self.interrupts), ticks=self.ticks, device_reads=self.bus.reads,
             device_writes=self.bus.writes, modeled_cycles=cycles, reason=str(reason), exit_code=exit_code)
+
+
+# --- executors: one function per decoded instruction, built from the tables ----------------------
+
+def _raiser(cause: int):
+    def execute(pc: int) -> int:
+        raise SimTrap(cause)
+    return execute
+
+
+def _privileged(cr: list[int], execute):
+    """`execute` in kernel mode; the privileged-instruction exception in user mode."""
+    def checked(pc: int) -> int:
+        if not cr[CR_STATUS] & STATUS_KM:
+            raise SimTrap(EXC_PRIVILEGED)
+        return execute(pc)
+    return checked
+
+
+# executor factories by format: the table's expression in place of EXPRESSION; a result for r0
+# is computed (a division by zero still traps) and dropped
+FACTORY_SOURCES = {
+    "R": """
+def make(regs, rd, rs1, rs2):
+    if not rd:
+        def execute(pc):
+            a, b = regs[rs1], regs[rs2]
+            EXPRESSION
+            return pc + 4
+        return execute
+    def execute(pc):
+        a, b = regs[rs1], regs[rs2]
+        regs[rd] = EXPRESSION
+        return pc + 4
+    return execute
+""",
+    "I": """
+def make(regs, rd, rs1, i):
+    u = i & M32
+    if not rd:
+        return lambda pc: pc + 4
+    def execute(pc):
+        a = regs[rs1]
+        regs[rd] = EXPRESSION
+        return pc + 4
+    return execute
+""",
+    "B": """
+def make(regs, rs1, rs2, offset):
+    def execute(pc):
+        a, b = regs[rs1], regs[rs2]
+        return (pc + offset) & M32 if EXPRESSION else pc + 4
+    return execute
+""",
+}
+
+
+def _factory(form: str, expression: str):
+    """The executor factory for `expression` in format `form` (FACTORY_SOURCES), compiled once."""
+    found = FACTORIES.get((form, expression))
+    if found is None:
+        namespace = {"M32": M32, "signed": signed, "divide": divide,
+                     "shift_right_arithmetic": shift_right_arithmetic}
+        exec(compile(FACTORY_SOURCES[form].replace("EXPRESSION", expression), f"<sim {expression}>", "exec"),
+             namespace)
+        found = FACTORIES[form, expression] = namespace["make"]
+    return found
+
+
+FACTORIES: dict[tuple[str, str], object] = {}
+
+
+def _system_executor(sim: "Simulator", function, ops: dict, resync: bool):
+    """SYSTEM[name]; `resync` for those that may change what the loop holds
+    (mode, paging, IE, the state)."""
+    if not resync:
+        return lambda pc: function(sim, ops, pc)
+    flag = sim._sync
+
+    def execute(pc: int) -> int:
+        next_pc = function(sim, ops, pc)
+        flag[0] = True
+        return next_pc
+    return execute
 
 
 def _jal(sim, ops, pc):
