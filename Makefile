@@ -2,6 +2,7 @@
 #   make demo   set up .venv, install, build the guest images, run the main job
 #   make test   build, then run every test
 #   make fuzz   random differential testing: COUNT programs (default 10000) from SEED (default random)
+#   make bench  the speed figures and their goals (bench/README.md)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -29,9 +30,11 @@ demo: build
 test: build
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: build
 	$(BIN)/python bench/asm_throughput.py
 	$(BIN)/python bench/machine_mips.py
+	$(BIN)/python bench/exit_path.py
+	$(BIN)/python bench/sim_speed.py
 
 fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py $(if $(SEED),--seed $(SEED)) --count $(COUNT)

@@ -1,16 +1,19 @@
 """Instruction emulation at VM exits: privileged instructions against the
 virtual CPU, stores into traced guest page tables, and guest MMIO.
 
-Each function gets the exit's epc, fetches the guest's instruction there
-through the guest's own view of memory (paging.*.guest_address), decodes it
-with the ISA table, and either completes it (`Monitor.complete`: one tick,
-pc = next) or reflects the exception the bare machine would raise.  A guest
-whose instruction cannot be fetched again is stopped: it just ran from there,
-so its tables changed under the VMM's feet in a way the bare machine could
-not show.  A guest that changed the mapping of its own code without flushing
-may make the CPU run a stale instruction that the VMM then reads back as
-another one: the VMM drops the stale translation and lets the guest retry
-(`retry_stale`), as the guest's own flush would.
+Each function gets the exit's epc and decodes, with the ISA table, the
+instruction word the machine hands over with the exit (`CPU.exit_word`, the
+word it was executing, as VT-x's VM-exit instruction information does), so
+what is emulated is exactly what ran; without one it fetches the word at epc
+through the guest's own view of memory (paging.*.guest_address).  It then
+either completes the instruction (`Monitor.complete`: one tick, pc = next) or
+reflects the exception the bare machine would raise.  A guest whose
+instruction cannot be fetched is stopped: it just ran from there, so its
+tables changed under the VMM's feet in a way the bare machine could not show.
+A fetched word that is not the kind of instruction that exited (the guest
+remapped its own code without flushing, so the CPU ran a stale one) makes the
+VMM drop the stale translation and let the guest retry (`retry_stale`), as
+the guest's own flush would.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ WORD = 0xFFFFFFFF
 
 
 def fetch(monitor, vm, epc: GVA) -> Decoded | None:
-    """The decoded guest instruction at `epc`, or None (the VM is stopped)."""
+    """The decoded guest instruction that exited at `epc` (the machine's
+    exit word, else fetched through the guest's view), or None (the VM is
+    stopped)."""
+    word = monitor.cpu.exit_word
+    if word is not None:
+        decoded = decode(word)
+        if decoded is not None:
+            return decoded
     ma = vm.mode.guest_address(vm.vcpu, epc, Access.FETCH)
     decoded = None if ma is None else decode(monitor.machine.memory.read(ma, 4))
     if decoded is None:

@@ -58,7 +58,7 @@ from vmm.monitor.physmap import MA, OWNER_FREE, OWNER_VMM, GuestPhysMap, Machine
 from vmm.monitor.pvcpu import PvCpu, interrupted_status
 from vmm.monitor.shadow import FaultKind
 from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, SharedConsole, VmConfig, VmConsole, VmState,
-                            VmStats, frames_for)
+                            VmStats, earliest, frames_for)
 
 VMM_FRAMES = 16                 # machine frames kept by the VMM (64 KiB)
 DEFAULT_SLICE = 20_000          # modeled cycles' worth of ticks a VM runs before the next one, with several VMs
@@ -181,8 +181,7 @@ class Monitor:
         self._bring_devices_current()
         if vm.pvcpu is not None:
             vm.pvcpu.sync_in(vm.vcpu)
-        self._contained(vm, f"handling {describe_cause(cause)} at {epc:#010x}",
-                        lambda: self._dispatch(vm, cause, epc, badaddr))
+        self._contained(vm, self._handling, self._dispatch, vm, cause, epc, badaddr)
         self._take_marks(vm)
         self._resume()
 
@@ -192,18 +191,25 @@ class Monitor:
         vm.marks += [(marker, self.vm_stats(vm)) for marker in vm.pending_marks]
         vm.pending_marks.clear()
 
-    def _contained(self, vm: VM, doing: str, action: Callable[[], None]) -> None:
-        """Run `action`, the VMM's work for `vm`; whatever it raises stops
-        `vm` only.  Running out of machine frames is the guest's limit (a
-        crash); any other exception is the VMM's own failure, reported as an
-        internal VMM error with its traceback in a log file the message names."""
+    def _contained(self, vm: VM, doing: Callable[..., str], action: Callable[..., None], *args) -> None:
+        """Run `action(*args)`, the VMM's work for `vm`; whatever it raises
+        stops `vm` only.  Running out of machine frames is the guest's limit
+        (a crash); any other exception is the VMM's own failure, reported as
+        an internal VMM error (what it was doing: `doing(*args)`, worded only
+        then) with its traceback in a log file the message names."""
         try:
-            action()
+            action(*args)
         except OutOfFrames as error:
             vm.crash(f"out of machine memory for the VMM's tables: {error}")
         except Exception as error:      # noqa: BLE001 -- the containment boundary of one guest
-            log = log_internal_error(vm.name, doing, error)
-            vm.fail_internally(f"internal VMM error while {doing}: {error!r} (traceback in {log})")
+            what = doing(*args)
+            log = log_internal_error(vm.name, what, error)
+            vm.fail_internally(f"internal VMM error while {what}: {error!r} (traceback in {log})")
+
+    @staticmethod
+    def _handling(vm: VM, cause: int, epc: int, badaddr: int | None) -> str:
+        """What the VMM was doing for an exit, as an internal error names it."""
+        return f"handling {describe_cause(cause)} at {epc:#010x}"
 
     def _dispatch(self, vm: VM, cause: int, epc: int, badaddr: int | None) -> None:
         """One dispatch on the exit reason (module doc)."""
@@ -307,7 +313,7 @@ class Monitor:
                 self._schedule()
         for vm in self.vms:
             if not vm.alive and not vm.torn_down:
-                self._contained(vm, "tearing the VM down", lambda vm=vm: self._tear_down(vm))
+                self._contained(vm, lambda vm: "tearing the VM down", self._tear_down, vm)
                 vm.torn_down = True
             elif vm.alive and vm.pvcpu is not None:
                 vm.pvcpu.sync_out(vm.vcpu, vm.irq.pending)
@@ -433,13 +439,15 @@ class Monitor:
         VM or of a VM waiting for one, or the end of the slice when another VM
         is ready to run.  A VM that is ready but not running catches up when it
         is switched in, so its timer cannot cost the running VM exits."""
-        now = self.cpu.ticks
-        events = [vm.next_device_event() for vm in self.vms
-                  if vm is self.current and vm.alive or vm.state == WAITING]
-        events = [event for event in events if event is not None]
-        if sum(vm.state == RUNNABLE for vm in self.vms) > 1:
-            events.append(self._slice_end)
-        target = max(min(events), now + 1) if events else None
+        now, target, runnable = self.cpu.ticks, None, 0
+        for vm in self.vms:
+            runnable += vm.state == RUNNABLE
+            if vm is self.current and vm.alive or vm.state == WAITING:
+                target = earliest(target, vm.next_device_event())
+        if runnable > 1:
+            target = earliest(target, self._slice_end)
+        if target is not None:
+            target = max(target, now + 1)
         if target == self._timer_target:
             return
         self._timer_target = target

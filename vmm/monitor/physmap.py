@@ -16,6 +16,7 @@ touches memory contents or the CPU.
 
 from __future__ import annotations
 
+import heapq
 from typing import NewType
 
 from asm.isa import PAGE_SHIFT
@@ -39,6 +40,7 @@ class MachineFrames:
     def __init__(self, count: int):
         self.count = count
         self._owner = [OWNER_FREE] * count
+        self._free = list(range(count))        # a heap of the free frames: the lowest is first
 
     def owner(self, mfn: int) -> int | None:
         """The owner of `mfn`, OWNER_FREE, or None if `mfn` is not a RAM frame."""
@@ -49,20 +51,21 @@ class MachineFrames:
     def allocate(self, owner: int, how_many: int) -> list[int]:
         """Give `how_many` free frames to `owner`, lowest first.  Raises
         OutOfFrames (and gives nothing) if there are not enough."""
-        free = [mfn for mfn in range(self.count) if self._owner[mfn] == OWNER_FREE][:how_many]
-        if len(free) < how_many:
-            raise OutOfFrames(f"need {how_many} frames, {len(free)} free")
-        for mfn in free:
+        if len(self._free) < how_many:
+            raise OutOfFrames(f"need {how_many} frames, {len(self._free)} free")
+        given = [heapq.heappop(self._free) for _ in range(how_many)]
+        for mfn in given:
             self._owner[mfn] = owner
-        return free
+        return given
 
     def release(self, owner: int, mfns: list[int]) -> None:
         """Return `mfns` to the free pool.  Each must belong to `owner`."""
         for mfn in mfns:
             if self.owner(mfn) != owner:
                 raise ValueError(f"release: frame {mfn:#x} is not owned by {owner}")
-        for mfn in mfns:
+        for mfn in dict.fromkeys(mfns):
             self._owner[mfn] = OWNER_FREE
+            heapq.heappush(self._free, mfn)
 
     def owned_by(self, owner: int) -> list[int]:
         """Every frame `owner` holds, in ascending order."""

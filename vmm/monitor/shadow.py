@@ -313,11 +313,14 @@ class ShadowPaging:
         every guest entry it touched."""
         if width not in (1, 2, 4):
             raise ValueError(f"emulate_pt_write: width {width} is not 1, 2 or 4")
-        addresses = [self.physmap.gpa_to_ma(gpa + offset) for offset in range(width)]
-        if None in addresses:
+        if (gpa & PAGE_MASK) + width <= PAGE_SIZE:          # one page: one machine frame
+            pieces = [(self.physmap.gpa_to_ma(gpa), width, value)]
+        else:
+            pieces = [(self.physmap.gpa_to_ma(gpa + offset), 1, value >> 8 * offset) for offset in range(width)]
+        if any(ma is None for ma, _, _ in pieces):
             raise ValueError(f"emulate_pt_write: {gpa:#010x}+{width} is outside guest RAM")
-        for ma, byte in zip(addresses, (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")):
-            self.memory.write(ma, 1, byte)
+        for ma, size, part in pieces:
+            self.memory.write(ma, size, part)
         self.guest_memory_written(gpa, width)
 
     def guest_memory_written(self, gpa: GPA, length: int) -> None:

@@ -245,8 +245,14 @@ class VM:
         line is still asserted needs none: another expiry changes nothing the
         guest can see until it acknowledges (an exit, which looks again)."""
         timer = None if self.irq.pending & (1 << IRQ_TIMER) else self.timer.next_event()
-        events = [event for event in (self.uart.next_event(), timer) if event is not None]
-        return min(events) if events else None
+        return earliest(self.uart.next_event(), timer)
+
+
+def earliest(a: int | None, b: int | None) -> int | None:
+    """The earlier of two ticks, either of which may be None (no event)."""
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
 
 
 def frames_for(mem: int) -> int:
