@@ -261,7 +261,8 @@ class ShadowPaging:
     def _install(self, root: ShadowPage, gva: int, walk: Translation) -> None:
         """Map `gva` in `root` from a successful guest walk whose gpa is in guest
         RAM: link the shadow PT (creating it, which traces its guest frame) and
-        write the derived leaf.  Invalidates `gva` in the machine TLB."""
+        write the derived leaf, invalidating `gva` in the machine TLB, unless
+        the leaf is that already (_holds)."""
         table = root.children.get(pdx(gva))
         if table is None:
             if root.role.direct:
@@ -272,9 +273,11 @@ class ShadowPaging:
             table = self._pages.get((key, role)) or self._new_page(key, role)
             self._link(root, pdx(gva), table, pde_writable)
         gfn = walk.gpa >> PAGE_SHIFT
-        self._set_leaf(table, ptx(gva), gfn, self._leaf_writable(table, walk.pte, gfn), walk.pte)
+        writable = self._leaf_writable(table, walk.pte, gfn)
+        if not self._holds(table, ptx(gva), gfn, writable, walk.pte):
+            self._set_leaf(table, ptx(gva), gfn, writable, walk.pte)
+            self.invlpg_machine(gva)
         table.writes = 0
-        self.invlpg_machine(gva)
         if self.options.prefetch and not table.role.direct:
             self._prefetch(table, ptx(gva), walk.pde)
 
@@ -513,16 +516,26 @@ class ShadowPaging:
             self._free(table)
         return True
 
+    def _leaf_entry(self, gfn: int, writable: bool) -> int:
+        """The shadow PTE for guest frame `gfn`: frame p2m[gfn], P U A, W D if `writable`."""
+        entry = (self.physmap.mfn(gfn) << PAGE_SHIFT) | PTE_P | PTE_U | PTE_A
+        return entry | PTE_W | PTE_D if writable else entry
+
+    def _holds(self, table: ShadowPage, index: int, gfn: int, writable: bool, gpte: int | None) -> bool:
+        """Whether shadow PTE `index` of `table` is already the one _set_leaf
+        would write for these arguments (a store into a traced page table
+        faults on such a read-only leaf: there is nothing to install, and no
+        machine TLB entry to drop)."""
+        return (table.leaves.get(index) == gfn and table.gptes.get(index) == gpte
+                and self.memory.read(self._entry_ma(table, index), ENTRY_SIZE) == self._leaf_entry(gfn, writable))
+
     def _set_leaf(self, table: ShadowPage, index: int, gfn: int, writable: bool, gpte: int | None) -> None:
-        """Write shadow PTE `index` of `table`: frame p2m[gfn], P U A, W D if
-        `writable`, derived from guest PTE `gpte` (None: identity)."""
+        """Write shadow PTE `index` of `table` (_leaf_entry), derived from guest
+        PTE `gpte` (None: identity)."""
         self._clear_leaf(table, index)
         if gpte is not None:
             table.gptes[index] = gpte
-        entry = (self.physmap.mfn(gfn) << PAGE_SHIFT) | PTE_P | PTE_U | PTE_A
-        if writable:
-            entry |= PTE_W | PTE_D
-        self.memory.write(self._entry_ma(table, index), ENTRY_SIZE, entry)
+        self.memory.write(self._entry_ma(table, index), ENTRY_SIZE, self._leaf_entry(gfn, writable))
         table.leaves[index] = gfn
         self._rmap.setdefault(gfn, set()).add((table, index))
         self.counters["shadow_entries_created"] += 1
