@@ -1,15 +1,17 @@
 """`kite-as`: assemble one Kite32 source file into an ELF relocatable object.
 
 `main` stands for the click command and builds it on first use
-(LazyCommand), so that `kite-as --version` imports nothing but
-asm/version.py (which reads the version without importlib.metadata); any
-other use imports click, and the file helpers, the assembler and lark are
-imported when there is something to assemble.
+(asm/lazycli.py's LazyCommand), so that `kite-as --version` imports nothing
+but asm/lazycli.py and asm/version.py (which reads the version without
+importlib.metadata); any other use imports click, and the file helpers, the
+assembler and lark are imported when there is something to assemble.
 """
 
 from __future__ import annotations
 
 import sys
+
+from asm.lazycli import LazyCommand, version_option
 
 EPILOG = """\b
 Example:
@@ -43,21 +45,6 @@ def define_callback(ctx, param, values) -> dict[str, int]:
     return dict(parse_define(v) for v in values)
 
 
-def version_text() -> str:
-    """What --version prints: click's version_option message for `kite-as`."""
-    from asm.version import installed_version
-    return f"{PROG}, version {installed_version()}"
-
-
-def version_callback(ctx, param, value) -> None:
-    """--version, as click's version_option does it."""
-    import click
-    if not value or ctx.resilient_parsing:
-        return
-    click.echo(version_text(), color=ctx.color)
-    ctx.exit()
-
-
 def build_command():
     """The click command of `kite-as` (imports click)."""
     import click
@@ -71,8 +58,7 @@ def build_command():
                   callback=define_callback, help="Define NAME (default value 1) for .if/.ifdef and expressions.")
     @click.option("-I", "--include-dir", "include_dirs", multiple=True, metavar="DIR",
                   help="Search DIR for .include/.incbin files (after the source's directory).")
-    @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=version_callback,
-                  help="Show the version and exit.")
+    @version_option(PROG)
     def main(source: Path, output: Path | None, defines: dict[str, int], include_dirs: tuple[str, ...]) -> None:
         """Assemble SOURCE (Kite32 assembly) into an ELF32 relocatable object."""
         output = output or source.with_suffix(".o")
@@ -84,32 +70,7 @@ def build_command():
     return main
 
 
-class LazyCommand:
-    """The click command returned by `build`, built on first use: every
-    attribute is the command's, so click (kite's command group, CliRunner)
-    uses it as the command itself.  Called as the console script with just
-    `--version`, it prints the version without building it."""
-
-    def __init__(self, build):
-        self._build = build
-        self._command = None
-
-    def _real(self):
-        if self._command is None:
-            self._command = self._build()
-        return self._command
-
-    def __getattr__(self, name: str):
-        return getattr(self._real(), name)
-
-    def __call__(self, *args, **kwargs):
-        if not args and not kwargs and sys.argv[1:] == ["--version"]:
-            print(version_text())
-            return 0
-        return self._real()(*args, **kwargs)
-
-
-main = LazyCommand(build_command)
+main = LazyCommand(build_command, PROG)
 
 
 def fail(message: str) -> None:

@@ -14,6 +14,7 @@ from asm.files import read_limited
 from asm.ir import (MAX_NESTING, MAX_SECTION_SIZE, SECTION_KINDS, Align, Bytes, Data, LowerError, Space,
                     SymbolInfo)
 from asm.isa import REG_NUMBERS
+from asm.lines import SECTION as LINE_SECTION
 from asm.objfile import (
     MAX_ALIGN, SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_FUNC, STT_OBJECT,
 )
@@ -92,6 +93,8 @@ def section(lw, unit, st) -> None:
         kind = st.operands[2][1] if type(st.operands[2]) is tuple and st.operands[2][0] == "attr" else None
         if kind not in SECTION_KINDS:
             raise LowerError(".section type must be @progbits, @nobits or @note")
+    if name == LINE_SECTION:
+        raise LowerError(f"section '{name}' is the line table kite-as writes; it cannot be written to")
     lw.switch(name, flags, kind)
 
 

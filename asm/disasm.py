@@ -8,7 +8,9 @@ instruction); this module only chooses how to print each operand role:
     imm          decimal, except the unsigned 20-bit U-format immediate, in hex (lui t0, 0xf0000)
     target       relative to `.`: `. + 20`, `. - 8`, `.`, then `  # 0x00100018 <puts+0x8>`
 
-A word that does not decode prints as `.word 0x12345678`.
+A word that does not decode prints as `.word 0x12345678`.  With aliases=True (kite-objdump's
+default; `-M no-aliases` turns it off) a word that is one of the pseudo-instructions of
+isa.ALIASES prints as it: `ret`, `mov a0, s0`, `beqz a0, . + 8`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def _target_text(offset_words: int) -> str:
 
 
 def _operand_text(insn: isa.Insn, role: str, value: int) -> str:
-    """How one operand value is written."""
-    if role in ("rd", "rs1", "rs2"):
+    """How one operand value is written (`rs` is an alias's register)."""
+    if role in ("rd", "rs1", "rs2", "rs"):
         return isa.REG_ABI_NAMES[value]
     if role == "cr":
         return isa.CR_NAMES[value]
@@ -55,16 +57,21 @@ def target_comment(address: int, symbols: Symbolize | None) -> str:
     return f"# {address:#010x} <{name}>" if name else f"# {address:#010x}"
 
 
-def disassemble_word(word: int, pc: int, symbols: Symbolize | None = None) -> str:
+def disassemble_word(word: int, pc: int, symbols: Symbolize | None = None, aliases: bool = False) -> str:
     """One instruction as assembly text; `pc` is its address (for the target comment) and
-    `symbols` maps an address to `name+0x8` or None (e.g. vmm.machine.symbols.Symbolizer)."""
+    `symbols` maps an address to `name+0x8` or None (e.g. vmm.machine.symbols.Symbolizer).
+    With `aliases`, a word that is an isa.ALIASES pseudo-instruction prints as it (`ret`)."""
     decoded = isa.decode(word)
     if decoded is None:
         return f".word {word:#010x}"
     insn, operands = decoded
-    if not insn.syntax:
-        return insn.mnemonic
-    text = _ROLE.sub(lambda m: _operand_text(insn, m.group(0), operands[m.group(0)]), insn.syntax)
-    line = f"{insn.mnemonic} {text}"
+    mnemonic, syntax = insn.mnemonic, insn.syntax
+    alias = isa.alias_for(insn, operands) if aliases else None
+    if alias is not None:
+        (mnemonic, syntax, _, _), operands = alias
+    if not syntax:
+        return mnemonic
+    text = _ROLE.sub(lambda m: _operand_text(insn, m.group(0), operands[m.group(0)]), syntax)
+    line = f"{mnemonic} {text}"
     target = target_address(decoded, pc)
     return line if target is None else f"{line}  {target_comment(target, symbols)}"

@@ -5,7 +5,8 @@ ObjectFile.
     encode(program, layout)          -> Encoded: section bytes + fixups (unknown values as 0)
     resolve(program, encoded)        -> patches what the assembler can resolve,
                                         returns Relocations for the rest
-    build_object(program, encoded, relocations, name) -> ObjectFile
+    build_object(program, encoded, relocations, name) -> ObjectFile, with its line table
+                                        (asm/lines.py) when it has instructions
 
 A fixup is resolved here when its value is a constant, or a branch/jal
 target in the same section; otherwise it becomes a Relocation against the
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from asm import isa
+from asm import isa, lines
 from asm import expr as X
 from asm.diagnostics import Diagnostic
 from asm.ir import (MAX_SECTION_SIZE, Align, Bytes, Data, Instr, Label, Program, Space, SymbolInfo,
                     is_internal)
 from asm.objfile import (
-    SHF_EXECINSTR, SHT_NOBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, ObjectFile, Relocation, Section,
+    SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, STB_GLOBAL, STB_LOCAL, STB_WEAK, ObjectFile, Relocation, Section,
     Symbol,
 )
 
@@ -394,7 +395,32 @@ def build_object(program: Program, places: Layout, encoded: Encoded, relocations
         symbol = make_symbol(info, resolver, encoded)
         if symbol is not None:
             symbols.append(symbol)
+    rows = line_rows(program, places)
+    if rows:
+        sections.append(Section(lines.SECTION, SHT_PROGBITS, 0, 1,
+                                bytearray(lines.write_line_table(source_name, rows))))
     return ObjectFile(sections, symbols, relocations, source_name)
+
+
+def line_rows(program: Program, places: Layout) -> dict[str, tuple[list[lines.Row], int]]:
+    """Section name -> (a Row for every instruction where file:line changes, in offset order,
+    the offset past its last instruction); a macro expansion's instructions are at the line of
+    its outermost invocation.  Sections without instructions are left out."""
+    rows: dict[str, tuple[list[lines.Row], int]] = {}
+    for section in program.sections.values():
+        found, last, end = [], None, 0
+        for item, offset in zip(section.items, places.offsets[section.name]):
+            if type(item) is Instr:
+                end = offset + 4
+                unit, line, _ = item.src
+                if unit.origin:
+                    unit, line, _, _ = unit.outermost(line, 0)
+                if (unit.filename, line) != last:
+                    last = (unit.filename, line)
+                    found.append(lines.Row(offset, lines.SourceLine(*last)))
+        if found:
+            rows[section.name] = found, end
+    return rows
 
 
 def make_symbol(info: SymbolInfo, resolver: Resolver, encoded: Encoded) -> Symbol | None:

@@ -298,6 +298,59 @@ INSTRUCTIONS: tuple[Insn, ...] = (
 
 BY_MNEMONIC: dict[str, Insn] = {insn.mnemonic: insn for insn in INSTRUCTIONS}
 
+
+# --- Aliases: pseudo-instructions that are one real instruction ---------------------------------
+
+
+class Alias(NamedTuple):
+    """`mnemonic syntax` is the instruction `real` with `operands`: each real role set to a fixed
+    number, or to the operand of `syntax` that is named.  The assembler expands an alias with it
+    and the disassembler prints a word as the first alias (in table order) that matches it."""
+    mnemonic: str
+    syntax: str
+    real: str
+    operands: dict
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The alias's operand roles in the order they are written."""
+        return tuple(part.strip() for part in self.syntax.split(",") if part.strip())
+
+
+ALIASES: tuple[Alias, ...] = (
+    Alias("nop", "", "addi", {"rd": REG_ZERO, "rs1": REG_ZERO, "imm": 0}),
+    Alias("mov", "rd, rs", "addi", {"rd": "rd", "rs1": "rs", "imm": 0}),
+    Alias("ret", "", "jalr", {"rd": REG_ZERO, "rs1": REG_RA, "imm": 0}),
+    Alias("jr", "rs", "jalr", {"rd": REG_ZERO, "rs1": "rs", "imm": 0}),
+    Alias("j", "target", "jal", {"rd": REG_ZERO, "target": "target"}),
+    Alias("call", "target", "jal", {"rd": REG_RA, "target": "target"}),
+    Alias("beqz", "rs, target", "beq", {"rs1": "rs", "rs2": REG_ZERO, "target": "target"}),
+    Alias("bnez", "rs, target", "bne", {"rs1": "rs", "rs2": REG_ZERO, "target": "target"}),
+    Alias("bltz", "rs, target", "blt", {"rs1": "rs", "rs2": REG_ZERO, "target": "target"}),
+    Alias("bgez", "rs, target", "bge", {"rs1": "rs", "rs2": REG_ZERO, "target": "target"}),
+    Alias("bgtz", "rs, target", "blt", {"rs1": REG_ZERO, "rs2": "rs", "target": "target"}),
+    Alias("blez", "rs, target", "bge", {"rs1": REG_ZERO, "rs2": "rs", "target": "target"}),
+    Alias("not", "rd, rs", "xori", {"rd": "rd", "rs1": "rs", "imm": -1}),
+    Alias("neg", "rd, rs", "sub", {"rd": "rd", "rs1": REG_ZERO, "rs2": "rs"}),
+)
+ALIASES_OF: dict[str, tuple[Alias, ...]] = {
+    real: tuple(alias for alias in ALIASES if alias.real == real) for real in {a.real for a in ALIASES}}
+
+
+def alias_for(insn: Insn, operands: dict[str, int]) -> tuple[Alias, dict[str, int]] | None:
+    """The first alias that the instruction `insn` with `operands` is, and the values of the
+    alias's operands by its roles; None if it is none."""
+    for alias in ALIASES_OF.get(insn.mnemonic, ()):
+        values = {}
+        for role, source in alias.operands.items():
+            if type(source) is str:
+                values[source] = operands[role]
+            elif operands[role] != source:
+                break
+        else:
+            return alias, values
+    return None
+
 # Immediates narrower than their field: the shift amounts (docs/isa.md "Immediates").  The
 # assembler rejects other values and a word holding one does not decode (illegal instruction).
 SHIFT_AMOUNT = (0, 31)

@@ -5,7 +5,8 @@ The stages, each a plain function:
     resolve_symbols   global/weak/local symbol tables, duplicate definitions
     merge_sections    same-named input sections concatenated in command-line order
     place_sections    output order, addresses (vma) and load addresses (lma)
-    apply_relocations the recipe table below: 32-bit values wrap, narrower ones are range-checked
+    apply_relocations the recipe table below: 32-bit values wrap, narrower ones are range-checked;
+                      then every input line table's addresses (asm/lines.py)
     build_image       PT_LOAD segments, the symbol table, asm.elf.write_executable
 
 Every problem is collected and reported together in one LinkError.  docs/linker.md documents the
@@ -18,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
-from asm import isa
+from asm import isa, lines
 from asm.diagnostics import printable
 from asm.elf import (
     ABS_SECTION, PF_R, PF_W, PF_X, ImageSection, ImageSegment, ImageSymbol,
@@ -60,8 +61,18 @@ class LinkOptions:
 
 
 class LinkResult(NamedTuple):
+    """The image, the warnings, and where everything went (for asm/linkmap.py's -Map file)."""
     image: bytes
     warnings: list[str]
+    placement: "Placement"
+
+
+class Placement(NamedTuple):
+    """The inputs, the placed output sections (with their pieces), the global table, the options."""
+    objects: list[ObjectFile]
+    outputs: list[OutputSection]
+    table: dict[str, Definition]
+    options: LinkOptions
 
 
 def object_name(obj: ObjectFile, index: int) -> str:
@@ -301,6 +312,7 @@ class Linker:
                 self.piece_of[(piece.obj, piece.section.name)] = (out, piece)
         self.locals = [{s.name: s for s in obj.symbols if s.binding == STB_LOCAL and s.defined}
                        for obj in objects]
+        self.line_tables: dict[int, lines.LineTable] = {}    # object -> its line table, read on demand
 
     def address(self, obj: int, symbol: Symbol) -> int:
         """The final value of a defined symbol of object `obj`."""
@@ -320,6 +332,40 @@ class Linker:
             return self.address(found.obj, found.symbol)
         weak = any(s.name == name and s.binding == STB_WEAK for s in self.objects[obj].symbols)
         return 0 if weak else None
+
+    def source_place(self, obj: int, reloc: Relocation) -> str:
+        """`b.o: b.s:5: ` for a relocation of an instruction the object's line table covers,
+        else `b.o: `."""
+        if obj not in self.line_tables:
+            try:
+                self.line_tables[obj] = lines.object_line_table(self.objects[obj])
+            except lines.LineTableError:
+                self.line_tables[obj] = lines.LineTable([], relocatable=True)
+        source = self.line_tables[obj].lookup(reloc.r_offset, reloc.section)
+        where = f"{printable(str(source))}: " if source else ""
+        return f"{object_name(self.objects[obj], obj)}: {where}"
+
+    def relocate_line_tables(self) -> None:
+        """Add to every DW_LNE_set_address of every input line table the final address of the
+        input section its sequence names (asm/lines.py: objects carry section offsets there)."""
+        out = next((o for o in self.outputs if o.name == lines.SECTION), None)
+        for piece in out.pieces if out else []:
+            name = object_name(self.objects[piece.obj], piece.obj)
+            try:
+                sequences = lines.read_sequences(bytes(piece.section.data))
+            except lines.LineTableError as error:
+                self.errors.append(f"{name}: {lines.SECTION}: {error}")
+                continue
+            for sequence in sequences:
+                base = self.base.get((piece.obj, sequence.section))
+                if base is None:
+                    self.errors.append(f"{name}: {lines.SECTION}: a sequence names section "
+                                       f"'{printable(sequence.section)}', which the object has not")
+                    continue
+                for site in sequence.sites:
+                    at = piece.offset + site
+                    value = int.from_bytes(out.data[at:at + 4], "little")
+                    out.data[at:at + 4] = _address(base, value).to_bytes(4, "little")
 
     def where(self, obj: int, reloc: Relocation) -> str:
         return f"{object_name(self.objects[obj], obj)}: {printable(reloc.section)}+{reloc.r_offset:#x}"
@@ -342,9 +388,9 @@ class Linker:
         if s is None:
             if (obj, reloc.symbol) not in undefined:
                 undefined.add((obj, reloc.symbol))
-                name = object_name(self.objects[obj], obj)
-                self.errors.append(f"{name}: undefined symbol '{printable(reloc.symbol)}' "
-                                   f"(referenced from {printable(reloc.section)}+{reloc.r_offset:#x})")
+                self.errors.append(f"{self.source_place(obj, reloc)}undefined symbol "
+                                   f"'{printable(reloc.symbol)}' (referenced from "
+                                   f"{printable(reloc.section)}+{reloc.r_offset:#x})")
             return
         p = out.vma + piece.offset + reloc.r_offset
         problem = recipe.check(s, reloc.r_addend, p)
@@ -363,6 +409,7 @@ class Linker:
         for index, obj in enumerate(self.objects):
             for reloc in obj.relocations:
                 self.apply(index, reloc, undefined)
+        self.relocate_line_tables()
 
     # --- the image ---------------------------------------------------------------------
 
@@ -439,7 +486,7 @@ def link_with_warnings(objects: list[ObjectFile], options: LinkOptions) -> LinkR
                                      out.sh_addralign, bytes(out.data), out.size) for out in outputs}
     segments = build_segments(outputs, images)
     return LinkResult(write_executable(entry, list(images.values()), segments, linker.image_symbols()),
-                      warnings)
+                      warnings, Placement(objects, outputs, table, options))
 
 
 def link(objects: list[ObjectFile], options: LinkOptions) -> bytes:

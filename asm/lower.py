@@ -16,6 +16,7 @@ goes on with the next one.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,13 +47,19 @@ class Unit:
         """An error at `line`, `col` of this text; in a macro expansion, at the
         line of the file that used the (outermost) macro, with the macros named:
         "(in expansion of macro 'inc', from macro 'twice')"."""
+        unit, line, col, names = self.outermost(line, col)
+        if names:
+            message = f"{message} (in expansion of macro {expansion_chain(names)})"
+        return Diagnostic(unit.filename, line, col, message, source_line(unit.lines, line))
+
+    def outermost(self, line: int, col: int) -> tuple[Unit, int, int, list[str]]:
+        """(the file's unit, line, col) that `line`, `col` of this text stands for (in a macro
+        expansion: the outermost invocation), and the macros in between, innermost first."""
         unit, names = self, []
         while unit.origin:
             unit, line, col, name = unit.origin
             names.append(name)
-        if names:
-            message = f"{message} (in expansion of macro {expansion_chain(names)})"
-        return Diagnostic(unit.filename, line, col, message, source_line(unit.lines, line))
+        return unit, line, col, names
 
     @property
     def directory(self) -> Path | None:
@@ -105,18 +112,14 @@ def operand_specs(syntax: str) -> tuple[tuple, ...]:
 
 INSN_SPECS = {insn.mnemonic: (insn, operand_specs(insn.syntax)) for insn in isa.INSTRUCTIONS}
 
-# pseudo-instruction -> operand syntax (see docs/assembler.md for the expansions)
-PSEUDO_SYNTAX = {
-    "nop": "", "mov": "rd, rs", "li": "rd, imm", "la": "rd, imm", "j": "target",
-    "call": "target", "jr": "rs", "ret": "", "push": "rs", "pop": "rd",
-    "beqz": "rs, target", "bnez": "rs, target", "bltz": "rs, target", "bgez": "rs, target",
-    "bgtz": "rs, target", "blez": "rs, target", "not": "rd, rs", "neg": "rd, rs",
-}
+# pseudo-instruction -> operand syntax (see docs/assembler.md for the expansions): the
+# one-instruction ones are isa.ALIASES, the others are expanded by Lowerer.expand_pseudo
+ALIAS_BY_NAME = {alias.mnemonic: alias for alias in isa.ALIASES}
+PSEUDO_SYNTAX = {"li": "rd, imm", "la": "rd, imm", "push": "rs", "pop": "rd",
+                 **{alias.mnemonic: alias.syntax for alias in isa.ALIASES}}
 PSEUDO_SPECS = {name: operand_specs(syntax) for name, syntax in PSEUDO_SYNTAX.items()}
-
-# zero-operand-compare branches: pseudo -> (branch, register goes in rs1?)
-ZERO_BRANCHES = {"beqz": ("beq", True), "bnez": ("bne", True), "bltz": ("blt", True),
-                 "bgez": ("bge", True), "bgtz": ("blt", False), "blez": ("bge", False)}
+# what an unknown mnemonic may have meant
+MNEMONICS = sorted([*INSN_SPECS, *PSEUDO_SPECS])
 
 _IDENT = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*$")
 # in a macro body: `\name` (a parameter), `\()` (nothing) and `\\` (kept as it is)
@@ -238,7 +241,10 @@ class Lowerer:
         name = st.name
         if name in self.macros:
             self.expand_macro(unit, st, self.macros[name])
-        elif name in INSN_SPECS:
+            return
+        if name not in INSN_SPECS and name not in PSEUDO_SPECS and not name.startswith("."):
+            name = name.lower()       # mnemonics are case-insensitive, as in GNU as
+        if name in INSN_SPECS:
             insn, specs = INSN_SPECS[name]
             values, xrole, xexpr = self.operands(unit, st, specs)
             self.emit(insn, values, xrole, xexpr, (unit, st.line, st.name_col))
@@ -251,9 +257,11 @@ class Lowerer:
         elif name == ".endm":
             raise LowerError(".endm without .macro")
         elif name.startswith("."):
-            raise LowerError(f"unknown directive '{name}'")
+            known = [*DIRECTIVES, *CONDITIONALS, ".macro", ".endm"]
+            raise LowerError(f"unknown directive '{name}'{suggestion(name, known)}")
         else:
-            raise LowerError(f"unknown mnemonic '{name}'")
+            known = MNEMONICS + sorted(self.macros)
+            raise LowerError(f"unknown mnemonic '{st.name}'{suggestion(name, known)}")
 
     def emit(self, insn: isa.Insn, values: dict, xrole, xexpr, src: Src) -> None:
         """Append an instruction; a constant expression operand is folded in."""
@@ -330,28 +338,17 @@ class Lowerer:
     def expand_pseudo(self, name: str, v: dict, x) -> list[tuple]:
         """The instructions a pseudo-instruction stands for, as
         (mnemonic, register operands, expression role, expression)."""
-        if name in ZERO_BRANCHES:
-            branch, first = ZERO_BRANCHES[name]
-            regs = {"rs1": v["rs"], "rs2": 0} if first else {"rs1": 0, "rs2": v["rs"]}
-            return [(branch, regs, "target", x)]
+        if name in ALIAS_BY_NAME:
+            return [expand_alias(ALIAS_BY_NAME[name], v, x)]
         if name == "li":
             return self.expand_li(v["rd"], x)
         if name == "la":
             return hi_lo(v["rd"], x)
-        return {
-            "nop": lambda: [("addi", {"rd": 0, "rs1": 0, "imm": 0}, None, None)],
-            "mov": lambda: [("addi", {"rd": v.get("rd"), "rs1": v.get("rs"), "imm": 0}, None, None)],
-            "j": lambda: [("jal", {"rd": 0}, "target", x)],
-            "call": lambda: [("jal", {"rd": isa.REG_RA}, "target", x)],
-            "jr": lambda: [("jalr", {"rd": 0, "rs1": v.get("rs"), "imm": 0}, None, None)],
-            "ret": lambda: [("jalr", {"rd": 0, "rs1": isa.REG_RA, "imm": 0}, None, None)],
-            "push": lambda: [("addi", {"rd": isa.REG_SP, "rs1": isa.REG_SP, "imm": -4}, None, None),
-                             ("sw", {"rs2": v.get("rs"), "rs1": isa.REG_SP, "imm": 0}, None, None)],
-            "pop": lambda: [("lw", {"rd": v.get("rd"), "rs1": isa.REG_SP, "imm": 0}, None, None),
-                            ("addi", {"rd": isa.REG_SP, "rs1": isa.REG_SP, "imm": 4}, None, None)],
-            "not": lambda: [("xori", {"rd": v.get("rd"), "rs1": v.get("rs"), "imm": -1}, None, None)],
-            "neg": lambda: [("sub", {"rd": v.get("rd"), "rs1": 0, "rs2": v.get("rs")}, None, None)],
-        }[name]()
+        if name == "push":
+            return [("addi", {"rd": isa.REG_SP, "rs1": isa.REG_SP, "imm": -4}, None, None),
+                    ("sw", {"rs2": v["rs"], "rs1": isa.REG_SP, "imm": 0}, None, None)]
+        return [("lw", {"rd": v["rd"], "rs1": isa.REG_SP, "imm": 0}, None, None),
+                ("addi", {"rd": isa.REG_SP, "rs1": isa.REG_SP, "imm": 4}, None, None)]
 
     def expand_li(self, rd: int, x) -> list[tuple]:
         """`li rd, x`: one addi or lui when x is a constant known here that
@@ -570,6 +567,27 @@ class Lowerer:
                 raise LowerError(f"cannot read '{printable(name)}': {error.strerror}") from None
         raise LowerError(f"cannot find file '{printable(name)}' (searched: "
                          + ", ".join(str(c.parent) for c in candidates) + ")")
+
+
+def expand_alias(alias: isa.Alias, v: dict, x) -> tuple:
+    """The instruction an isa.Alias stands for, as (mnemonic, register and fixed operands,
+    expression role or None, its expression), from the alias's register operands `v` and its
+    expression operand `x`."""
+    ops, xrole = {}, None
+    for role, source in alias.operands.items():
+        if type(source) is int:
+            ops[role] = source
+        elif source in v:
+            ops[role] = v[source]
+        else:
+            xrole = role
+    return alias.real, ops, xrole, x if xrole else None
+
+
+def suggestion(name: str, candidates) -> str:
+    """` (did you mean 'add'?)` for the candidate closest to `name`, or "" if none is close."""
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def hi_lo(rd: int, x) -> list[tuple]:

@@ -101,7 +101,7 @@ def test_python_dash_m_asm_runs_the_same_command(tmp_path):
 
 
 def test_version_alone_prints_what_click_prints_without_importing_click_or_lark():
-    """`kite-as --version` is the console script's fast path (asm.cli_as.LazyCommand):
+    """`kite-as --version` is the console script's fast path (asm.lazycli.LazyCommand):
     the same line as the click command's --version, with neither click nor lark loaded."""
     import importlib.metadata
     script = ("import sys; sys.argv = ['kite-as', '--version']; from asm.cli_as import main; "

@@ -19,6 +19,7 @@ import pytest
 from asm.assembler import assemble
 from asm.diagnostics import AssemblyError
 from asm.isa import RELOC_NAMES
+from asm.lines import object_line_table
 
 TESTDATA = Path(__file__).with_name("testdata")
 EXPECT_WORDS = re.compile(r"^([^#]*\S[^#]*?)\s*#\s*((?:0x[0-9a-fA-F]{8}\s*)+)$")
@@ -62,6 +63,11 @@ def dump(obj) -> list[str]:
     """The ObjectFile as the lines of an .expect file."""
     lines = []
     for s in obj.sections:
+        if s.name == ".debug_line":     # its size and bytes hold the source's path: show its rows
+            lines.append(f"section {s.name} type={s.sh_type} flags={s.sh_flags:#x} align={s.sh_addralign}")
+            lines += [f"  {r.section}+{r.start} {Path(r.source.file).name}:{r.source.line}"
+                      for r in object_line_table(obj).ranges]
+            continue
         lines.append(f"section {s.name} type={s.sh_type} flags={s.sh_flags:#x} "
                      f"align={s.sh_addralign} size={s.size}")
         if s.data:

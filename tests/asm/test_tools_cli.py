@@ -103,7 +103,7 @@ Disassembly of section .text:
 
 c0100000 <_start>:
 c0100000:\t41000005\taddi a0, zero, 5
-c0100004:\ta0400005\tjal ra, . + 20  # 0xc0100018 <puts>
+c0100004:\ta0400005\tcall . + 20  # 0xc0100018 <puts>
 
 c0100008 <after_call>:
 c0100008:\t660c0102\tlui t0, 0xc0102
@@ -112,7 +112,7 @@ c0100010:\t664c0101\tlui t1, 0xc0101
 c0100014:\tcc000000\thalt
 
 c0100018 <puts>:
-c0100018:\ta4040000\tjalr zero, ra, 0
+c0100018:\ta4040000\tret
 """
 
 
@@ -149,7 +149,7 @@ Disassembly of section .text:
 
 00000000 <_start>:
        0:\t41000005\taddi a0, zero, 5
-       4:\ta0400000\tjal ra, .  # 0x00000004 <_start+0x4>
+       4:\ta0400000\tcall .  # 0x00000004 <_start+0x4>
 \t\t\t4: R_KITE_JUMP22\tputs
 
 00000008 <after_call>:
@@ -171,7 +171,7 @@ def test_objdump_symbols_relocations_and_disassembly_of_an_object(objects):
 
 def test_objdump_needs_something_to_show(objects):
     result = CliRunner().invoke(objdump_main, ["start.o"])
-    assert (result.exit_code, result.stderr) == (1, "kite-objdump: nothing to show: give at least one of -d, -h, -t, -r\n")
+    assert (result.exit_code, result.stderr) == (1, "kite-objdump: nothing to show: give at least one of -d, -D, -S, -s, -f, -p, -h, -x, -t, -r\n")
 
 
 def test_objdump_reports_a_corrupt_file_in_one_line_and_goes_on(objects):
@@ -237,6 +237,6 @@ def test_installed_scripts_link_and_inspect(objects):
     nm = subprocess.run([str(BIN / "kite-nm"), "s.elf"], capture_output=True, text=True, check=True)
     assert "00100018 T puts" in nm.stdout
     dump = subprocess.run([str(BIN / "kite"), "objdump", "-d", "s.elf"], capture_output=True, text=True, check=True)
-    assert "  100004:\ta0400005\tjal ra, . + 20  # 0x00100018 <puts>" in dump.stdout
+    assert "  100004:\ta0400005\tcall . + 20  # 0x00100018 <puts>" in dump.stdout
     broken = subprocess.run([str(BIN / "kite-objdump"), "-h", "start.o.missing"], capture_output=True, text=True)
     assert broken.returncode == 1 and broken.stderr.count("\n") == 1 and "Traceback" not in broken.stderr
