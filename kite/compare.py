@@ -48,7 +48,8 @@ PLOT_DPI = 150
 RECORD_FIELDS = {
     "workload": str, "category": str, "config": str, "phase": str, "exit_code": int,
     "guest_instructions": int, "vm_exits": int, "exits_per_kinsn": float, "exits": dict, "hypercalls": int,
-    **dict.fromkeys(PAGING_COUNTERS, int), "tlb_misses": int, "walk_refs": int, "modeled_cycles": int,
+    **dict.fromkeys(PAGING_COUNTERS, int), "io_requests": int, "io_bytes": int, "mmio_exits_per_request": float,
+    "requests_per_notification": float, "tlb_misses": int, "walk_refs": int, "modeled_cycles": int,
     "overhead": float, "wall_seconds": float,
 }
 # (table header, record key) after the configuration's name: the default table (the workload phase) ...
@@ -62,7 +63,8 @@ COLUMNS = (
     ("per 1k", "exits_per_kinsn"), ("exits by reason", "exits"),
     ("hypercalls", "hypercalls"), ("hidden PF", "hidden_faults"), ("true PF", "true_faults"),
     ("PT write traps", "pt_write_traps"), ("shadow built", "shadow_entries_created"),
-    ("shadow inval.", "shadow_entries_invalidated"), ("TLB misses", "tlb_misses"),
+    ("shadow inval.", "shadow_entries_invalidated"), ("I/O req", "io_requests"), ("I/O bytes", "io_bytes"),
+    ("MMIO/req", "mmio_exits_per_request"), ("req/notify", "requests_per_notification"), ("TLB misses", "tlb_misses"),
     ("walk refs", "walk_refs"), ("modeled cycles", "modeled_cycles"), ("vs bare", "overhead"),
     ("wall s", "wall_seconds"),
 )
@@ -129,7 +131,7 @@ def cell(key: str, record: dict) -> str:
         return f"{value:,.2f}x"
     if key == "wall_seconds":
         return f"{value:.2f}"
-    if key == "exits_per_kinsn":
+    if key in ("exits_per_kinsn", "mmio_exits_per_request", "requests_per_notification"):
         return f"{value:,.2f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -151,6 +153,9 @@ def check(outcomes: list[RunOutcome], expected: dict[str, bytes | None]) -> list
             problems += differences(f"MISMATCH {workload.name}: {config} differs from {reference.spec.config}",
                                     reference.ran.output, reference.ran.exit_code, ran.output, ran.exit_code,
                                     (reference.spec.config, config))
+            if ran.disk_digest != reference.ran.disk_digest:
+                problems.append(f"MISMATCH {workload.name}: {config} left other bytes on its disk than "
+                                f"{reference.spec.config} (SHA-256 {ran.disk_digest} vs {reference.ran.disk_digest})")
         want = expected.get(workload.name)
         if want is not None or workload.exit_code is not None:
             problems += differences(f"MISMATCH {workload.name}: {config} differs from what the workload expects",

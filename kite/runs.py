@@ -26,10 +26,12 @@ exits by reason (FAULT_EXITS).  A figure the run's stats do not have is None.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -49,7 +51,9 @@ VMM_CONFIGS = {"shadow": ("shadow", "all"), "shadow-basic": ("shadow", "none"), 
 GUEST_MEM = 16 << 20                     # the guest's RAM, as `kite run`'s default --mem
 DEFAULT_MAX_INSTRUCTIONS = 50_000_000    # a runaway guest stops here instead of hanging the compare
 VM_NAME = "vm1"
-WORKLOAD_KEYS = {"image", "modules", "input", "expected", "exit_code", "max_instructions", "category"}
+WORKLOAD_KEYS = {"image", "modules", "input", "expected", "exit_code", "max_instructions", "category", "disk",
+                 "disk_sectors"}
+MAX_DISK_SECTORS = 1 << 16               # a workload's blank disk: at most 32 MiB
 CATEGORIES = ("cpu", "syscall", "fork", "memory", "ipc", "io")     # what each workload stresses
 PHASES = ("boot", "workload", "total")   # vmm/machine/phases.py; a record per phase
 
@@ -74,6 +78,8 @@ class Workload:
     exit_code: int | None              # the exit code every configuration must end with
     max_instructions: int
     category: str | None = None        # one of CATEGORIES
+    disk: Path | None = None           # the disk image every run starts from (a fresh copy per run)
+    disk_sectors: int | None = None    # or a blank (zero) disk of this many sectors
 
     def configs(self) -> tuple[str, ...]:
         """The configurations this workload can run under."""
@@ -98,19 +104,22 @@ class RunSpec:
     modules: tuple[Path, ...]
     cost_model: CostModel
     cmdline: str = ""                  # the guest kernel's command line (module workloads only)
+    disk: Path | None = None           # the run's own copy of the workload's disk (run() makes it)
 
 
 @dataclass(frozen=True)
 class Ran:
     """What a runner returns: the console output, how the run ended (the
     process exit code `kite run` would give, the end reason or the VM's
-    state, a message for an abnormal end, empty otherwise) and the figures
-    `kite run --stats-json` would write (launch.RunStats)."""
+    state, a message for an abnormal end, empty otherwise), the figures
+    `kite run --stats-json` would write (launch.RunStats) and, for a workload
+    with a disk, the disk's bytes at the end (its SHA-256)."""
     output: bytes
     exit_code: int
     reason: str
     message: str
     stats: object
+    disk_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,11 +162,19 @@ def _workload(path: Path, name: str, entry: object) -> Workload:
     for key, low in (("exit_code", 0), ("max_instructions", 1)):
         if key in entry and not (_is_int(entry[key]) and entry[key] >= low):
             raise KiteError(f"{where}: '{key}' must be an integer of at least {low}")
+    if "disk" in entry and not isinstance(entry["disk"], str):
+        raise KiteError(f"{where}: 'disk' must be a string")
+    if "disk_sectors" in entry and not (_is_int(entry["disk_sectors"]) and 1 <= entry["disk_sectors"]
+                                        <= MAX_DISK_SECTORS):
+        raise KiteError(f"{where}: 'disk_sectors' must be an integer from 1 to {MAX_DISK_SECTORS}")
+    if "disk" in entry and "disk_sectors" in entry:
+        raise KiteError(f"{where}: give either 'disk' (an image to start from) or 'disk_sectors' (a blank disk)")
     base = path.parent
     return Workload(name, base / entry["image"] if "image" in entry else None,
                     tuple(base / module for module in modules), entry.get("input", "").encode("utf-8"),
                     base / entry["expected"] if "expected" in entry else None, entry.get("exit_code"),
-                    entry.get("max_instructions", DEFAULT_MAX_INSTRUCTIONS), entry.get("category"))
+                    entry.get("max_instructions", DEFAULT_MAX_INSTRUCTIONS), entry.get("category"),
+                    base / entry["disk"] if "disk" in entry else None, entry.get("disk_sectors"))
 
 
 def _is_int(value: object) -> bool:
@@ -189,11 +206,34 @@ def plan(workload: Workload, config: str, kernels: Kernels, cost_model: CostMode
 
 def run(spec: RunSpec, runners: dict[str, Callable[[RunSpec], Ran]] | None = None) -> RunOutcome:
     """Run `spec` with its configuration's runner (RUNNERS unless given),
-    timing it.  Raises KiteError for a bad image or module."""
+    timing it, on a fresh copy of the workload's disk if it has one (the
+    copy's final digest in the result).  Raises KiteError for a bad image,
+    module or disk."""
     runner = (runners or RUNNERS)[spec.config]
-    started = time.perf_counter()
-    ran = runner(spec)
-    return RunOutcome(spec, ran, time.perf_counter() - started)
+    with tempfile.TemporaryDirectory(prefix="kite-compare-") as scratch:
+        disk = fresh_disk(spec.workload, Path(scratch))
+        started = time.perf_counter()
+        ran = runner(spec if disk is None else replace(spec, disk=disk))
+        elapsed = time.perf_counter() - started
+        if disk is not None:
+            ran = replace(ran, disk_digest=hashlib.sha256(disk.read_bytes()).hexdigest())
+    return RunOutcome(spec, ran, elapsed)
+
+
+def fresh_disk(workload: Workload, directory: Path) -> Path | None:
+    """A new disk image file in `directory` for one run of `workload`: a copy
+    of its `disk`, or `disk_sectors` zero sectors; None without a disk.
+    Raises KiteError if the image cannot be read."""
+    from vmm.machine.devices.disk import SECTOR_SIZE
+    if workload.disk is None and workload.disk_sectors is None:
+        return None
+    path = directory / "disk.img"
+    try:
+        data = workload.disk.read_bytes() if workload.disk is not None else bytes(workload.disk_sectors * SECTOR_SIZE)
+    except OSError as error:
+        raise KiteError(f"{workload.disk}: cannot read the disk of '{workload.name}': {error.strerror}") from None
+    path.write_bytes(data)
+    return path
 
 
 def _console(spec: RunSpec, output: io.BytesIO):
@@ -219,10 +259,12 @@ def run_machine(spec: RunSpec) -> Ran:
     """The spec's image on the bare machine (as `kite run --bare`) or under
     machine simulation (as `kite run --sim`), by the configuration's name."""
     from vmm.launch import Boot, Options, run_bare, run_sim
+    from vmm.machine.devices.disk import DiskImage
     output = io.BytesIO()
     launch = run_sim if spec.config == "sim" else run_bare
+    disk = DiskImage.open(str(spec.disk)) if spec.disk is not None else None
     finished = launch(Boot(str(spec.image), tuple(str(module) for module in spec.modules), GUEST_MEM, spec.cmdline),
-                      _console(spec, output), Options(spec.workload.max_instructions, spec.cost_model))
+                      _console(spec, output), Options(spec.workload.max_instructions, spec.cost_model, disk=disk))
     return _ran(output, finished)
 
 
@@ -234,7 +276,8 @@ def run_vmm(spec: RunSpec) -> Ran:
     from vmm.monitor.vm import VmConfig
     paging, shadow = VMM_CONFIGS[spec.config]
     config = VmConfig(str(spec.image), paging, GUEST_MEM, VM_NAME,
-                      tuple(str(module) for module in spec.modules), spec.cmdline, ShadowOptions.parse(shadow))
+                      tuple(str(module) for module in spec.modules), spec.cmdline, ShadowOptions.parse(shadow),
+                      str(spec.disk) if spec.disk is not None else None)
     output = io.BytesIO()
     finished = launch_vmm([config], _console(spec, output),
                           Options(spec.workload.max_instructions, spec.cost_model))
@@ -281,6 +324,7 @@ def _record(outcome: RunOutcome, phase: str, own, machine) -> dict:
     record.update({name: counters.get(name) for name in PAGING_COUNTERS})
     if vm is not None:
         record.update({name: vm.exits.get(reason, 0) for name, reason in FAULT_EXITS.items()})
+    record.update(io_figures(own.io, vm is not None))
     record.update({
         "tlb_misses": own.tlb_misses,
         "walk_refs": own.walk_refs,
@@ -288,3 +332,17 @@ def _record(outcome: RunOutcome, phase: str, own, machine) -> dict:
         "wall_seconds": round(outcome.wall_seconds, 4) if phase == "total" else None,
     })
     return record
+
+
+def io_figures(io: dict, under_vmm: bool) -> dict:
+    """A phase's disk figures from its stats' `io` ({} without a disk: every
+    figure None): requests and bytes; under the VMM also MMIO exits per
+    request and ring requests per notification (None without either)."""
+    requests = io.get("requests")
+    mmio, notifications = io.get("mmio_exits"), io.get("notifications")
+    return {
+        "io_requests": requests,
+        "io_bytes": io.get("bytes"),
+        "mmio_exits_per_request": round(mmio / requests, 2) if under_vmm and requests and mmio else None,
+        "requests_per_notification": round(requests / notifications, 2) if under_vmm and notifications else None,
+    }

@@ -115,14 +115,16 @@ def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, 
     return finished.exit_code
 
 
-def run_sim(image, modules, mem, max_instructions, stats, stats_json, cmdline, input_file, input_text,
-            cost_model) -> int:
+def run_sim(image, modules, mem, disk, disk_readonly, max_instructions, stats, stats_json, cmdline, input_file,
+            input_text, cost_model) -> int:
     """Boot `image` under machine simulation (every instruction interpreted by
     the VMM); returns the process exit code.  Raises KiteError."""
     from vmm.launch import Boot
     from vmm.launch import run_sim as launch_sim
+    from vmm.machine.devices.disk import DiskImage
+    disk_image = DiskImage.open(disk, read_only=disk_readonly) if disk else None
     finished = launch_sim(Boot(image, tuple(modules), mem, cmdline), console(input_file, input_text),
-                          run_options(max_instructions, cost_model))
+                          run_options(max_instructions, cost_model, None, disk_image))
     report(finished, stats, stats_json)
     return finished.exit_code
 
@@ -190,11 +192,15 @@ def parse_vm_spec(spec: str, default_mem: int, index: int):
     from vmm.monitor.vm import VmConfig
     image, *parts = spec.split(",")
     settings = {"paging": "shadow", "mem": default_mem, "name": f"vm{index}", "modules": [],
-                "shadow": ShadowOptions()}
+                "shadow": ShadowOptions(), "disk": None, "disk_readonly": False}
     for part in parts:
-        key, _, value = part.partition("=")
+        key, equals, value = part.partition("=")
         if key == "module":
             settings["modules"].append(value)
+        elif key == "disk" and value:
+            settings["disk"] = value
+        elif part == "disk-readonly":
+            settings["disk_readonly"] = True
         elif key == "mem":
             settings["mem"] = MemSize().convert(value, None, None)
         elif key == "paging" and value in PAGING_MODES:
@@ -205,11 +211,15 @@ def parse_vm_spec(spec: str, default_mem: int, index: int):
             settings["shadow"] = shadow_options(value, "--vm")
         else:
             raise click.BadParameter(f"'{part}' in '{spec}' (expected paging=shadow|direct, mem=SIZE, "
-                                     f"name=NAME, module=FILE or shadow=OPTS)", param_hint="--vm")
+                                     f"name=NAME, module=FILE, shadow=OPTS, disk=FILE or disk-readonly)",
+                                     param_hint="--vm")
     if not image:
         raise click.BadParameter(f"'{spec}' names no image", param_hint="--vm")
+    if settings["disk_readonly"] and not settings["disk"]:
+        raise click.BadParameter(f"'{spec}': disk-readonly needs disk=FILE", param_hint="--vm")
     return VmConfig(image, settings["paging"], settings["mem"], settings["name"],
-                    tuple(settings["modules"]), shadow=settings["shadow"])
+                    tuple(settings["modules"]), shadow=settings["shadow"], disk=settings["disk"],
+                    disk_readonly=settings["disk_readonly"])
 
 
 def shadow_options(text: str, option: str):
@@ -231,13 +241,12 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     if bool(image) == bool(vm_specs):
         raise click.UsageError("--vm takes the images itself" if image else "missing IMAGE")
     refuse_overwriting_inputs(image, vm_specs, options)
+    if options["disk_readonly"] and not options["disk"]:
+        raise click.UsageError("--disk-readonly needs --disk")
     if bare:
         if options.pop("shadow_opt"):
             raise click.UsageError("--shadow-opt applies to --paging shadow")
         return run_bare(image, **options)
-    for key in ("disk", "disk_readonly"):
-        if options.pop(key):
-            raise click.UsageError(f"--{key.replace('_', '-')} works only with --bare (the VMM has no disk)")
     if options["shadow_opt"] and paging != "shadow" and not vm_specs:
         raise click.UsageError("--shadow-opt applies to --paging shadow")
     if sim:
@@ -245,14 +254,15 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
         if options.pop("trace"):
             raise click.UsageError("--trace works with --bare, --paging and --vm, not with --sim")
         return run_sim(image, **options)
-    vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline", "shadow_opt")}
+    vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline", "shadow_opt", "disk",
+                                                  "disk_readonly")}
     if paging:
         configs = [single_vm_config(image, paging, vmm_only)]
     else:
-        if vmm_only["modules"] or vmm_only["cmdline"] or vmm_only["shadow_opt"]:
-            raise click.UsageError("with --vm, give each VM its modules and shadow options in its spec "
-                                   "(--vm IMAGE,module=FILE,shadow=OPTS); --module, --cmdline and --shadow-opt "
-                                   "apply to --paging")
+        if vmm_only["modules"] or vmm_only["cmdline"] or vmm_only["shadow_opt"] or vmm_only["disk"]:
+            raise click.UsageError("with --vm, give each VM its modules, shadow options and disk in its spec "
+                                   "(--vm IMAGE,module=FILE,shadow=OPTS,disk=FILE); --module, --cmdline, "
+                                   "--shadow-opt and --disk apply to --paging")
         configs = [parse_vm_spec(spec, vmm_only["mem"], index) for index, spec in enumerate(vm_specs, 1)]
     names = [config.name for config in configs]
     if len(set(names)) != len(names):
@@ -266,7 +276,8 @@ def refuse_overwriting_inputs(image, vm_specs, options) -> None:
     inputs = [image, *options["modules"], options["disk"], options["input_file"], options["cost_model"]]
     for spec in vm_specs:
         image_part, *parts = spec.split(",")
-        inputs += [image_part] + [part.removeprefix("module=") for part in parts if part.startswith("module=")]
+        inputs += [image_part] + [part.partition("=")[2] for part in parts
+                                  if part.startswith(("module=", "disk="))]
     real_inputs = {os.path.realpath(path) for path in inputs if path}
     for option in ("stats_json", "trace"):
         path = options[option]
@@ -279,7 +290,8 @@ def single_vm_config(image: str, paging: str, options: dict):
     from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
     shadow = shadow_options(options["shadow_opt"], "--shadow-opt") if options["shadow_opt"] else ShadowOptions()
-    return VmConfig(image, paging, options["mem"], "vm1", tuple(options["modules"]), options["cmdline"], shadow)
+    return VmConfig(image, paging, options["mem"], "vm1", tuple(options["modules"]), options["cmdline"], shadow,
+                    options["disk"], options["disk_readonly"])
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]},
@@ -291,7 +303,7 @@ def single_vm_config(image: str, paging: str, options: dict):
 @click.option("--paging", type=click.Choice(PAGING_MODES),
               help="Run IMAGE under the VMM: shadow (unmodified kernel) or direct (paravirtual kernel).")
 @click.option("--vm", "vm_specs", multiple=True,
-              metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..][,shadow=..]",
+              metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..][,shadow=..][,disk=..]",
               help="Run a VM under the VMM; repeat to run several side by side.")
 @click.option("--shadow-opt", metavar="all|none|flood,unsync,prefetch",
               help="Shadow paging's techniques (default all): write-flood detection, out-of-sync leaf "

@@ -46,7 +46,7 @@ class Console:
 @dataclass(frozen=True)
 class Options:
     """How to run: the instruction limit, the cost model, a trace sink (one
-    line per instruction and trap), the disk (bare machine only)."""
+    line per instruction and trap), the disk of the bare machine or the simulator (a VM's is in its VmConfig)."""
     max_instructions: int | None = None
     cost_model: CostModel = DEFAULT_COST_MODEL
     trace: Callable[[str], None] | None = None
@@ -111,11 +111,11 @@ def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
 
 
 def run_sim(boot: Boot, console: Console, options: Options) -> Finished:
-    """Boot under machine simulation and run to the end (no disk, no trace)."""
+    """Boot under machine simulation and run to the end (no trace)."""
     from vmm.monitor.simulate import Simulator
     refuse_direct_image(boot.image)
     simulator = Simulator(boot.mem, console_out=console.output, console_in=console.input,
-                          cost_model=options.cost_model)
+                          cost_model=options.cost_model, disk=options.disk)
     simulator.load(boot.image, list(boot.modules), boot.cmdline)
     result = simulator.run(options.max_instructions)
     return Finished(result, RunStats(result.stats), result.exit_code)
@@ -137,7 +137,11 @@ def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Fini
     from vmm.monitor.monitor import Monitor
     monitor = Monitor(machine_mem_for(configs), console_out=console.output, console_in=console.input,
                       cost_model=options.cost_model)
-    vms = [monitor.create_vm(config, prefix_output=len(configs) > 1) for config in configs]
+    try:
+        vms = [monitor.create_vm(config, prefix_output=len(configs) > 1) for config in configs]
+    except KiteError:
+        monitor.release_disks(write_back=False)       # the disk locks of the VMs made so far
+        raise
     if options.trace is not None:
         monitor.cpu.trace = Tracer(vms[0].symbols, options.trace)
     result, vm_results = monitor.run(options.max_instructions)

@@ -37,3 +37,12 @@ def test_the_per_vcpu_page_offsets_are_the_abis():
     offsets = {name.removeprefix("VCPU_").lower(): value for name, value in values.items()
                if name.startswith("VCPU_")}
     assert offsets == {field.name: field.offset for field in abi.VCPU_FIELDS}
+
+
+def test_the_block_ring_constants_are_the_abis():
+    values = header_values()
+    ring = {name: value for name, value in values.items() if name.startswith("BLK_")}
+    offsets = {f"BLK_{field.name.upper()}": field.offset for field in abi.BLK_RING_HEADER + abi.BLK_SLOT_FIELDS}
+    sizes = {name: getattr(abi, name) for name in ("BLK_RING_SIZE", "BLK_SLOTS_OFFSET", "BLK_SLOT_SIZE",
+                                                   "BLK_MAX_SECTORS", "BLK_OP_READ", "BLK_OP_WRITE")}
+    assert ring == offsets | sizes

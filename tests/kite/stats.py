@@ -14,14 +14,15 @@ from vmm.monitor.vm import VmStats
 def machine_stats(**figures) -> MachineStats:
     """A machine's figures: the given ones, the others 0; reason halt, exit code 0."""
     base = {field.name: 0 for field in fields(MachineStats) if field.name != "phases"}
-    return MachineStats(**{**base, "exceptions": {}, "interrupts": {}, "reason": "halt", **figures})
+    return MachineStats(**{**base, "exceptions": {}, "interrupts": {}, "io": {}, "reason": "halt",
+                           **figures})
 
 
 def vm_stats(**figures) -> VmStats:
     """A VM's figures: the given ones, the others 0; a shadow VM that is done."""
     base = {field.name: 0 for field in fields(VmStats) if field.name != "phases"}
     return VmStats(**{**base, "paging": "shadow", "state": "done", "message": "", "exits": {}, "counters": {},
-                      **figures})
+                      "io": {}, **figures})
 
 
 def with_phases(stats):

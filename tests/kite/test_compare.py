@@ -364,7 +364,8 @@ def test_a_bad_workload_list_is_a_one_line_error(tmp_path):
     result = invoke("--workloads-file", path)
     assert result.exit_code == 2
     assert result.stderr == f"kite compare: error: {path}: workloads.a: unknown key 'speed' " \
-                            f"(known: category, exit_code, expected, image, input, max_instructions, modules)\n"
+                            f"(known: category, disk, disk_sectors, exit_code, expected, image, input, " \
+                            f"max_instructions, modules)\n"
 
 
 def test_a_missing_image_is_built_once_then_named(tmp_path, monkeypatch):
@@ -470,6 +471,18 @@ def test_an_expected_exit_code_alone_is_checked_and_a_final_newline_counts(tmp_p
     ]
 
 
+def test_different_final_disk_bytes_are_a_mismatch_like_different_output(tmp_path):
+    from kite.compare import check
+    (workload,) = read_workloads(workloads_file(tmp_path, '[workloads.w]\nmodules = ["init.elf"]\n'
+                                                          'disk_sectors = 4\n'))
+    kernels = Kernels(tmp_path / "n.elf", tmp_path / "p.elf")
+    outcomes = [RunOutcome(plan(workload, config, kernels, DEFAULT_COST_MODEL),
+                           Ran(b"same\n", 0, "halt", "", run_stats(), digest), 0.0)
+                for config, digest in (("bare", "aa"), ("shadow", "aa"), ("sim", "bb"))]
+    assert check(outcomes, {"w": None}) == ["MISMATCH w: sim left other bytes on its disk than bare "
+                                           "(SHA-256 bb vs aa)"]
+
+
 # --- options: -j, --slice, --wide, categories, plot formats ----------------------------------
 
 @pytest.mark.slow
@@ -558,3 +571,14 @@ def test_the_default_table_fits_120_columns_and_wide_shows_every_phase(tmp_path)
     wide.print(table("w", records, 400, wide=True))
     text = wide.export_text()
     assert all(name in text for name in ("boot", "workload", "total", "hidden PF", "wall s"))
+
+
+def test_the_docs_column_table_names_every_record_key_in_order():
+    """docs/compare.md "The table: every column" lists each JSON/CSV key; "Files" says the records hold
+    workload, category, config, phase and exit_code, then the table's other keys in its order."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "compare.md").read_text()
+    table = doc[doc.index("## The table: every column"):doc.index("## How the columns map to the ideas")]
+    keys = [cells[1].strip("` ") for line in table.splitlines() if line.startswith("| ")
+            for cells in [line.split("|")[1:-1]] if cells[1].strip().startswith("`")]
+    leading = ["workload", "category", "config", "phase", "exit_code"]
+    assert leading + [key for key in keys if key not in leading] == list(RECORD_FIELDS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 
 import pytest
@@ -57,7 +59,11 @@ def test_a_workload_with_its_own_image_runs_everywhere_but_direct(tmp_path):
     ("[workloads.a]\ninput = 'x'\n", "workloads.a: give either 'modules'"),
     ("[workloads.a]\nmodules = []\n", "'modules' must be a non-empty list"),
     ("[workloads.a]\nmodules = [1]\n", "'modules' must be a non-empty list"),
-    ("[workloads.a]\nimage = 'x'\ncolour = 1\n", "unknown key 'colour' (known: category, exit_code, expected, image"),
+    ("[workloads.a]\nimage = 'x'\ncolour = 1\n",
+     "unknown key 'colour' (known: category, disk, disk_sectors, exit_code, expected, image"),
+    ("[workloads.a]\nimage = 'x'\ndisk_sectors = 0\n", "'disk_sectors' must be an integer from 1 to 65536"),
+    ("[workloads.a]\nimage = 'x'\ndisk = 3\n", "'disk' must be a string"),
+    ("[workloads.a]\nimage = 'x'\ndisk = 'd.img'\ndisk_sectors = 8\n", "give either 'disk'"),
     ("[workloads.a]\nimage = 'x'\nmax_instructions = 0\n", "'max_instructions' must be an integer of at least 1"),
     ("[workloads.a]\nimage = 'x'\nexit_code = true\n", "'exit_code' must be an integer of at least 0"),
     ("[workloads.a]\nimage = 'x'\ninput = 5\n", "'input' must be a string"),
@@ -124,8 +130,9 @@ def test_bare_figures_are_the_machine_counters_with_no_vmm_figures(tmp_path):
                       "exit_code": 0, "guest_instructions": 500,
                       "vm_exits": None, "exits": None, "hypercalls": None, "hidden_faults": None,
                       "true_faults": None, "pt_write_traps": None, "shadow_entries_created": None,
-                      "shadow_entries_invalidated": None, "tlb_misses": 7, "walk_refs": 26,
-                      "modeled_cycles": 1500, "wall_seconds": 0.5}
+                      "shadow_entries_invalidated": None, "io_requests": None, "io_bytes": None,
+                      "mmio_exits_per_request": None, "requests_per_notification": None,
+                      "tlb_misses": 7, "walk_refs": 26, "modeled_cycles": 1500, "wall_seconds": 0.5}
 
 
 def test_vmm_figures_are_the_vms_own(tmp_path):
@@ -163,3 +170,32 @@ def test_run_uses_the_configurations_runner_and_keeps_what_it_returned(tmp_path)
     ran = Ran(b"out", 4, "power off", "", SIM_STATS)
     outcome = run(spec, {"sim": lambda given: ran if given is spec else None})
     assert (outcome.spec, outcome.ran) == (spec, ran)
+
+
+def test_the_disk_figures_are_the_runs_io_with_per_request_ratios(tmp_path):
+    """12 requests, 36 MMIO exits at the disk: 3 per request; 12 ring requests in 4 notifications: 3 each."""
+    io = {"requests": 12, "bytes": 6144, "notifications": 4, "mmio_exits": 36}
+    vmm = total(figures(outcome_with(tmp_path, "shadow", run_stats({"vm1": {**VMM_VM, "io": io}}))))
+    assert [vmm[key] for key in ("io_requests", "io_bytes", "mmio_exits_per_request", "requests_per_notification")] \
+        == [12, 6144, 3.0, 3.0]
+    bare = total(figures(outcome_with(tmp_path, "bare", run_stats(instructions=5, io={"requests": 2, "bytes": 1024}))))
+    assert [bare[key] for key in ("io_requests", "io_bytes", "mmio_exits_per_request", "requests_per_notification")] \
+        == [2, 1024, None, None]
+
+
+def test_each_run_gets_a_fresh_copy_of_the_workloads_disk_and_reports_its_final_bytes(tmp_path):
+    template = tmp_path / "template.img"
+    template.write_bytes(b"start" + bytes(1019))
+    path = write_manifest(tmp_path, "[workloads.d]\nimage = 'x.elf'\ndisk = 'template.img'\n")
+    (workload,) = read_workloads(path)
+    seen = []
+
+    def runner(spec):
+        seen.append((spec.disk, spec.disk.read_bytes()))
+        spec.disk.write_bytes(b"ended" + bytes(1019))
+        return Ran(b"", 0, "halt", "", SIM_STATS)
+    first = run(plan(workload, "sim", KERNELS, DEFAULT_COST_MODEL), {"sim": runner})
+    second = run(plan(workload, "sim", KERNELS, DEFAULT_COST_MODEL), {"sim": runner})
+    assert [data for _, data in seen] == [b"start" + bytes(1019)] * 2          # each from the template
+    assert seen[0][0] != template and template.read_bytes().startswith(b"start")   # which is never written
+    assert first.ran.disk_digest == second.ran.disk_digest == hashlib.sha256(b"ended" + bytes(1019)).hexdigest()

@@ -46,14 +46,17 @@ def test_run_without_a_machine_selected_is_a_usage_error(tmp_path):
     (["k.elf", "--bare", "--paging", "shadow"], "--bare and --paging cannot be combined"),
     (["--paging", "shadow"], "missing IMAGE"),
     (["k.elf", "--vm", "k.elf"], "--vm takes the images itself"),
-    (["k.elf", "--paging", "shadow", "--disk", "d.img"], "--disk works only with --bare"),
+    (["k.elf", "--paging", "shadow", "--disk-readonly"], "--disk-readonly needs --disk"),
+    (["--vm", "k.elf", "--disk", "d.img"], "give each VM its modules, shadow options and disk in its spec"),
+    (["--vm", "k.elf,disk-readonly"], "disk-readonly needs disk=FILE"),
     (["--vm", "k.elf,paging=fast"], "'paging=fast' in 'k.elf,paging=fast'"),
     (["--vm", "k.elf,name=a", "--vm", "k.elf,name=a"], "two VMs named alike"),
     (["k.elf", "--paging", "nested"], "Invalid value for '--paging'"),
     (["k.elf", "--sim", "--trace", "-"], "--trace works with --bare, --paging and --vm, not with --sim"),
     (["k.elf", "--sim", "--bare"], "--bare and --sim cannot be combined"),
-    (["--vm", "k.elf", "--module", "m.elf"], "with --vm, give each VM its modules and shadow options in its spec"),
-    (["--vm", "k.elf", "--shadow-opt", "none"], "with --vm, give each VM its modules and shadow options"),
+    (["--vm", "k.elf", "--module", "m.elf"],
+     "with --vm, give each VM its modules, shadow options and disk in its spec"),
+    (["--vm", "k.elf", "--shadow-opt", "none"], "with --vm, give each VM its modules, shadow options and disk"),
 ])
 def test_conflicting_or_bad_machine_options_are_usage_errors(tmp_path, arguments, complaint):
     result = invoke(*arguments)

@@ -78,7 +78,7 @@ def test_start_info_pack_puts_each_field_at_its_documented_offset():
 def test_constants_table_lists_every_constant():
     documented = {row[0]: row[1] for row in table_after("## Constants")}
     isa_names = set(vars(isa))
-    skip = {code.name for code in abi.RETURN_CODES}
+    skip = {code.name for code in abi.RETURN_CODES} | set(ring_offset_names())
     constants = {name: value for name, value in vars(abi).items()
                  if name.isupper() and isinstance(value, (int, str)) and name not in isa_names
                  and name not in skip and not name.startswith(("HC_", "MODE_", "VCPU_"))}
@@ -86,6 +86,24 @@ def test_constants_table_lists_every_constant():
     for name, value in constants.items():
         assert documented[name] == (value if isinstance(value, str) else
                                     f"{value:#010x}" if documented[name].startswith("0x") else str(value))
+
+
+def ring_offset_names() -> dict[str, int]:
+    """BLK_<FIELD> -> offset, for every field of the block ring's header and slot."""
+    return {f"BLK_{field.name.upper()}": field.offset for field in abi.BLK_RING_HEADER + abi.BLK_SLOT_FIELDS}
+
+
+def test_block_ring_tables_match_and_their_offsets_are_the_constants():
+    heading = ("The page holds a header and BLK_RING_SIZE slots of BLK_SLOT_SIZE bytes from BLK_SLOTS_OFFSET; "
+               "request number n")
+    header = [[str(field.offset), field.name, field.writer, field.meaning] for field in abi.BLK_RING_HEADER]
+    slot = [[str(field.offset), field.name, field.writer, field.meaning] for field in abi.BLK_SLOT_FIELDS]
+    assert table_after(heading) == header
+    assert table_after("A slot, at BLK_SLOTS_OFFSET + BLK_SLOT_SIZE * (n % BLK_RING_SIZE):") == slot
+    assert all(getattr(abi, name) == offset for name, offset in ring_offset_names().items())
+    assert abi.BLK_SLOTS_OFFSET >= 4 * len(abi.BLK_RING_HEADER)
+    assert 4 * len(abi.BLK_SLOT_FIELDS) <= abi.BLK_SLOT_SIZE
+    assert abi.BLK_SLOTS_OFFSET + abi.BLK_RING_SIZE * abi.BLK_SLOT_SIZE <= isa.PAGE_SIZE
 
 
 def test_vcpu_page_table_matches_and_its_offsets_are_the_constants():

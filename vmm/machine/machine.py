@@ -36,7 +36,7 @@ from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import LoadedImage, load
 from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
 from vmm.machine.phases import split
-from vmm.machine.stats import MachineStats, exception_names, interrupt_names
+from vmm.machine.stats import MachineStats, disk_figures, exception_names, interrupt_names
 from vmm.machine.symbols import Symbolizer
 
 PREEMPT_REASON = "preempt: a device event moved earlier"
@@ -128,7 +128,10 @@ class Machine:
         finally:
             self.uart.flush()
         if self.disk is not None:
-            self.disk.image.write_back()
+            try:
+                self.disk.image.write_back()
+            finally:
+                self.disk.image.close()
         return self._result(reason, max_instructions)
 
     def _loop(self, max_instructions: int | None) -> EndReason:
@@ -207,7 +210,7 @@ class Machine:
             tlb_misses=counters.tlb_misses, page_walks=counters.page_walks, walk_refs=counters.walk_refs,
             exceptions=exception_names(counters.exceptions), interrupts=interrupt_names(counters.interrupts),
             ticks=self.cpu.ticks, device_reads=bus.reads, device_writes=bus.writes, modeled_cycles=cycles,
-            reason=str(reason), exit_code=exit_code)
+            reason=str(reason), exit_code=exit_code, io=disk_figures(self.disk))
 
     def register_dump(self) -> str:
         """All registers with ABI names, the pc symbolized, and the control registers."""

@@ -34,6 +34,7 @@ class MachineStats:
     modeled_cycles: int
     reason: str
     exit_code: int | None
+    io: dict[str, int] = field(default_factory=dict)     # the disk's: requests, bytes ({} without a disk)
     phases: dict[str, MachineStats] = field(default_factory=dict)   # "boot", "workload" (vmm/machine/phases.py)
 
     LATEST: ClassVar[frozenset[str]] = frozenset({"exit_code"})     # not a count: a phase keeps the later value
@@ -44,6 +45,11 @@ class MachineStats:
         if not self.phases:
             del figures["phases"]
         return figures
+
+
+def disk_figures(disk) -> dict[str, int]:
+    """MachineStats.io of a machine's disk (a devices.disk.Disk, or None)."""
+    return {} if disk is None else {"requests": disk.requests, "bytes": disk.bytes_moved}
 
 
 def exception_names(counts: dict[int, int]) -> dict[str, int]:

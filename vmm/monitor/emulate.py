@@ -174,6 +174,8 @@ def mmio(monitor, vm, epc: GVA, gpa: GPA) -> None:
         monitor.reflect(vm, EXC_BUS_ERROR, epc, effective_address(regs, decoded), "bus error")
         return
     device, offset = found
+    if device is vm.disk:
+        vm.disk_mmio_exits += 1
     if mnemonic in STORE_WIDTHS:
         width = STORE_WIDTHS[mnemonic]
         device.write(offset, width, regs[decoded.operands["rs2"]] & ((1 << 8 * width) - 1))

@@ -37,6 +37,8 @@ EINVAL = 22     # a malformed or refused argument (failed validation)
 ENOMEM = 12     # the VMM has no machine frame left for the request
 E2BIG = 7       # a batch longer than MMU_UPDATE_MAX
 ENOSYS = 38     # no such hypercall, or not offered in this paging mode
+ENODEV = 19     # the VM has no such device (blk_setup without a disk)
+EIO = 5         # a block request the disk refused (a sector range beyond its capacity)
 
 
 class ReturnCode(NamedTuple):
@@ -54,6 +56,8 @@ RETURN_CODES = (
     ReturnCode("EBUSY", EBUSY, "the object is in use (unpinning a current base)"),
     ReturnCode("EINVAL", EINVAL, "a malformed argument or an update that failed validation"),
     ReturnCode("ENOSYS", ENOSYS, "no such hypercall, or not offered in this paging mode"),
+    ReturnCode("ENODEV", ENODEV, "the VM has no disk (blk_setup)"),
+    ReturnCode("EIO", EIO, "a block request beyond the disk's capacity (a ring response's status)"),
 )
 
 
@@ -80,6 +84,8 @@ HC_SET_IRQ_ENABLE = 12
 HC_CONSOLE_READ = 13
 HC_SET_VCPU_PAGE = 14
 HC_IRET = 15
+HC_BLK_SETUP = 16
+HC_BLK_NOTIFY = 17
 
 MODE_BOTH = "both"
 MODE_DIRECT = "direct"   # shadow mode answers -ENOSYS
@@ -128,6 +134,12 @@ HYPERCALLS = (
               "from then on IE is its irq_enable word and traps are delivered into its frame"),
     Hypercall(HC_IRET, "iret", (), "does not return (or -EINVAL)", MODE_DIRECT,
               "return from a trap delivered through the per-vCPU page: pc, sp, a0 and status from its frame"),
+    Hypercall(HC_BLK_SETUP, "blk_setup", ("ring_gva",), "a0 = 0 or -errno, a1 = disk sectors", MODE_DIRECT,
+              "register the block ring page (page-aligned, mapped writable, not a page table; 0 unregisters; "
+              "-ENODEV without a disk): see \"The block ring\""),
+    Hypercall(HC_BLK_NOTIFY, "blk_notify", (), "0 or -errno", MODE_DIRECT,
+              "queue the requests the ring's req_prod has added since the last notify; they complete "
+              "together BLK_LATENCY_TICKS later with one virtual disk interrupt"),
 )
 
 HYPERCALLS_BY_NUMBER = {call.number: call for call in HYPERCALLS}
@@ -166,6 +178,43 @@ VCPU_FIELDS = (
 )
 (VCPU_IRQ_ENABLE, VCPU_IRQ_PENDING, VCPU_CAUSE, VCPU_EPC, VCPU_BADADDR, VCPU_STATUS, VCPU_SP,
  VCPU_A0) = (field.offset for field in VCPU_FIELDS)
+
+# --- The block ring (the paravirtual disk, vmm/monitor/blkback.py) ------------------------
+# A page of guest RAM the PV kernel registers with blk_setup: a header, then
+# BLK_RING_SIZE slots of BLK_SLOT_SIZE bytes at BLK_SLOTS_OFFSET.  Request n
+# (a free-running count) lives in slot n % BLK_RING_SIZE; its response
+# overwrites the same slot's status.  Little-endian words.
+
+
+class RingField(NamedTuple):
+    offset: int
+    name: str
+    writer: str
+    meaning: str
+
+
+BLK_RING_HEADER = (
+    RingField(0, "req_prod", "guest", "requests produced so far (free-running); advanced after the slots are filled"),
+    RingField(4, "rsp_prod", "VMM", "responses produced so far (free-running); advanced after the statuses are "
+                                    "written"),
+)
+BLK_SLOT_FIELDS = (
+    RingField(0, "op", "guest", "BLK_OP_READ (disk to memory) or BLK_OP_WRITE (memory to disk)"),
+    RingField(4, "sector", "guest", "first sector"),
+    RingField(8, "count", "guest", "sectors, 1 to BLK_MAX_SECTORS"),
+    RingField(12, "buffer", "guest", "guest-virtual address of count * 512 bytes in the kernel's address space"),
+    RingField(16, "id", "guest", "the guest's tag for the request, left as it is"),
+    RingField(20, "status", "VMM", "the response: 0, or -EINVAL, -EFAULT, -EIO"),
+)
+BLK_REQ_PROD, BLK_RSP_PROD = (field.offset for field in BLK_RING_HEADER)
+BLK_OP, BLK_SECTOR, BLK_COUNT, BLK_BUFFER, BLK_ID, BLK_STATUS = (field.offset for field in BLK_SLOT_FIELDS)
+BLK_RING_SIZE = 32          # slots; at most this many requests outstanding (req_prod - rsp_prod)
+BLK_SLOTS_OFFSET = 0x40     # the first slot's offset in the ring page
+BLK_SLOT_SIZE = 32          # bytes per slot (the words after status are reserved)
+BLK_MAX_SECTORS = 8         # sectors per request: one page
+BLK_OP_READ = 1
+BLK_OP_WRITE = 2
+BLK_LATENCY_TICKS = 1000    # one batch's latency: the emulated disk's DISK_LATENCY_TICKS per command
 
 # --- mmu_update batch element --------------------------------------------------------
 # Two little-endian words per element, at batch_gva + 8 * index:

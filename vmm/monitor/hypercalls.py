@@ -14,7 +14,8 @@ from asm.isa import CR_STATUS, CR_TVEC, EXC_ILLEGAL, PAGE_MASK, PAGE_SHIFT, REG_
 from vmm.machine.devices.timer import (CTRL_ENABLE, CTRL_PERIODIC, TIMER_CTRL, TIMER_INTERVAL)
 from vmm.machine.devices.uart import UART_TX
 from vmm.monitor.direct import Rejected
-from vmm.monitor.hypercall_abi import (CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, EFAULT, EINVAL, ENOSYS, HC_ARG_REGS,
+from vmm.monitor.hypercall_abi import (CONSOLE_READ_MAX, CONSOLE_WRITE_MAX, EFAULT, EINVAL, ENODEV, ENOSYS,
+                                       HC_ARG_REGS,
                                        HC_NUMBER_REG, HC_RESULT2_REG, HC_RESULT_REG, HYPERCALLS_BY_NUMBER,
                                        MODE_DIRECT, TIMER_PERIODIC, result_word)
 from vmm.monitor.physmap import GVA, MA
@@ -189,6 +190,32 @@ def _set_vcpu_page(monitor, vm, page_gva: int) -> int:
     return result
 
 
+def _blk_setup(monitor, vm, ring_gva: int) -> int:
+    """Register the block ring page at `ring_gva` (0: unregister), checked
+    as the per-vCPU page is; a1 = the disk's sectors (docs/hypercalls.md
+    "The block ring")."""
+    if vm.disk is None:
+        return -ENODEV
+    if ring_gva & PAGE_MASK:
+        return -EINVAL
+    monitor.cpu.regs[HC_RESULT2_REG] = vm.disk.image.capacity
+    if ring_gva == 0:
+        monitor.set_block_ring(vm, None)
+        return 0
+    ma = vm.mode.guest_address(vm.vcpu, ring_gva, Access.WRITE)
+    if ma is None:
+        return -EFAULT
+    result = _validated(lambda: vm.mode.direct.hold_writable(ma >> PAGE_SHIFT))
+    if result == 0:
+        monitor.set_block_ring(vm, ma)
+    return result
+
+
+def _blk_notify(monitor, vm) -> int:
+    """Queue the ring's new requests (blkback.BlockBackend.notify)."""
+    return -EINVAL if vm.blk is None else vm.blk.notify()
+
+
 def _iret(monitor, vm) -> int | None:
     """Return through the per-vCPU page's frame: pc, sp, a0, KM, IE and UF."""
     if vm.pvcpu is None:
@@ -209,4 +236,5 @@ HANDLERS = {
     "tlb_invlpg": _tlb_invlpg, "set_timer": _set_timer, "yield": _yield, "shutdown": _shutdown,
     "set_trap_vector": _set_trap_vector, "return_from_trap": _return_from_trap,
     "set_irq_enable": _set_irq_enable, "set_vcpu_page": _set_vcpu_page, "iret": _iret,
+    "blk_setup": _blk_setup, "blk_notify": _blk_notify,
 }

@@ -40,10 +40,11 @@ from asm.arch import (describe_cause, interrupt_to_take, is_fetch_fault, triple_
                       unhandled_trap_message)
 from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_PTB,
                      CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXCEPTION_NAMES,
-                     IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0, REG_SP,
+                     IRQ_DISK, IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0, REG_SP,
                      STATUS_IE, STATUS_UF, TIMER_BASE)
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.cpu import EXIT_HYPERCALL
+from vmm.machine.devices.disk import DiskImage
 from vmm.machine.devices.power import POWER_EXIT
 from vmm.machine.devices.timer import CTRL_ENABLE, TIMER_ACK, TIMER_CTRL, TIMER_INTERVAL
 from vmm.machine.devices.uart import ConsoleInput
@@ -57,6 +58,7 @@ from vmm.monitor.paging import MODES, ShadowMode
 from vmm.monitor.physmap import MA, OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 from vmm.monitor.pvcpu import PvCpu, interrupted_status
 from vmm.monitor.shadow import FaultKind
+from vmm.monitor.blkback import BlockBackend, BlockCounts
 from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, SharedConsole, VmConfig, VmConsole, VmState,
                             VmStats, earliest, frames_for)
 
@@ -127,6 +129,8 @@ class Monitor:
         vm.pc, vm.regs[REG_A0] = image.entry_paddr, BOOTINFO_ADDR
         if config.paging == "direct":
             boot.build_direct_start(vm, image)
+        if config.disk is not None:
+            vm.attach_disk(DiskImage.open(config.disk, read_only=config.disk_readonly))
         self.vms.append(vm)
         return vm
 
@@ -141,11 +145,32 @@ class Monitor:
         self.cpu.reset(0, 0)
         self._switch_to(self.vms[0])
         self._program_timer()
-        result = self.machine.run(max_instructions)
-        self._account()
-        for vm in self.vms:
-            vm.uart.flush()
+        finished = False
+        try:
+            result = self.machine.run(max_instructions)
+            finished = True
+        finally:
+            self._account()
+            for vm in self.vms:
+                vm.uart.flush()
+            self.release_disks(write_back=finished)
         return result, [self._vm_result(vm) for vm in self.vms]
+
+    def release_disks(self, write_back: bool) -> None:
+        """Every VM's disk image: its dirty sectors into the file if
+        `write_back` (DiskImage.write_back, atomic: a run that did not finish
+        writes nothing), then its lock released.  Raises the first DiskError."""
+        failure = None
+        for vm in self.vms:
+            if vm.disk is not None:
+                try:
+                    if write_back:
+                        vm.disk.image.write_back()
+                except KiteError as error:
+                    failure = failure or error
+                vm.disk.image.close()
+        if failure is not None:
+            raise failure
 
     def _share_shadow_pool(self) -> None:
         """Give each shadow-paging VM an equal share of the free machine frames
@@ -264,8 +289,8 @@ class Monitor:
             return
         if vm.pvcpu is not None:
             vm.pvcpu.deliver(cause, epc, badaddr, interrupted, self.cpu.regs[REG_SP])
-            if cause == CAUSE_INTERRUPT | IRQ_TIMER:
-                vm.irq.clear_line(IRQ_TIMER)        # the delivery is the acknowledgement
+            if cause == CAUSE_INTERRUPT | IRQ_TIMER or (cause == CAUSE_INTERRUPT | IRQ_DISK and vm.blk is not None):
+                vm.irq.clear_line(cause & CAUSE_CODE_MASK)        # the delivery is the acknowledgement
         vm.entering_trap = True
         self.cpu.pc = tvec
         self.load_mode(vm)
@@ -342,6 +367,8 @@ class Monitor:
         name is not."""
         vm.final_counters = dict(vm.mode.counters)
         self.set_pv_cpu(vm, None)
+        if vm.blk is not None:
+            self.set_block_ring(vm, None)
         vm.mode.teardown()
         self.frames.release(vm.vm_id, self.frames.owned_by(vm.vm_id))
 
@@ -351,6 +378,18 @@ class Monitor:
         if vm.pvcpu is not None:
             vm.mode.direct.release_writable(vm.pvcpu.page >> PAGE_SHIFT)
         vm.pvcpu = None if page is None else PvCpu(self.machine.memory, page)
+
+    def set_block_ring(self, vm: VM, ring: MA | None) -> None:
+        """Register `vm`'s block ring at machine address `ring` (held writable
+        by the caller), or none, releasing the one registered before; a
+        batch in flight on the old ring is dropped without responses."""
+        if vm.blk is not None:
+            vm.mode.direct.release_writable(vm.blk.ring >> PAGE_SHIFT)
+        vm.blk_counts = vm.blk_counts or BlockCounts()
+        vm.blk = None if ring is None else BlockBackend(
+            self.machine.memory, ring, vm.disk.image, vm.irq, self._clock, self._timer_changed,
+            vm.mode.kernel_address, vm.blk_counts, vm.mode.guest_written)
+        self._timer_target = None
 
     def end_slice(self) -> None:
         """The current VM gives up the rest of its slice (yield)."""
@@ -488,7 +527,7 @@ class Monitor:
                        vm_exits=vm_exits, hypercalls=hypercall_count, tlb_misses=vm.tlb_misses,
                        walk_refs=vm.walk_refs, exits=exits,
                        counters=dict(vm.final_counters if vm.torn_down else vm.mode.counters),
-                       modeled_cycles=cycles)
+                       modeled_cycles=cycles, io=vm.io_figures())
 
 def log_internal_error(vm_name: str, doing: str, error: BaseException) -> str:
     """Append the traceback of an internal VMM error to this process's log

@@ -55,6 +55,10 @@ class PagingMode(Protocol):
     def guest_written(self, ma: MA, length: int) -> None:
         """The VMM wrote guest memory for the guest: keep the mode consistent."""
 
+    def dma_allowed(self, ma: MA) -> bool:
+        """Whether a device of the VM may read or write the frame of `ma`,
+        one of the VM's RAM frames (vmm/monitor/vdisk.py)."""
+
     def teardown(self) -> None:
         """Give back every table; check the mode's accounting."""
 
@@ -110,6 +114,11 @@ class ShadowMode:
         (not through the guest's instructions): keep the shadow consistent."""
         gpa = (self.physmap.gfn(ma >> PAGE_SHIFT) << PAGE_SHIFT) | (ma & PAGE_MASK)
         self.shadow.guest_memory_written(gpa, length)
+
+    def dma_allowed(self, ma: MA) -> bool:
+        """Any frame of the VM: a DMA write into a guest page table is
+        reported by guest_written, as an emulated store would be."""
+        return True
 
     def teardown(self) -> None:
         self.shadow.teardown()
@@ -177,7 +186,16 @@ class DirectMode:
         None (the tables may only lead to this VM's frames).  Never a page
         table for a write: the VMM must not write one for the guest, whatever
         a guest's mapping says."""
-        ptb = self.machine_ptb(vcpu)
+        return self._address(self.machine_ptb(vcpu), gva, access)
+
+    def kernel_address(self, gva: GVA, access: Access) -> MA | None:
+        """guest_address through the guest's kernel root, whatever the
+        current virtual mode (a device's view of a kernel buffer)."""
+        base = self.direct.kernel_base
+        return None if base is None else self._address(ptb_value(base), gva, access)
+
+    def _address(self, ptb: int, gva: GVA, access: Access) -> MA | None:
+        """guest_address through the root `ptb`."""
         walk = GuestTables(self.memory, self.owned, ptb).walk(gva, access, user=False, set_bits=False)
         if not isinstance(walk, Translation):
             return None
@@ -189,6 +207,13 @@ class DirectMode:
     def guest_written(self, ma: MA, length: int) -> None:
         """The VMM wrote guest memory for the guest through a writable guest
         mapping, which validation guarantees is never a page table: nothing to do."""
+
+    def dma_allowed(self, ma: MA) -> bool:
+        """Never a frame validated as a page table (pinned, or typed by a
+        reference): a device writing one would bypass validation, and
+        reading one is not a device's business either."""
+        info = self.direct.frame_info(ma >> PAGE_SHIFT)
+        return info is not None and info.type not in TABLE_TYPES
 
     def teardown(self) -> None:
         self.direct.teardown()

@@ -49,9 +49,11 @@ from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BAD
                      EXC_ILLEGAL, EXC_MISALIGNED, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXC_SYSCALL,
                      LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, MARKER_BASE, POWER_BASE, REG_A0,
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
-                     STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, PAGE_SHIFT, PAGE_SIZE, PRIVILEGED, decode)
+                     STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, DISK_BASE, PAGE_SHIFT, PAGE_SIZE,
+                     PRIVILEGED, decode)
 from vmm.machine.bus import Bus
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
+from vmm.machine.devices.disk import Disk, DiskImage
 from vmm.machine.devices.marker import Marker
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
@@ -61,7 +63,7 @@ from vmm.machine.irq import InterruptLines
 from vmm.machine.loader import load
 from vmm.machine.outcome import CpuState, EndReason, RunResult, end_of_run
 from vmm.machine.phases import split
-from vmm.machine.stats import MachineStats, exception_names, interrupt_names
+from vmm.machine.stats import MachineStats, disk_figures, exception_names, interrupt_names
 from vmm.machine.memory import ACCESSORS, PhysicalMemory
 from vmm.machine.symbols import Symbolizer
 from vmm.monitor.guestwalk import GuestFault, GuestTables, TableBusError
@@ -94,6 +96,26 @@ class CountingRAM:
     def write(self, address: int, width: int, value: int) -> None:
         self.refs += 1
         self.memory.write(address, width, value)
+
+
+class SimulatedDma:
+    """The simulated disk's DMA: physical RAM, as on the bare machine, and
+    every page it writes forgets the walks that read it (a DMA into a page
+    table changes what a walk would find, as a store does)."""
+
+    def __init__(self, simulator: "Simulator"):
+        self.simulator, self.memory = simulator, simulator.memory
+
+    def contains(self, paddr: int, length: int) -> bool:
+        return self.memory.contains(paddr, length)
+
+    def read_bytes(self, paddr: int, length: int) -> bytes:
+        return self.memory.read_bytes(paddr, length)
+
+    def write_bytes(self, paddr: int, data: bytes) -> None:
+        self.memory.write_bytes(paddr, data)
+        for page in range(paddr >> PAGE_SHIFT, (paddr + len(data) + PAGE_SIZE - 1) >> PAGE_SHIFT):
+            self.simulator._stored(page << PAGE_SHIFT)
 
 
 def signed(value: int) -> int:
@@ -144,10 +166,11 @@ MAX_REMEMBERED_WALKS = 1 << 16
 
 class Simulator:
     """A whole Kite32 machine simulated instruction by instruction.  Same
-    constructor and results as the bare Machine, minus the disk."""
+    constructor and results as the bare Machine."""
 
     def __init__(self, mem_size: int, console_out: BinaryIO | None = None,
-                 console_in: ConsoleInput | None = None, cost_model: CostModel = DEFAULT_COST_MODEL):
+                 console_in: ConsoleInput | None = None, cost_model: CostModel = DEFAULT_COST_MODEL,
+                 disk: DiskImage | None = None):
         self.memory = PhysicalMemory(mem_size)
         self.ram = CountingRAM(self.memory)
         self.irq, self.bus, self.cost_model = InterruptLines(), Bus(), cost_model
@@ -159,6 +182,12 @@ class Simulator:
         for base, device in ((UART_BASE, self.uart), (TIMER_BASE, self.timer), (POWER_BASE, self.power),
                              (MARKER_BASE, Marker(self._pending_marks.append))):
             self.bus.map(base, MMIO_DEVICE_SIZE, device)
+        self.timed = (self.uart, self.timer)     # the devices with events in time
+        self.disk: Disk | None = None
+        if disk is not None:
+            self.disk = Disk(self.irq, SimulatedDma(self), disk, lambda: self.ticks, lambda: None)
+            self.bus.map(DISK_BASE, MMIO_DEVICE_SIZE, self.disk)
+            self.timed = (self.uart, self.timer, self.disk)
         self.regs, self.cr = [0] * NUM_REGS, [0] * len(CR_NAMES)
         self.pc = self.ticks = self.instructions = self.ticks_idle = self.page_walks = 0
         self.exceptions: dict[int, int] = {}
@@ -190,7 +219,24 @@ class Simulator:
 
     def run(self, max_instructions: int | None = None) -> RunResult:
         """Interpret until the guest halts, powers off, stops on a fault, or
-        `max_instructions` retire."""
+        `max_instructions` retire; then the disk's dirty sectors are written
+        back (DiskError if that fails) and its lock released, as the bare
+        machine does."""
+        finished = False
+        try:
+            result = self._run(max_instructions)
+            finished = True
+        finally:
+            if self.disk is not None:
+                try:
+                    if finished:
+                        self.disk.image.write_back()
+                finally:
+                    self.disk.image.close()
+        return result
+
+    def _run(self, max_instructions: int | None) -> RunResult:
+        """run() without the disk's write-back."""
         limit = max_instructions if max_instructions is not None else 1 << 62
         while self.state in (CpuState.RUNNING, CpuState.WAITING):
             if self.instructions >= limit:
@@ -291,7 +337,7 @@ class Simulator:
         if self._sync[0]:
             deadline = self._deadline()
         if ticks >= deadline:
-            for device in (self.uart, self.timer):
+            for device in self.timed:
                 device.advance(ticks)
             deadline = self._deadline()
         if self._sync[0] and self.power.exit_code is not None:
@@ -300,7 +346,7 @@ class Simulator:
 
     def _deadline(self) -> int:
         """The tick of the next device event (none: never)."""
-        events = [event for event in (self.uart.next_event(), self.timer.next_event()) if event is not None]
+        events = [event for event in (device.next_event() for device in self.timed) if event is not None]
         return min(events) if events else 1 << 64
 
     def _fetch_page(self, pc: int) -> tuple[list, int, int]:
@@ -338,13 +384,13 @@ class Simulator:
 
     def _idle(self) -> bool:
         """wfi: skip to the next device event; False if none can ever come."""
-        events = [event for event in (self.timer.next_event(), self.uart.next_event()) if event is not None]
+        events = [event for event in (device.next_event() for device in self.timed) if event is not None]
         if not self.irq.pending and not events and not self.uart.wait_for_input():
             return False
         if events and not self.irq.pending:
             skipped = max(0, min(events) - self.ticks)
             self.ticks, self.ticks_idle = self.ticks + skipped, self.ticks_idle + skipped
-            for device in (self.uart, self.timer):
+            for device in self.timed:
                 device.advance(self.ticks)
         if self.irq.pending:
             self.state = CpuState.RUNNING
@@ -554,7 +600,8 @@ class Simulator:
             instructions=self.instructions, ticks_idle=self.ticks_idle, tlb_hits=0, tlb_misses=self.page_walks,
             page_walks=self.page_walks, walk_refs=self.ram.refs, exceptions=exception_names(self.exceptions),
             interrupts=interrupt_names(self.interrupts), ticks=self.ticks, device_reads=self.bus.reads,
-            device_writes=self.bus.writes, modeled_cycles=cycles, reason=str(reason), exit_code=exit_code)
+            device_writes=self.bus.writes, modeled_cycles=cycles, reason=str(reason), exit_code=exit_code,
+            io=disk_figures(self.disk))
 
 
 # --- executors: one function per decoded instruction, built from the tables ----------------------

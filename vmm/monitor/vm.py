@@ -3,7 +3,8 @@ context, virtual devices and counters.
 
 The guest sees the bare machine's devices at the bare machine's physical
 addresses, modelled by the same device classes on the VM's own interrupt
-lines (no disk).  Guest-physical memory is contiguous from 0 and lives in the
+lines; the disk, when the VM has one, does DMA in guest-physical addresses
+(vmm/monitor/vdisk.py).  Guest-physical memory is contiguous from 0 and lives in the
 machine frames of `physmap`.
 """
 
@@ -15,8 +16,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import BinaryIO, Callable, ClassVar
 
-from asm.isa import (IRQ_TIMER, MARKER_BASE, NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE, TIMER_BASE,
-                     UART_BASE)
+from asm.isa import (DISK_BASE, IRQ_TIMER, MARKER_BASE, NUM_REGS, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, POWER_BASE,
+                     TIMER_BASE, UART_BASE)
+from vmm.machine.devices.disk import Disk, DiskImage
+from vmm.monitor.blkback import BlockCounts
 from vmm.machine.devices.marker import Marker
 from vmm.machine.devices.power import Power
 from vmm.machine.devices.timer import Timer
@@ -57,6 +60,7 @@ class VmStats:
     exits: dict[str, int]              # by reason
     counters: dict[str, int]           # the paging mode's own
     modeled_cycles: int
+    io: dict[str, int] = field(default_factory=dict)          # the disk's: requests, bytes, notifications, mmio_exits
     phases: dict[str, VmStats] = field(default_factory=dict)   # "boot", "workload" (vmm/machine/phases.py)
 
     LATEST: ClassVar[frozenset[str]] = frozenset({"exit_code"})     # not a count: a phase keeps the later value
@@ -80,6 +84,8 @@ class VmConfig:
     modules: tuple[str, ...] = ()
     cmdline: str = ""
     shadow: ShadowOptions = ShadowOptions()   # shadow paging's techniques (--shadow-opt)
+    disk: str | None = None           # the disk image file (--disk, disk= in --vm)
+    disk_readonly: bool = False       # never write the guest's disk writes back
 
 
 class GuestMemory:
@@ -188,6 +194,10 @@ class VM:
     torn_down: bool = False          # its tables and frames have gone back to the VMM
     final_counters: dict = field(default_factory=dict)   # the paging counters when it was torn down
     pvcpu: object = None             # the registered per-vCPU page (pvcpu.PvCpu), direct mode only
+    disk: Disk | None = None         # the emulated disk (attach_disk)
+    disk_mmio_exits: int = 0         # MMIO exits at the disk's registers
+    blk: object = None               # the paravirtual disk's ring (blkback.BlockBackend), direct mode only
+    blk_counts: object = None        # its figures across registrations (blkback.BlockCounts)
 
     def __post_init__(self) -> None:
         self.irq = InterruptLines()
@@ -235,17 +245,39 @@ class VM:
         device = self.devices.get(gpa & ~PAGE_MASK)
         return None if device is None else (device, gpa & PAGE_MASK)
 
+    def attach_disk(self, image: DiskImage) -> None:
+        """Give the VM an emulated disk over `image`, its DMA checked by GuestDma."""
+        from vmm.monitor.vdisk import GuestDma
+        self.disk = Disk(self.irq, GuestDma(self.mode.memory, self.physmap, self.mode), image, self.clock,
+                         self.timer_changed)
+        self.devices[DISK_BASE] = self.disk
+
+    def timed_devices(self) -> tuple:
+        """The devices with events in time: the UART, the timer, the disk and its ring if any."""
+        return tuple(device for device in (self.uart, self.timer, self.disk, self.blk) if device is not None)
+
     def advance_devices(self, now: int) -> None:
         """Bring the virtual devices up to machine tick `now`."""
-        for device in (self.uart, self.timer):
+        for device in self.timed_devices():
             device.advance(now)
+
+    def io_figures(self) -> dict[str, int]:
+        """The disk's figures (VmStats.io), {} without a disk."""
+        if self.disk is None:
+            return {}
+        ring = self.blk_counts or BlockCounts()
+        return {"requests": self.disk.requests + ring.requests, "bytes": self.disk.bytes_moved + ring.bytes,
+                "notifications": ring.notifications, "mmio_exits": self.disk_mmio_exits}
 
     def next_device_event(self) -> int | None:
         """The tick the VM's devices next need time at, or None.  A timer whose
         line is still asserted needs none: another expiry changes nothing the
         guest can see until it acknowledges (an exit, which looks again)."""
-        timer = None if self.irq.pending & (1 << IRQ_TIMER) else self.timer.next_event()
-        return earliest(self.uart.next_event(), timer)
+        event = None
+        for device in self.timed_devices():
+            if device is not self.timer or not self.irq.pending & (1 << IRQ_TIMER):
+                event = earliest(event, device.next_event())
+        return event
 
 
 def earliest(a: int | None, b: int | None) -> int | None:

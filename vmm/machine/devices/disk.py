@@ -20,11 +20,16 @@ transferred: a sector range beyond CAPACITY, a DMA buffer not wholly in RAM,
 or an unknown command.  A CMD store while BUSY is ignored.
 
 The image lives in memory (DiskImage); only sectors the guest wrote are
-written back, at the end of the run, atomically.
+written back, at the end of the run, atomically: a run killed at any moment
+leaves the file with every sector entirely old or entirely new.  An image
+opened from a file holds an advisory lock on it (flock) until closed:
+exclusive when writable, shared when read-only, so a second writer (another
+VM, another kite process) is refused with a DiskError.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from typing import Callable, Protocol
 
@@ -78,17 +83,39 @@ class DiskImage:
         self.path = path
         self.read_only = read_only
         self.dirty: set[int] = set()
+        self._lock = None          # the open file holding the lock (DiskImage.open)
 
     @classmethod
     def open(cls, path: str, read_only: bool = False) -> "DiskImage":
-        """Read the image at `path`.  Raises DiskError if it is missing,
-        unreadable, empty or not a whole number of sectors."""
+        """Read the image at `path` and lock it (module doc).  Raises
+        DiskError if it is missing, unreadable, locked by another user,
+        empty or not a whole number of sectors."""
         try:
-            with open(path, "rb") as image_file:
-                data = image_file.read()
+            lock = open(path, "rb")
         except OSError as error:
             raise DiskError(f"{path}: cannot read disk image: {error.strerror}") from None
-        return cls(data, path, read_only)
+        try:
+            fcntl.flock(lock, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise DiskError(f"{path}: disk image in use (another VM or kite process has it "
+                            f"{'open for writing' if read_only else 'open'})") from None
+        try:
+            data = lock.read()
+            image = cls(data, path, read_only)
+        except (OSError, DiskError) as error:
+            lock.close()
+            if isinstance(error, DiskError):
+                raise
+            raise DiskError(f"{path}: cannot read disk image: {error.strerror}") from None
+        image._lock = lock
+        return image
+
+    def close(self) -> None:
+        """Release the file's lock (nothing for an image without one)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @property
     def capacity(self) -> int:
@@ -147,6 +174,8 @@ class Disk:
         self.ctrl = 0
         self._pending: tuple[int, int, int, int] | None = None   # (cmd, sector, dma_addr, count)
         self._completes_at: int | None = None
+        self.requests = 0            # commands completed (failed ones included)
+        self.bytes_moved = 0         # bytes the completed commands transferred
 
     def read(self, offset: int, width: int) -> int:
         """The register's value; CMD and ACK read 0."""
@@ -193,6 +222,8 @@ class Disk:
         if self._completes_at is None or now < self._completes_at:
             return
         ok = self._transfer(*self._pending)
+        self.requests += 1
+        self.bytes_moved += self._pending[3] * SECTOR_SIZE if ok else 0
         self._pending = self._completes_at = None
         self.status = STATUS_DONE if ok else STATUS_DONE | STATUS_ERROR
         if self.ctrl & CTRL_IRQ_ENABLE:
