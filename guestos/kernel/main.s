@@ -6,8 +6,8 @@
         .globl kmain
 
 # kmain(a0 = boot-info kva, a1 = kva of the boot page directory, a2 = first free pa):
-# set up the kernel address space, the frame allocator, the trap vector and the timer,
-# start init (the first boot module) and enter it.  Does not return.
+# set up the kernel address space, the frame allocator, the disk driver, the trap vector
+# and the timer, start init (the first boot module) and enter it.  Does not return.
 kmain:
         mov     s0, a0
         mov     s1, a1
@@ -25,6 +25,7 @@ kmain:
 1:      mov     a0, s2
         call    kinit
         call    read_cmdline
+        call    disk_setup              # before the trap vector: the native probe borrows it
         lw      t0, BI_MODULES(s0)
         li      t1, KERNBASE
         add     t0, t0, t1

@@ -42,6 +42,7 @@
         .globl pt_prepare, pt_release, pd_set_user, as_activate
         .globl trap_vector_set, timer_start, timer_ack, console_write, console_read, power_off
         .globl irq_save, irq_restore, phase_mark
+        .globl disk_init, disk_transfer, disk_intr
         .globl trap_entry, trap_return, trap_cause, trap_badaddr
 
 # ---------------------------------------------------------------------------------
@@ -339,6 +340,75 @@ power_off:
 timer_ack:
         li      t0, TIMER_BASE
         sw      zero, TIMER_ACK(t0)
+        ret
+
+# disk_init(a0 = kva of the bounce buffer, DISK_IO_MAX sectors, physically contiguous)
+# -> a0 = the disk's size in sectors, 0 without a disk.  Probes CAPACITY with a
+# borrowed trap vector: without a disk the load is a bus error, which disk_probe_fault
+# turns into 0.  With a disk, the two registers that never change are written once:
+# DMA_ADDR (the buffer's physical address) and CTRL (IRQ_ENABLE).  Interrupts are off.
+disk_init:
+        mfcr    t3, tvec
+        la      t0, disk_probe_fault
+        mtcr    tvec, t0
+        li      t0, DISK_BASE
+        lw      a1, DISK_CAPACITY(t0)   # a bus error without a disk: a1 = 0
+        mtcr    tvec, t3
+        beqz    a1, 1f
+        li      t0, DISK_BASE
+        li      t1, KERNBASE
+        sub     t1, a0, t1
+        sw      t1, DISK_DMA_ADDR(t0)
+        li      t1, DISK_CTRL_IRQ_ENABLE
+        sw      t1, DISK_CTRL(t0)
+1:      mov     a0, a1
+        ret
+
+# disk_probe_fault: the trap vector while disk_init probes: the probing load faulted
+# (no disk).  a1 = 0, resume after the load in kernel mode (rfe: KM = PKM = 1, IE =
+# PIE = 0).  Clobbers t0.
+disk_probe_fault:
+        mov     a1, zero
+        mfcr    t0, epc
+        addi    t0, t0, 4
+        mtcr    epc, t0
+        rfe
+
+# disk_transfer(a0 = DISK_CMD_READ or DISK_CMD_WRITE, a1 = first sector, a2 = count,
+# 1..DISK_IO_MAX, the range checked against the disk) -> a0 = 0, or -EIO if the device
+# reported an error; a1 = 1 if a timer tick was acknowledged while waiting (the caller
+# owes the scheduler a turn), else 0.  Moves the sectors between the disk and the
+# buffer of disk_init with ONE command, then waits with wfi (interrupts are off, so
+# wfi only waits: the completion raises IRQ 2, which is never taken) until STATUS has
+# DONE, and acknowledges it.  MMIO per request: 3 stores (SECTOR, COUNT, CMD), 1 load
+# (STATUS), 1 store (ACK); a timer tick during the wait adds a STATUS load and a
+# TIMER_ACK store.
+disk_transfer:
+        li      t0, DISK_BASE
+        sw      a1, DISK_SECTOR(t0)
+        sw      a2, DISK_COUNT(t0)
+        sw      a0, DISK_CMD(t0)        # completes DISK_LATENCY_TICKS later
+        mov     a1, zero
+1:      wfi                             # until a line is asserted
+        lw      t1, DISK_STATUS(t0)
+        andi    t2, t1, DISK_STATUS_DONE
+        bnez    t2, 2f
+        li      t2, TIMER_BASE          # not the disk: the timer (the only other line)
+        sw      zero, TIMER_ACK(t2)
+        li      a1, 1
+        j       1b
+2:      sw      zero, DISK_ACK(t0)      # clear DONE, deassert IRQ 2
+        mov     a0, zero
+        andi    t1, t1, DISK_STATUS_ERROR
+        beqz    t1, 3f
+        li      a0, -EIO
+3:      ret
+
+# disk_intr(): a disk interrupt was taken (never expected: disk_transfer acknowledges
+# its completion with interrupts off).  Deassert the line.
+disk_intr:
+        li      t0, DISK_BASE
+        sw      zero, DISK_ACK(t0)
         ret
 
 # trap_entry: the trap vector.  Saves every register of the interrupted code, epc and
@@ -736,6 +806,93 @@ power_off:
 timer_ack:
         ret
 
+# disk_init(a0 = kva of the bounce buffer, DISK_IO_MAX sectors, page-aligned) -> a0 =
+# the disk's size in sectors, 0 without a disk (blk_setup refused it: -ENODEV).
+# Registers pv_ring, empty (req_prod = rsp_prod = 0), as the block ring.
+disk_init:
+        la      t0, pv_disk_buf
+        sw      a0, 0(t0)
+        la      a1, pv_ring
+        sw      zero, BLK_REQ_PROD(a1)
+        sw      zero, BLK_RSP_PROD(a1)
+        hcall   HC_BLK_SETUP            # a1 = the disk's sectors
+        bnez    a0, 1f
+        mov     a0, a1
+        ret
+1:      mov     a0, zero
+        ret
+
+# disk_transfer(a0 = DISK_CMD_READ or DISK_CMD_WRITE (= BLK_OP_READ, BLK_OP_WRITE), a1 =
+# first sector, a2 = count, 1..DISK_IO_MAX, the range checked against the disk) -> a0 =
+# 0, or -EIO if a request failed (or blk_notify refused the batch); a1 = 1 if a timer
+# tick was acknowledged while waiting (the caller owes the scheduler a turn), else 0.
+# One ring request per page of the buffer of disk_init (BLK_MAX_SECTORS sectors), all
+# of them ONE batch: one blk_notify.  Then waits with wfi (an exit; interrupts are
+# masked, so it only waits) until rsp_prod catches up, and checks every status.  The
+# virtual disk interrupt stays pending and is delivered when the process resumes
+# (disk_intr).  Every call waits for its responses, so the ring holds at most
+# DISK_IO_MAX / BLK_MAX_SECTORS requests (< BLK_RING_SIZE) and req_prod = rsp_prod at entry.
+disk_transfer:
+        enter
+        la      s3, pv_ring
+        lw      s0, BLK_REQ_PROD(s3)    # the batch's first request number
+        mov     s1, s0                  # the next request number
+        la      t1, pv_disk_buf
+        lw      t1, 0(t1)               # the next request's buffer
+1:      andi    t2, s1, BLK_RING_SIZE - 1
+        li      t3, BLK_SLOT_SIZE
+        mul     t2, t2, t3
+        add     t2, t2, s3
+        addi    t2, t2, BLK_SLOTS_OFFSET
+        sw      a0, BLK_OP(t2)
+        sw      a1, BLK_SECTOR(t2)
+        li      t3, BLK_MAX_SECTORS
+        bgeu    a2, t3, 2f
+        mov     t3, a2
+2:      sw      t3, BLK_COUNT(t2)
+        sw      t1, BLK_BUFFER(t2)
+        sub     t0, s1, s0
+        sw      t0, BLK_ID(t2)          # the id: the request's index in the batch
+        add     a1, a1, t3
+        sub     a2, a2, t3
+        addi    t1, t1, PGSIZE
+        addi    s1, s1, 1
+        bnez    a2, 1b
+        sw      s1, BLK_REQ_PROD(s3)    # publish the batch (after its slots) ...
+        hcall   HC_BLK_NOTIFY           # ... and notify once
+        bnez    a0, 8f
+        mov     s2, zero
+3:      lw      t0, BLK_RSP_PROD(s3)
+        beq     t0, s1, 4f
+        wfi                             # until a virtual line is asserted
+        lw      t0, BLK_RSP_PROD(s3)
+        beq     t0, s1, 4f
+        li      t0, TIMER_BASE          # not the disk: the timer, which stays asserted while
+        sw      zero, TIMER_ACK(t0)     # masked; acknowledge it (an emulated store)
+        li      s2, 1
+        j       3b
+4:      mov     a0, zero                # every response is in: check the statuses
+5:      andi    t2, s0, BLK_RING_SIZE - 1
+        li      t3, BLK_SLOT_SIZE
+        mul     t2, t2, t3
+        add     t2, t2, s3
+        lw      t0, BLK_SLOTS_OFFSET + BLK_STATUS(t2)
+        beqz    t0, 6f
+        li      a0, -EIO
+6:      addi    s0, s0, 1
+        bne     s0, s1, 5b
+        mov     a1, s2
+        leave
+8:      sw      s0, BLK_REQ_PROD(s3)    # refused: nothing was queued; take the batch back
+        li      a0, -EIO
+        mov     a1, zero
+        leave
+
+# disk_intr(): the virtual disk interrupt of a batch disk_transfer already waited for,
+# delivered when interrupts were unmasked; its delivery acknowledged it.
+disk_intr:
+        ret
+
 # trap_entry: the trap vector.  The VMM delivered the trap through pv_vcpu: cause, epc,
 # badaddr, the interrupted status and sp are in its frame, sp itself is the
 # interrupted one.  Saves every register of the interrupted code, epc and status (as
@@ -863,9 +1020,11 @@ msg_refused:    .asciz "hypercall refused"
 pv_p2m:         .word 0                 # kva of the p2m list (guest frame -> machine frame)
 pv_m2p:         .word 0                 # kva of the m2p table (machine frame -> guest frame)
 pv_batch_n:     .word 0                 # queued mmu_update elements
+pv_disk_buf:    .word 0                 # kva of the disk's bounce buffer (disk_init)
         .bss
         .balign 8
 pv_batch:       .space BATCH_SLOTS * 8
         .balign PGSIZE
 pv_vcpu:        .space PGSIZE           # the per-vCPU page (set_vcpu_page)
+pv_ring:        .space PGSIZE           # the block ring (blk_setup), page-aligned after pv_vcpu
         .endif

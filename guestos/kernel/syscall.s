@@ -164,4 +164,5 @@ sys_roi:
         .balign 4
 syscalls:       .word sys_exit, sys_write, sys_read, sys_getpid, sys_yield, sys_sbrk
                 .word sys_spawn, sys_wait, sys_roi
+                .word sys_disk_read, sys_disk_write, sys_disk_size      # disk.s
 msg_bad_syscall: .asciz "bad syscall "

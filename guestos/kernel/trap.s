@@ -12,8 +12,9 @@
         .globl trap, kill_current
 
 # trap(a0 = trap frame): dispatch on the cause.  A trap from kernel mode panics; a
-# timer interrupt preempts; a syscall runs (epc past it); a page fault in a demand-zero
-# region maps a zeroed page; any other user exception kills the process.
+# timer interrupt preempts; a disk interrupt needs nothing more (disk_intr); a syscall
+# runs (epc past it); a page fault in a demand-zero region maps a zeroed page; any
+# other user exception kills the process.
 trap:
         enter
         mov     s0, a0
@@ -47,7 +48,11 @@ trap:
         call    timer_ack
         call    schedule                # round robin: the interrupted process goes last
         leave
-4:      la      a0, msg_trap
+4:      li      t1, IRQ_DISK
+        bne     t0, t1, 5f
+        call    disk_intr               # the driver waited for its completion already (disk.s)
+        leave
+5:      la      a0, msg_trap
         la      a1, msg_interrupt
         j       panic
 

@@ -11,6 +11,7 @@
 #                                                        (increments: multiples of 4)
 #   spawn     -ENOENT    wait   -ECHILD (no processes to run or reap)
 #   roi       0 (the region of interest is the guest kernel's to mark: nothing to measure here)
+#   disk_read, disk_write, disk_size   -ENODEV (no disk driver here)
 # Any other trap powers off with exit code 255 (STATUS_KILLED).  Pointers are
 # not checked.
 
@@ -140,10 +141,15 @@ sys_roi:
         li      a0, 0
         ret
 
+sys_disk:
+        li      a0, -ENODEV
+        ret
+
         .rodata
         .balign 4
 handlers:
         .word   sys_exit, sys_write, sys_read, sys_getpid, sys_yield, sys_sbrk, sys_spawn, sys_wait, sys_roi
+        .word   sys_disk, sys_disk, sys_disk
 
         .bss
         .balign 4

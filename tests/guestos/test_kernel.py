@@ -39,7 +39,7 @@ CONFIGS = {
     "shadow": ["--paging", "shadow", str(BUILD / "kernel-native.elf")],
     "direct": ["--paging", "direct", str(BUILD / "kernel-pv.elf")],
 }
-PROGRAMS = ["hello", "spawner", "preempt", "memory", "faults", "echo", "leak", "kernelspace"]
+PROGRAMS = ["hello", "spawner", "preempt", "memory", "faults", "echo", "leak", "kernelspace", "nodisk"]
 HEADER = re.compile(r"^# (modules|input|cmdline|text|expect-exit|expect): ?(.*)$")
 
 

@@ -17,7 +17,7 @@ from asm import elf, isa
 from asm.assembler import assemble
 from kite.build import GUESTOS
 from vmm.machine import loader
-from vmm.machine.devices import marker, timer, uart
+from vmm.machine.devices import disk, marker, timer, uart
 from vmm.monitor import hypercall_abi as abi
 
 KERNEL = GUESTOS / "kernel"
@@ -47,6 +47,12 @@ EXPECTED = {
     "UART_RX_READY": uart.STATUS_RX_READY, "UART_RX_EOF": uart.STATUS_RX_EOF,
     "TIMER_BASE": isa.TIMER_BASE, "TIMER_CTRL": timer.TIMER_CTRL, "TIMER_INTERVAL": timer.TIMER_INTERVAL,
     "TIMER_ACK": timer.TIMER_ACK, "TIMER_ENABLE_PERIODIC": timer.CTRL_ENABLE | timer.CTRL_PERIODIC,
+    "IRQ_DISK": isa.IRQ_DISK, "DISK_BASE": isa.DISK_BASE,
+    **{name: getattr(disk, name) for name in ("DISK_SECTOR", "DISK_DMA_ADDR", "DISK_COUNT", "DISK_CMD", "DISK_STATUS",
+                                              "DISK_CTRL", "DISK_CAPACITY", "DISK_ACK")},
+    "DISK_CMD_READ": disk.CMD_READ, "DISK_CMD_WRITE": disk.CMD_WRITE, "DISK_STATUS_ERROR": disk.STATUS_ERROR,
+    "DISK_STATUS_DONE": disk.STATUS_DONE, "DISK_CTRL_IRQ_ENABLE": disk.CTRL_IRQ_ENABLE,
+    "SECTOR_SHIFT": disk.SECTOR_SIZE.bit_length() - 1,
     "POWER_BASE": isa.POWER_BASE, "MARKER_BASE": isa.MARKER_BASE, "MARKER_MARK": marker.MARKER_MARK,
     "MARK_BOOT_DONE": marker.BOOT_DONE, "MARK_ROI_BEGIN": marker.ROI_BEGIN, "MARK_ROI_END": marker.ROI_END,
     "MMIO_PAGES": (isa.MARKER_BASE - isa.MMIO_BASE) // isa.MMIO_DEVICE_SIZE + 1,      # every device page
@@ -79,3 +85,14 @@ def test_the_boot_info_fields_are_in_the_loaders_order():
 def test_kernel_inc_states_the_source_of_truths_value(name):
     assert name in EQU.findall((KERNEL / "kernel.inc").read_text()), f"kernel.inc no longer defines {name}"
     assert header_values([name])[name] == EXPECTED[name] & 0xFFFFFFFF
+
+
+def test_the_disk_calls_sector_size_and_the_transfer_ops_are_the_devices_and_the_rings():
+    """syscall.inc's SECTOR_SIZE is the disk's; disk_transfer's ops (DISK_CMD_READ,
+    DISK_CMD_WRITE) are passed to the block ring unchanged, as BLK_OP_READ, BLK_OP_WRITE;
+    a call's DISK_IO_MAX sectors are whole ring requests, at most a ring's worth."""
+    values = header_values(["SECTOR_SIZE", "SECTOR_SHIFT", "DISK_CMD_READ", "DISK_CMD_WRITE", "DISK_IO_MAX"])
+    assert values["SECTOR_SIZE"] == disk.SECTOR_SIZE == 1 << values["SECTOR_SHIFT"]
+    assert (values["DISK_CMD_READ"], values["DISK_CMD_WRITE"]) == (abi.BLK_OP_READ, abi.BLK_OP_WRITE)
+    assert values["DISK_IO_MAX"] % abi.BLK_MAX_SECTORS == 0
+    assert values["DISK_IO_MAX"] // abi.BLK_MAX_SECTORS <= abi.BLK_RING_SIZE

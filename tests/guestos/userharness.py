@@ -2,6 +2,7 @@
 stand-in kernel of harness.s.
 
     run = run_under_kernel("bare", "user-hello", [])      # UserRun(output, exit_code, stderr)
+    run = run_under_kernel("sim", "user-disktest", [], disk=tmp_path / "disk.img")
     image = build_on_harness(sources_of("user-fib"), tmp_path)
     run = run_on_harness(image)
 
@@ -38,6 +39,10 @@ CONFIGURATIONS = {
     "shadow": ("kernel-native", ["--paging", "shadow"]),
     "direct": ("kernel-pv", ["--paging", "direct"]),
 }
+# the disk programs also run under machine simulation (the native kernel, --sim)
+DISK_CONFIGURATIONS = {**CONFIGURATIONS, "sim": ("kernel-native", ["--sim"])}
+# the programs that need a disk (tests/guestos/test_disk.py boots them) -> their exit status
+DISK_PROGRAMS = {"user-disktest": 0, "user-dcat": 0}
 
 
 class UserRun(NamedTuple):
@@ -75,14 +80,19 @@ def boot(arguments: list[str], input_text: str) -> UserRun:
     return UserRun(result.stdout_bytes.decode("utf-8", "replace"), result.exit_code, result.stderr)
 
 
-def run_under_kernel(configuration: str, init: str, modules: list[str], input_text: str = "") -> UserRun:
-    """Boot the configuration's kernel with guestos/build/INIT.elf as init and
-    the other `modules` (image names) spawnable.  Assumes `kite build` ran."""
-    kernel, options = CONFIGURATIONS[configuration]
+def run_under_kernel(configuration: str, init: str, modules: list[str], input_text: str = "",
+                     disk: Path | None = None, extra: list[str] | None = None) -> UserRun:
+    """Boot the configuration's kernel (a key of DISK_CONFIGURATIONS) with
+    guestos/build/INIT.elf as init and the other `modules` (image names)
+    spawnable, with the disk image `disk` if given and the further `kite run`
+    options `extra`.  Assumes `kite build` ran."""
+    kernel, options = DISK_CONFIGURATIONS[configuration]
     arguments = [*options, str(BUILD / f"{kernel}.elf")]
     for module in [init, *modules]:
         arguments += ["--module", str(BUILD / f"{module}.elf")]
-    return boot(arguments, input_text)
+    if disk is not None:
+        arguments += ["--disk", str(disk)]
+    return boot([*arguments, *(extra or [])], input_text)
 
 
 def build_on_harness(sources: list[Path], out_dir: Path, extra: dict[str, str] | None = None) -> Path:

@@ -116,3 +116,40 @@ wait:
         sw      a1, 0(t0)
 1:      ret
         .size   wait, . - wait
+
+# disk_read(sector, buf, count) -> count: `count` sectors (1..DISK_IO_MAX, SECTOR_SIZE
+# bytes each) of the disk from `sector` on, into buf; or -ENODEV (no disk), -EINVAL
+# (count 0 or over DISK_IO_MAX), -EIO (a range beyond the disk, or a device error),
+# -EFAULT (buf not writable).
+        .globl  disk_read
+        .type   disk_read, @function
+disk_read:
+        mov     a3, a2
+        mov     a2, a1
+        mov     a1, a0
+        li      a0, SYS_DISK_READ
+        syscall
+        ret
+        .size   disk_read, . - disk_read
+
+# disk_write(sector, buf, count) -> count: `count` sectors from buf to the disk from
+# `sector` on; or -ENODEV, -EINVAL, -EIO, -EFAULT (buf not readable), as disk_read.
+        .globl  disk_write
+        .type   disk_write, @function
+disk_write:
+        mov     a3, a2
+        mov     a2, a1
+        mov     a1, a0
+        li      a0, SYS_DISK_WRITE
+        syscall
+        ret
+        .size   disk_write, . - disk_write
+
+# disk_size() -> the disk's size in sectors, or -ENODEV.
+        .globl  disk_size
+        .type   disk_size, @function
+disk_size:
+        li      a0, SYS_DISK_SIZE
+        syscall
+        ret
+        .size   disk_size, . - disk_size
