@@ -12,6 +12,7 @@ here prints; bad images, disks and files raise KiteError.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
@@ -25,6 +26,9 @@ from vmm.machine.stats import MachineStats
 from vmm.monitor.vm import VmConfig, VmStats
 
 SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables
+# The debugger (vmm/debug), while attached: handed the Machine, Simulator or
+# Monitor each run function builds, right before it runs.
+ATTACH: ContextVar[Callable[[object], None] | None] = ContextVar("kite_attach", default=None)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,13 @@ def refuse_direct_image(image: str) -> None:
                         f"run it with --paging direct")
 
 
+def _attach(engine) -> None:
+    """Hand `engine` to the debugger attached (ATTACH), if any."""
+    hook = ATTACH.get()
+    if hook is not None:
+        hook(engine)
+
+
 def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
     """Boot on the bare machine and run to the end."""
     from vmm.machine.machine import Machine
@@ -106,6 +117,7 @@ def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
     machine.load(boot.image, list(boot.modules))
     if options.trace is not None:
         machine.set_trace(options.trace)
+    _attach(machine)
     result = machine.run(options.max_instructions)
     return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump)
 
@@ -117,6 +129,7 @@ def run_sim(boot: Boot, console: Console, options: Options) -> Finished:
     simulator = Simulator(boot.mem, console_out=console.output, console_in=console.input,
                           cost_model=options.cost_model, disk=options.disk)
     simulator.load(boot.image, list(boot.modules), boot.cmdline)
+    _attach(simulator)
     result = simulator.run(options.max_instructions)
     return Finished(result, RunStats(result.stats), result.exit_code)
 
@@ -144,6 +157,7 @@ def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Fini
         raise
     if options.trace is not None:
         monitor.cpu.trace = Tracer(vms[0].symbols, options.trace)
+    _attach(monitor)
     result, vm_results = monitor.run(options.max_instructions)
     stats = RunStats(result.stats, {vm.name: vm.stats for vm in vm_results})
     if result.reason is EndReason.INSTRUCTION_LIMIT:

@@ -1,0 +1,317 @@
+"""Run control: stepping, breakpoints, watchpoints, catchpoints, Ctrl-C.
+
+The guest only ever runs through Target.advance with an instruction limit:
+
+    nothing armed that needs each instruction    legs of CHUNK instructions
+    breakpoints, watchpoints, a goal (next,      legs of one instruction, each checked
+    until, finish), trap catches off the VMM
+
+so a debugged guest executes exactly the instruction stream of `kite run`; a
+leg boundary is only an extra point where the machine's loop hands back
+control.  Under the VMM, exits are checked as they happen (Target.on_exit):
+a catchpoint that matches, or an exit that sends the guest to a breakpoint
+(a reflection into its trap vector), stops the guest right after the exit.
+
+Points share one numbering, as in GDB.  A breakpoint is not hit by the
+instruction the guest resumes at; the first instruction is always executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from asm.arch import describe_cause
+from asm.isa import CR_CAUSE, CR_EPC, REG_A0, REG_RA, REG_SP, REG_ZERO, decode
+from vmm.debug.symbols import DebugError
+from vmm.debug.target import ExitEvent, View
+
+CHUNK = 20_000      # instructions per leg when nothing needs single steps (Ctrl-C latency)
+EXIT_REASONS = ("hidden page fault", "true page fault", "page-table write", "mmio", "interrupt injected",
+                "bus error")
+EXIT_PREFIXES = ("privileged: ", "hypercall: ", "reflect: ")
+Goal = Callable[[View], "str | None"]
+
+
+@dataclass
+class Breakpoint:
+    number: int
+    address: int
+    temporary: bool = False
+    hits: int = 0
+
+    def describe(self, symbols) -> str:
+        kind = "tbreak" if self.temporary else "breakpoint"
+        return f"{kind:<10} {symbols.describe(self.address)}  hits {self.hits}"
+
+
+@dataclass
+class Watchpoint:
+    number: int
+    address: int          # the virtual address given
+    machine: int          # where that word is in machine RAM when it was set
+    value: int
+    hits: int = 0
+
+    def describe(self, symbols) -> str:
+        return f"{'watch':<10} {self.address:#010x} (machine {self.machine:#010x})  hits {self.hits}"
+
+
+@dataclass
+class Catchpoint:
+    number: int
+    kind: str             # "exit", "trap" or "hypercall"
+    what: str | None      # the reason, cause or hypercall name; None: any
+    hits: int = 0
+
+    def describe(self, symbols) -> str:
+        return f"{'catch':<10} {self.kind} {self.what or '(any)'}  hits {self.hits}"
+
+    def matches_exit(self, event: ExitEvent) -> str | None:
+        """What of `event` this catchpoint catches, or None."""
+        if self.kind == "exit":
+            if self.what is None:
+                return ", ".join(event.reasons) or f"VMM's own {describe_cause(event.cause)}"
+            return self.what if self.what in event.reasons else None
+        if self.kind == "hypercall":
+            calls = [reason for reason in event.reasons if reason.startswith("hypercall: ")]
+            wanted = [call for call in calls if self.what in (None, call.removeprefix("hypercall: "))]
+            return wanted[0] if wanted else None
+        trap = event.trap()
+        return trap if trap is not None and self.matches_trap(trap) else None
+
+    def matches_trap(self, trap: str) -> bool:
+        """`catch trap timer` catches 'interrupt timer'; `catch trap interrupt` every interrupt."""
+        what = self.what
+        return what is None or trap == what or trap.startswith(what + " ") or trap.endswith(" " + what)
+
+
+def check_exit_reason(reason: str) -> str:
+    """`reason` if it is one the VM's exits counters use (docs/vmm.md), else DebugError."""
+    if reason in EXIT_REASONS or reason.startswith(EXIT_PREFIXES) and reason.partition(": ")[2]:
+        return reason
+    raise DebugError(f"unknown exit reason '{reason}': expected one of {', '.join(EXIT_REASONS)}, "
+                     f"or {', '.join(prefix + 'NAME' for prefix in EXIT_PREFIXES)}")
+
+
+class Session:
+    """Run control over one Target, under an instruction limit (None: none)."""
+
+    def __init__(self, target, max_instructions: int | None):
+        self.target, self.max_instructions = target, max_instructions
+        self.points: dict[int, Breakpoint | Watchpoint | Catchpoint] = {}
+        self._numbers = iter(range(1, 1 << 30))
+        self._caught: list[str] = []
+        self.interrupted = False
+        target.on_exit = self._on_exit
+
+    # --- points -----------------------------------------------------------------------
+
+    def add(self, point_type, *fields):
+        """A new point of `point_type` with the next number."""
+        point = point_type(next(self._numbers), *fields)
+        self.points[point.number] = point
+        return point
+
+    def watch(self, view: View, address: int) -> Watchpoint:
+        """Watch the word at virtual `address` (where it is in machine RAM now) for changes."""
+        if address & 3:
+            raise DebugError(f"{address:#x} is not word-aligned")
+        physical = view.space.to_physical(address)
+        machine = None if physical is None else view.space.physmap.gpa_to_ma(physical)
+        data = None if machine is None else view.space.read_machine(machine, 4)
+        if data is None:
+            raise DebugError(f"{address:#010x} is not mapped to RAM in the current address space")
+        return self.add(Watchpoint, address, machine, int.from_bytes(data, "little"))
+
+    def delete(self, numbers: list[int]) -> None:
+        """Delete the points `numbers` (all of them if empty)."""
+        missing = [number for number in numbers if number not in self.points]
+        if missing:
+            raise DebugError(f"no breakpoint, watchpoint or catchpoint number {missing[0]}")
+        for number in numbers or list(self.points):
+            del self.points[number]
+
+    def _of(self, point_type) -> list:
+        return [point for point in self.points.values() if isinstance(point, point_type)]
+
+    # --- running ------------------------------------------------------------------------
+
+    def resume(self, count: int | None = None, goal: Goal | None = None) -> list[str]:
+        """Run the guest until `count` instructions have run (None: no count),
+        `goal` says stop, a point is hit, Ctrl-C, the instruction limit or the
+        end of the run.  Returns what stopped it (empty: the count ran out)."""
+        target = self.target
+        if not target.active:
+            raise DebugError(f"the guest has ended ({target.ended()})")
+        single = count is not None or goal is not None or self._needs_steps()
+        start, self._caught, self.interrupted = target.instructions, [], False
+        with self._catch_sigint():
+            while True:
+                if self.max_instructions is not None and target.instructions >= self.max_instructions:
+                    return [f"The instruction limit ({self.max_instructions}) is reached."]
+                leg = 1 if single else CHUNK
+                limit = target.instructions + leg
+                if self.max_instructions is not None:
+                    limit = min(limit, self.max_instructions)
+                traps = target.traps_taken()
+                target.advance(limit)
+                stops = self._stops(traps, goal)
+                if stops is not None:
+                    return stops
+                if not target.active:
+                    return [f"The guest has ended: {target.ended()}."]
+                if self.interrupted:
+                    return ["Interrupted (Ctrl-C)."]
+                if count is not None and target.instructions - start >= count:
+                    return []
+
+    def _needs_steps(self) -> bool:
+        """Whether something armed must be checked after every instruction."""
+        traps_off_vmm = self.target.monitor is None and self._of(Catchpoint)
+        return bool(self._of(Breakpoint) or self._of(Watchpoint) or traps_off_vmm)
+
+    def _stops(self, traps_before: int, goal: Goal | None) -> list[str] | None:
+        """The stop messages after a leg (None: no reason to stop).  Builds a
+        View only when something needs one (the per-instruction path stays short)."""
+        target = self.target
+        target.follow_current()
+        stops, self._caught = self._caught, []
+        view = _lazy(target.view)
+        stops += self._breakpoint_hits(target.pc, view)
+        stops += self._watch_hits()
+        if target.monitor is None and target.traps_taken() != traps_before:
+            cr = view().cr
+            stops += self._trap_catches(f"{describe_cause(cr[CR_CAUSE])} at pc {cr[CR_EPC]:#010x}")
+        if goal is not None and target.active:
+            message = goal(view())
+            if message is not None:
+                stops.append(message)
+        if not stops:
+            return None
+        return [stop for stop in stops if stop]
+
+    def _breakpoint_hits(self, pc: int, view: Callable[[], View]) -> list[str]:
+        hits = []
+        for point in self._of(Breakpoint):
+            if point.address == pc:
+                point.hits += 1
+                hits.append(f"{'Temporary breakpoint' if point.temporary else 'Breakpoint'} {point.number}, "
+                            f"{view().symbols.describe(pc)}")
+                if point.temporary:
+                    del self.points[point.number]
+        return hits
+
+    def _watch_hits(self) -> list[str]:
+        hits = []
+        for point in self._of(Watchpoint):
+            value = self.target.machine_word(point.machine)
+            if value != point.value:
+                point.hits += 1
+                hits.append(f"Watchpoint {point.number}: {point.address:#010x}  old {point.value:#010x}  "
+                            f"new {value:#010x}")
+                point.value = value
+        return hits
+
+    def _trap_catches(self, trap: str) -> list[str]:
+        """Trap catchpoints hit by a trap seen off the VMM (after a single step)."""
+        cause = trap.partition(" at pc ")[0]
+        caught = [point for point in self._of(Catchpoint) if point.kind == "trap" and point.matches_trap(cause)]
+        for point in caught:
+            point.hits += 1
+        return [f"Catchpoint {point.number} (trap {point.what or 'any'}): {trap}" for point in caught]
+
+    def _on_exit(self, event: ExitEvent) -> bool:
+        """A VM exit happened (target module doc): should the guest stop here?"""
+        stop = False
+        for point in self._of(Catchpoint):
+            caught = point.matches_exit(event)
+            if caught is not None:
+                point.hits += 1
+                self._caught.append(f"Catchpoint {point.number} ({point.kind} {point.what or 'any'}): "
+                                    f"{caught} in {event.vm.name} at pc {event.epc:#010x}")
+                stop = True
+        redirected = event.pc_after != event.epc
+        return stop or redirected and any(point.address == event.pc_after for point in self._of(Breakpoint))
+
+    @contextlib.contextmanager
+    def _catch_sigint(self) -> Iterator[None]:
+        """While the guest runs, Ctrl-C only asks it to stop at the end of the current leg."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def stop(signum, frame) -> None:
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _lazy(make: Callable[[], View]) -> Callable[[], View]:
+    """`make()` on the first call, the same View after."""
+    made: list[View] = []
+
+    def get() -> View:
+        if not made:
+            made.append(make())
+        return made[0]
+    return get
+
+
+# --- goals: next, until, finish ---------------------------------------------------------------
+
+def is_call(word: int | None) -> bool:
+    """jal ra / jalr ra: a call (the calling convention's return address register)."""
+    decoded = None if word is None else decode(word)
+    return decoded is not None and decoded.insn.mnemonic in ("jal", "jalr") and decoded.operands["rd"] == REG_RA
+
+
+def is_return(word: int | None) -> bool:
+    """jalr zero, ra, 0: `ret`."""
+    decoded = None if word is None else decode(word)
+    return (decoded is not None and decoded.insn.mnemonic == "jalr" and decoded.operands["rd"] == REG_ZERO
+            and decoded.operands["rs1"] == REG_RA and decoded.operands["imm"] == 0)
+
+
+def reach(address: int) -> Goal:
+    """Stop when the pc is `address`."""
+    return lambda view: "" if view.pc == address else None
+
+
+def step_over(view: View) -> Goal | None:
+    """`next`: past the call at the pc (back at pc + 4 with the stack no deeper); None if it is no call."""
+    if not is_call(view.space.word(view.pc)):
+        return None
+    back, stack = (view.pc + 4) & 0xFFFFFFFF, view.regs[REG_SP]
+    return lambda now: "" if now.pc == back and now.regs[REG_SP] >= stack else None
+
+
+class Finish:
+    """`finish`: stop after the `ret` that returns from the current function,
+    counting the calls (jal/jalr ra) and returns in between."""
+
+    def __init__(self, view: View):
+        self.depth, self.returning = 0, False
+        self._look(view)
+
+    def __call__(self, view: View) -> str | None:
+        if self.returning:
+            return f"Returned: a0 = {view.regs[REG_A0]:#010x}"
+        self._look(view)
+        return None
+
+    def _look(self, view: View) -> None:
+        """Account for the instruction about to run at the pc."""
+        word = view.space.word(view.pc)
+        if is_call(word):
+            self.depth += 1
+        elif is_return(word):
+            self.returning = self.depth == 0
+            self.depth -= 1
