@@ -126,6 +126,31 @@ report_ok:
         pop     ra
         ret
 
+# spawn_helper(name) -> spawn(name), but if the helper module `name` is not
+# among the boot modules (-ENOENT), first print "usertests: boot module NAME is
+# missing (boot it with --module guestos/build/NAME.elf)\n", so the check that
+# fails next names why.
+spawn_helper:
+        push    ra
+        push    a0
+        call    spawn
+        li      t0, -ENOENT
+        bne     a0, t0, 1f
+        la      a0, missing_text
+        call    print_str
+        lw      a0, 0(sp)
+        call    print_str
+        la      a0, missing_hint
+        call    print_str
+        lw      a0, 0(sp)
+        call    print_str
+        la      a0, missing_tail
+        call    print_str
+        li      a0, -ENOENT
+1:      pop     t0
+        pop     ra
+        ret
+
 # report_failed(name, check): print "test NAME: FAILED at check CHECK\n".
 report_failed:
         push    ra
@@ -312,7 +337,7 @@ test_sbrk_too_much:
 test_spawn_and_wait:
         test_begin
         la      a0, nop_name
-        call    spawn
+        call    spawn_helper
         mov     s0, a0                  # s0: the child
         expect_positive s0, 1
         call    getpid
@@ -331,11 +356,11 @@ test_spawn_and_wait:
 test_wait_for_a_given_pid:
         test_begin
         la      a0, nop_name
-        call    spawn
+        call    spawn_helper
         mov     s0, a0
         expect_positive s0, 1
         la      a0, nop_name
-        call    spawn
+        call    spawn_helper
         mov     s1, a0
         expect_positive s1, 2
         mov     a0, s1
@@ -354,7 +379,7 @@ test_wait_for_a_given_pid:
 # status is STATUS_KILLED), else the failing check.
 expect_killed:
         test_begin
-        call    spawn
+        call    spawn_helper
         mov     s0, a0
         expect_positive s0, 1
         mov     a0, s0
@@ -457,6 +482,9 @@ test_text:              .asciz  "test "
 write_line:             .asciz  "usertests: this line is written with one write\n"
 ok_text:                .asciz  ": ok\n"
 failed_text:            .asciz  ": FAILED at check "
+missing_text:           .asciz  "usertests: boot module "
+missing_hint:           .asciz  " is missing (boot it with --module guestos/build/"
+missing_tail:           .asciz  ".elf)\n"
 newline:                .asciz  "\n"
 summary_head:           .asciz  "usertests: "
 summary_middle:         .asciz  " passed, "

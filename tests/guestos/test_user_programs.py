@@ -121,3 +121,16 @@ def reference_lines() -> dict[str, str]:
 def test_the_cpu_bound_programs_golden_files_hold_the_independently_computed_results():
     for program, text in reference_lines().items():
         assert expected_output(program) == text, program
+
+
+def test_usertests_without_its_helper_modules_says_which_one_is_missing():
+    """Booted alone, every test that spawns a helper fails, and the line before each failure names the
+    module and how to boot it (the helpers are spawned by name: user-nop first, then the killed ones)."""
+    run = run_under_kernel("bare", "user-usertests", [])
+    lines = run.output.splitlines()
+    for helper in ["user-nop", *KILLED_HELPERS]:
+        assert f"usertests: boot module {helper} is missing (boot it with --module guestos/build/{helper}.elf)" \
+            in lines, run.output
+    failed = [index for index, line in enumerate(lines) if "FAILED at check 1" in line]
+    assert failed and all(lines[index - 1].startswith("usertests: boot module ") for index in failed)
+    assert run.exit_code == 1
