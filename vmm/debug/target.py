@@ -13,8 +13,8 @@ each exit is handed to the session as an ExitEvent (the reasons the VM's
 there, the CPU is asked to stop after the exit (cpu.request_stop with
 DEBUG_STOP), and `advance` turns that stop back into a running CPU.
 
-Interfaces used that are not public (see the report in docs/debugger.md
-"Limits"): Machine._loop, the machine's run loop without packaging a result.
+The bare machine is advanced with Machine.advance, its run loop without the
+end of the run.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ class MachineTarget:
 
     def advance(self, limit: int) -> None:
         """Run the machine's loop until `limit` instructions, a debugger stop or the end."""
-        self._stuck = self.machine._loop(limit) is EndReason.NO_INTERRUPT_SOURCE
+        self._stuck = self.machine.advance(limit) is EndReason.NO_INTERRUPT_SOURCE
         if self.cpu.state is CpuState.STOPPED and self.cpu.stop_reason == DEBUG_STOP:
             self.cpu.state, self.cpu.stop_reason = CpuState.RUNNING, None
 

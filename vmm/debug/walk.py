@@ -10,9 +10,8 @@
     info p2m      guest-physical to machine, as ranges
 
 Everything is read from memory and the VMM's bookkeeping without changing
-either.  Shadow paging keeps which guest frames it traces, which are out of
-sync and its root cache in private fields (ShadowPaging._by_gfn, _unsync,
-_roots, _pages); `_shadow_state` is the one place that reads them.
+either; `_shadow_state` is the one place that asks shadow paging for its
+(ShadowPaging.bookkeeping).
 """
 
 from __future__ import annotations
@@ -138,9 +137,8 @@ def tlb_bits(entry: int) -> str:
 # --- the shadow side -------------------------------------------------------------------------
 
 def _shadow_state(vm) -> tuple[set[int], set[int], list, dict]:
-    """ShadowPaging's traced frames, out-of-sync frames, cached roots and pages (module doc)."""
-    shadow = vm.mode.shadow
-    return set(shadow._by_gfn), set(shadow._unsync), list(shadow._roots), shadow._pages
+    """ShadowPaging's traced frames, out-of-sync frames, cached roots and pages (ShadowPaging.bookkeeping)."""
+    return vm.mode.shadow.bookkeeping()
 
 
 def _shadow_root(view: View) -> int | None:

@@ -124,7 +124,7 @@ class Machine:
         retire.  Flushes the console and writes dirty disk sectors back at the
         end (DiskError if that fails)."""
         try:
-            reason = self._loop(max_instructions)
+            reason = self.advance(max_instructions)
         finally:
             self.uart.flush()
         if self.disk is not None:
@@ -134,8 +134,11 @@ class Machine:
                 self.disk.image.close()
         return self._result(reason, max_instructions)
 
-    def _loop(self, max_instructions: int | None) -> EndReason:
-        """The run loop (module doc); returns why it ended."""
+    def advance(self, max_instructions: int | None) -> EndReason:
+        """The run loop (module doc) until the guest stops or `max_instructions`
+        retire; returns why it ended.  run() is this plus the end of the run
+        (console flushed, disk written back, the result packaged); a debugger
+        calls it again and again."""
         cpu = self.cpu
         while cpu.state in ACTIVE:
             limit_tick = self._limit_tick(max_instructions)

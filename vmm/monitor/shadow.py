@@ -572,6 +572,12 @@ class ShadowPaging:
 
     # --- audit -----------------------------------------------------------------------------
 
+    def bookkeeping(self) -> tuple[set[int], set[int], list[ShadowPage], dict]:
+        """Copies of what a debugger shows (vmm/debug/walk.py): the traced guest
+        frames, the out-of-sync ones, the cached roots (the current one first)
+        and the shadow pages by (key, role)."""
+        return set(self._by_gfn), set(self._unsync), list(self._roots), dict(self._pages)
+
     def audit(self) -> list[str]:
         """Every present shadow entry, read from machine memory, checked against
         the CURRENT guest tables and p2m.  Returns the violations (empty when
