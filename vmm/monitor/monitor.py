@@ -88,6 +88,9 @@ class Monitor:
                                cost_model=cost_model)
         self.cpu = self.machine.cpu
         self.cpu.vm_exit = self.exit
+        # the trace's hypercall hook (vmm/tracing.py), None unless tracing hypercalls:
+        # trace_hypercall(vm, epc, name, args, result: the handler's, None if it set the registers itself)
+        self.trace_hypercall: Callable | None = None
         self.console_out = console_out or sys.stdout.buffer
         self._shared_console = SharedConsole(self.console_out)
         self.console_in = console_in or ConsoleInput(b"")
@@ -213,8 +216,9 @@ class Monitor:
     def _take_marks(self, vm: VM) -> None:
         """The VM's figures for each phase mark its emulated store just made
         (the store charged, so the marking exit counts in the phase before)."""
-        vm.marks += [(marker, self.vm_stats(vm)) for marker in vm.pending_marks]
-        vm.pending_marks.clear()
+        if vm.pending_marks:
+            vm.marks += [(marker, self.vm_stats(vm)) for marker in vm.pending_marks]
+            vm.pending_marks.clear()
 
     def _contained(self, vm: VM, doing: Callable[..., str], action: Callable[..., None], *args) -> None:
         """Run `action(*args)`, the VMM's work for `vm`; whatever it raises
@@ -386,9 +390,9 @@ class Monitor:
         if vm.blk is not None:
             vm.mode.direct.release_writable(vm.blk.ring >> PAGE_SHIFT)
         vm.blk_counts = vm.blk_counts or BlockCounts()
-        vm.blk = None if ring is None else BlockBackend(
+        vm.set_block_ring(None if ring is None else BlockBackend(
             self.machine.memory, ring, vm.disk.image, vm.irq, self._clock, self._timer_changed,
-            vm.mode.kernel_address, vm.blk_counts, vm.mode.guest_written)
+            vm.mode.kernel_address, vm.blk_counts, vm.mode.guest_written))
         self._timer_target = None
 
     def end_slice(self) -> None:

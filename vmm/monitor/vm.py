@@ -209,6 +209,7 @@ class VM:
         self.devices = {UART_BASE: self.uart, TIMER_BASE: self.timer, POWER_BASE: self.power,
                         MARKER_BASE: Marker(self.pending_marks.append)}
         self.memory = GuestMemory(self.mode.memory, self.physmap)
+        self._retime()
 
     @property
     def name(self) -> str:
@@ -251,14 +252,20 @@ class VM:
         self.disk = Disk(self.irq, GuestDma(self.mode.memory, self.physmap, self.mode), image, self.clock,
                          self.timer_changed)
         self.devices[DISK_BASE] = self.disk
+        self._retime()
 
-    def timed_devices(self) -> tuple:
-        """The devices with events in time: the UART, the timer, the disk and its ring if any."""
-        return tuple(device for device in (self.uart, self.timer, self.disk, self.blk) if device is not None)
+    def set_block_ring(self, backend) -> None:
+        """The paravirtual disk's ring back end (blkback.BlockBackend), or None."""
+        self.blk = backend
+        self._retime()
+
+    def _retime(self) -> None:
+        """timed: the devices with events in time, the UART, the timer, the disk and its ring if any."""
+        self.timed = tuple(device for device in (self.uart, self.timer, self.disk, self.blk) if device is not None)
 
     def advance_devices(self, now: int) -> None:
         """Bring the virtual devices up to machine tick `now`."""
-        for device in self.timed_devices():
+        for device in self.timed:
             device.advance(now)
 
     def io_figures(self) -> dict[str, int]:
@@ -274,7 +281,7 @@ class VM:
         line is still asserted needs none: another expiry changes nothing the
         guest can see until it acknowledges (an exit, which looks again)."""
         event = None
-        for device in self.timed_devices():
+        for device in self.timed:
             if device is not self.timer or not self.irq.pending & (1 << IRQ_TIMER):
                 event = earliest(event, device.next_event())
         return event
