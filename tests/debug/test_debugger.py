@@ -114,7 +114,7 @@ def test_the_worked_example_of_the_docs_replays_verbatim():
 
 def test_bad_commands_and_addresses_give_one_line_errors_and_end_of_input_quits_cleanly():
     script = "frobnicate\nbreak nosuchsymbol\nx/4q 0\nx/4xw 0x7ff00000\nwalk\nstep zero\ncatch exit\ninfo foo\n" \
-             "watch 0x1000 read\ndelete 9\nhelp step\n"
+             "watch 0x1001 read\ndelete 9\nhelp step\n"
     debug = kite("debug", ["--bare", str(BUILD / "hello.elf")], script)
     errors = [line for line in debug.stdout.splitlines() if line.startswith("error: ")]
     assert len(errors) == 10, debug.stdout
@@ -140,3 +140,37 @@ def test_several_vms_can_be_listed_selected_and_caught_per_exit_reason(tmp_path)
     assert "selected pv (direct)" in debug.stdout
     assert "hypercall: set_base in pv" in debug.stdout
     assert guest == run.stdout and debug.returncode == run.returncode == 0
+
+
+WATCHED = """\
+        .text
+        .globl _start
+_start:
+        la      s0, counter
+        lw      t0, 0(s0)               # reads counter
+        addi    t0, t0, 1
+        sw      t0, 0(s0)               # writes it
+        lb      t1, 1(s0)               # reads one byte of it
+        li      t2, 0xF0003000
+        sw      zero, 0(t2)
+        .data
+        .globl counter
+counter: .word 5
+"""
+
+
+@pytest.mark.parametrize("machine", [["--bare"], ["--paging", "shadow"], ["--sim"]])
+def test_read_and_access_watchpoints_stop_after_each_load_or_store_that_touches_the_word(tmp_path, machine):
+    """A read watchpoint stops after the lw and the lb (not the sw); an access watchpoint after all three,
+    under the VMM too, where the lw first takes a hidden page fault (no guest-visible access yet)."""
+    from asm.assembler import assemble
+    from asm.linker import LinkOptions, link
+    image = tmp_path / "watched.elf"
+    image.write_bytes(link([assemble(WATCHED, "watched.s", {}, [])], LinkOptions(text_address=0x100000)))
+    read = kite("debug", [*machine, str(image)], "watch counter read\ncontinue\ncontinue\ncontinue\n")
+    assert re.findall(r"Read watchpoint 1: 0x00101000 (read \(.*?\))", read.stdout) == \
+        ["read (4 bytes at 0x00101000)", "read (1 byte at 0x00101001)"]
+    assert read.returncode == 0, read.stderr
+    access = kite("debug", [*machine, str(image)], "watch counter access\ncontinue\ncontinue\ncontinue\ncontinue\n")
+    assert re.findall(r"Access watchpoint 1: 0x00101000 ((?:read|written) \(.*?\))", access.stdout) == \
+        ["read (4 bytes at 0x00101000)", "written (4 bytes at 0x00101000)", "read (1 byte at 0x00101001)"]

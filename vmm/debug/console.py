@@ -225,16 +225,15 @@ class Console(cmd.Cmd):
         self.session.delete([int(word) for word in words])
 
     def do_watch(self, arg: str) -> None:
-        """watch ADDR [write]: stop when the word at ADDR changes (checked after each instruction).
-        Read and access watchpoints need a memory-access hook the machine does not have."""
+        """watch ADDR [write|read|access]: stop when the word at ADDR changes (write, the default), after a
+        load from it (read) or after a load or store touching it (access); checked at every instruction."""
         expression, _, kind = arg.strip().rpartition(" ") if arg.strip().endswith(
             (" read", " write", " access")) else (arg, "", "write")
-        if kind != "write":
-            raise DebugError(f"watch ... {kind}: only write watchpoints (value changes) are supported")
         if not expression.strip():
             raise DebugError("watch needs an address")
-        point = self.session.watch(self.view(), self.address(expression))
-        self.say(f"Watchpoint {point.number}: {point.address:#010x} (machine {point.machine:#010x}) = "
+        point = self.session.watch(self.view(), self.address(expression), kind)
+        label = "Watchpoint" if kind == "write" else f"{kind.capitalize()} watchpoint"
+        self.say(f"{label} {point.number}: {point.address:#010x} (machine {point.machine:#010x}) = "
                  f"{point.value:#010x}")
 
     def do_catch(self, arg: str) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from asm.arch import describe_cause
-from asm.isa import CR_CAUSE, CR_EPC, REG_A0, REG_RA, REG_SP, REG_ZERO, decode
+from asm.isa import CR_CAUSE, CR_EPC, LOAD_WIDTHS, REG_A0, REG_RA, REG_SP, REG_ZERO, STORE_WIDTHS, decode
 from vmm.debug.symbols import DebugError
 from vmm.debug.target import ExitEvent, View
 
@@ -54,10 +54,25 @@ class Watchpoint:
     address: int          # the virtual address given
     machine: int          # where that word is in machine RAM when it was set
     value: int
+    kind: str = "write"   # write: the word changed; read: a load from it; access: a load or store
     hits: int = 0
 
     def describe(self, symbols) -> str:
-        return f"{'watch':<10} {self.address:#010x} (machine {self.machine:#010x})  hits {self.hits}"
+        return f"{self.kind + ' watch':<13} {self.address:#010x} (machine {self.machine:#010x})  hits {self.hits}"
+
+
+def data_access(word: int, regs: list[int]) -> tuple[str, int, int] | None:
+    """("read" or "write", virtual address, width) of the load or store `word`
+    would make with registers `regs`, None for any other instruction (the ISA
+    table's widths; the address as the machine computes it, rs1 + imm)."""
+    decoded = decode(word)
+    if decoded is None or decoded.insn.mnemonic not in LOAD_WIDTHS and decoded.insn.mnemonic not in STORE_WIDTHS:
+        return None
+    operands = decoded.operands
+    address = (regs[operands["rs1"]] + operands["imm"]) & 0xFFFFFFFF
+    if decoded.insn.mnemonic in LOAD_WIDTHS:
+        return "read", address, LOAD_WIDTHS[decoded.insn.mnemonic][0]
+    return "write", address, STORE_WIDTHS[decoded.insn.mnemonic]
 
 
 @dataclass
@@ -116,8 +131,9 @@ class Session:
         self.points[point.number] = point
         return point
 
-    def watch(self, view: View, address: int) -> Watchpoint:
-        """Watch the word at virtual `address` (where it is in machine RAM now) for changes."""
+    def watch(self, view: View, address: int, kind: str = "write") -> Watchpoint:
+        """Watch the word at virtual `address` (where it is in machine RAM now):
+        for changes (write), loads from it (read) or loads and stores (access)."""
         if address & 3:
             raise DebugError(f"{address:#x} is not word-aligned")
         physical = view.space.to_physical(address)
@@ -125,7 +141,7 @@ class Session:
         data = None if machine is None else view.space.read_machine(machine, 4)
         if data is None:
             raise DebugError(f"{address:#010x} is not mapped to RAM in the current address space")
-        return self.add(Watchpoint, address, machine, int.from_bytes(data, "little"))
+        return self.add(Watchpoint, address, machine, int.from_bytes(data, "little"), kind)
 
     def delete(self, numbers: list[int]) -> None:
         """Delete the points `numbers` (all of them if empty)."""
@@ -157,8 +173,11 @@ class Session:
                 limit = target.instructions + leg
                 if self.max_instructions is not None:
                     limit = min(limit, self.max_instructions)
-                traps = target.traps_taken()
+                traps, retired, guest_traps = target.traps_taken(), target.instructions, target.guest_traps()
+                access = self._predicted_access() if single else None
                 target.advance(limit)
+                if target.instructions == retired + 1 and target.guest_traps() == guest_traps:
+                    self._access_hits(access)         # the instruction retired: its access happened
                 stops = self._stops(traps, goal)
                 if stops is not None:
                     return stops
@@ -205,11 +224,35 @@ class Session:
                     del self.points[point.number]
         return hits
 
+    def _predicted_access(self) -> tuple[str, int, int] | None:
+        """The data access of the instruction about to run, when a read or
+        access watchpoint needs it (its word read through the current address
+        space without side effects), else None."""
+        if not any(point.kind != "write" for point in self._of(Watchpoint)):
+            return None
+        view = self.target.view()
+        data = view.space.read_virtual(view.pc, 4)
+        return None if data is None else data_access(int.from_bytes(data, "little"), view.regs)
+
+    def _access_hits(self, access: tuple[str, int, int] | None) -> None:
+        """Read and access watchpoints whose word the retired instruction's
+        `access` touched: queued as stops (self._caught)."""
+        if access is None:
+            return
+        kind, address, width = access
+        for point in self._of(Watchpoint):
+            touched = address < point.address + 4 and point.address < address + width
+            if touched and (point.kind == "access" or point.kind == kind == "read"):
+                point.hits += 1
+                verb = "read" if kind == "read" else "written"
+                self._caught.append(f"{point.kind.capitalize()} watchpoint {point.number}: {point.address:#010x} "
+                                    f"{verb} ({width} byte{'s' * (width > 1)} at {address:#010x})")
+
     def _watch_hits(self) -> list[str]:
         hits = []
         for point in self._of(Watchpoint):
             value = self.target.machine_word(point.machine)
-            if value != point.value:
+            if point.kind == "write" and value != point.value:
                 point.hits += 1
                 hits.append(f"Watchpoint {point.number}: {point.address:#010x}  old {point.value:#010x}  "
                             f"new {value:#010x}")

@@ -171,6 +171,14 @@ class MachineTarget:
         counters = self.cpu.counters
         return sum(counters.exceptions.values()) + sum(counters.interrupts.values())
 
+    def guest_traps(self) -> int:
+        """Traps the guests have taken so far: on the bare machine traps_taken,
+        under the VMM the traps reflected to the VMs (not the exits the VMM
+        handled by itself, such as hidden page faults)."""
+        if self.monitor is None:
+            return self.traps_taken()
+        return sum(vm.reflections for vm in self.monitor.vms)
+
     def advance(self, limit: int) -> None:
         """Run the machine's loop until `limit` instructions, a debugger stop or the end."""
         self._stuck = self.machine.advance(limit) is EndReason.NO_INTERRUPT_SOURCE
@@ -293,6 +301,10 @@ class SimTarget:
 
     def traps_taken(self) -> int:
         return sum(self.sim.exceptions.values()) + sum(self.sim.interrupts.values())
+
+    def guest_traps(self) -> int:
+        """Traps the guest has taken so far (all of them: nothing runs below it)."""
+        return self.traps_taken()
 
     def advance(self, limit: int) -> None:
         """Interpret until `limit` instructions or the end, through the class's

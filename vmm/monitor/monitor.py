@@ -282,6 +282,7 @@ class Monitor:
         entry, continue at the guest's trap vector in virtual kernel mode.  A
         guest with no trap vector, or faulting again at it, is stopped."""
         vm.exits[reason] += 1
+        vm.reflections += 1
         if vm.entering_trap and epc == vm.vcpu.cr[CR_TVEC] and not cause & CAUSE_INTERRUPT:
             vm.vcpu.enter_trap(cause, epc, badaddr)       # records it, as the bare machine does
             vm.crash(triple_fault_message(cause, epc, badaddr, is_fetch_fault(cause, epc, badaddr)))

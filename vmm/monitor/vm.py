@@ -196,6 +196,7 @@ class VM:
     pvcpu: object = None             # the registered per-vCPU page (pvcpu.PvCpu), direct mode only
     disk: Disk | None = None         # the emulated disk (attach_disk)
     disk_mmio_exits: int = 0         # MMIO exits at the disk's registers
+    reflections: int = 0             # traps delivered to the guest (Monitor.reflect)
     blk: object = None               # the paravirtual disk's ring (blkback.BlockBackend), direct mode only
     blk_counts: object = None        # its figures across registrations (blkback.BlockCounts)
 
