@@ -99,6 +99,47 @@ def open_trace(path: str | None) -> Iterator[Callable[[str], None] | None]:
         yield lambda line: trace_file.write(line + "\n")
 
 
+@contextlib.contextmanager
+def trace_config(trace: dict) -> Iterator[object]:
+    """The vmm.tracing.TraceConfig of the --trace options (None without
+    --trace), its sink open while inside.  Raises KiteError."""
+    with open_trace(trace["path"]) as emit:
+        if emit is None:
+            yield None
+            return
+        from vmm.tracing import TraceConfig
+        yield TraceConfig(emit, trace["events"], trace["ranges"], trace["format"])
+
+
+def trace_options(options: dict, engine: str) -> dict:
+    """Take the --trace options out of `options`, checked for `engine`
+    ("bare", "sim", "vmm"): {path, events, ranges, format}.  Raises UsageError."""
+    from vmm.tracing import DEFAULT_EVENTS, check_events, parse_events, parse_filter
+    trace = {"path": options.pop("trace"), "format": options.pop("trace_format") or "text"}
+    events_text, filter_text = options.pop("trace_events"), options.pop("trace_filter")
+    given = [name for name, value in (("--trace-events", events_text), ("--trace-filter", filter_text),
+                                      ("--trace-format", trace["format"] != "text")) if value]
+    if given and trace["path"] is None:
+        raise click.UsageError(f"{' and '.join(given)} need{'s' if len(given) == 1 else ''} --trace FILE|-")
+    trace["events"] = _parsed(parse_events, events_text, "--trace-events") or frozenset(DEFAULT_EVENTS)
+    trace["ranges"] = _parsed(parse_filter, filter_text, "--trace-filter") or ()
+    try:
+        check_events(trace["events"], engine)
+    except KiteError as error:
+        raise click.UsageError(str(error)) from None
+    return trace
+
+
+def _parsed(parse: Callable, text: str | None, option: str):
+    """parse(text), None without text; a ValueError becomes click's BadParameter for `option`."""
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+
+
 def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, stats, stats_json,
              cmdline, input_file, input_text, cost_model) -> int:
     """Boot `image` on the bare machine; returns the process exit code.
@@ -107,24 +148,25 @@ def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, 
     from vmm.launch import run_bare as launch_bare
     from vmm.machine.devices.disk import DiskImage
     disk_image = DiskImage.open(disk, read_only=disk_readonly) if disk else None
-    with open_trace(trace) as emit:
+    with trace_config(trace) as config:
         finished = launch_bare(Boot(image, tuple(modules), mem, cmdline),
                                console(input_file, input_text),
-                               run_options(max_instructions, cost_model, emit, disk_image))
+                               run_options(max_instructions, cost_model, config, disk_image))
     report(finished, stats, stats_json)
     return finished.exit_code
 
 
-def run_sim(image, modules, mem, disk, disk_readonly, max_instructions, stats, stats_json, cmdline, input_file,
-            input_text, cost_model) -> int:
+def run_sim(image, modules, mem, disk, disk_readonly, max_instructions, trace, stats, stats_json, cmdline,
+            input_file, input_text, cost_model) -> int:
     """Boot `image` under machine simulation (every instruction interpreted by
     the VMM); returns the process exit code.  Raises KiteError."""
     from vmm.launch import Boot
     from vmm.launch import run_sim as launch_sim
     from vmm.machine.devices.disk import DiskImage
     disk_image = DiskImage.open(disk, read_only=disk_readonly) if disk else None
-    finished = launch_sim(Boot(image, tuple(modules), mem, cmdline), console(input_file, input_text),
-                          run_options(max_instructions, cost_model, None, disk_image))
+    with trace_config(trace) as config:
+        finished = launch_sim(Boot(image, tuple(modules), mem, cmdline), console(input_file, input_text),
+                              run_options(max_instructions, cost_model, config, disk_image))
     report(finished, stats, stats_json)
     return finished.exit_code
 
@@ -134,9 +176,9 @@ def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, inp
     """Run the VMs under the VMM; returns the process exit code (the only
     VM's, or the first nonzero one of several).  Raises KiteError."""
     from vmm.launch import run_vmm as launch_vmm
-    with open_trace(trace) as emit:
+    with trace_config(trace) as config:
         finished = launch_vmm(configs, console(input_file, input_text),
-                              run_options(max_instructions, cost_model, emit))
+                              run_options(max_instructions, cost_model, config))
     report(finished, stats, stats_json)
     return finished.exit_code
 
@@ -243,6 +285,7 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     refuse_overwriting_inputs(image, vm_specs, options)
     if options["disk_readonly"] and not options["disk"]:
         raise click.UsageError("--disk-readonly needs --disk")
+    options["trace"] = trace_options(options, "bare" if bare else "sim" if sim else "vmm")
     if bare:
         if options.pop("shadow_opt"):
             raise click.UsageError("--shadow-opt applies to --paging shadow")
@@ -251,8 +294,6 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
         raise click.UsageError("--shadow-opt applies to --paging shadow")
     if sim:
         options.pop("shadow_opt")
-        if options.pop("trace"):
-            raise click.UsageError("--trace works with --bare, --paging and --vm, not with --sim")
         return run_sim(image, **options)
     vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline", "shadow_opt", "disk",
                                                   "disk_readonly")}
@@ -316,7 +357,14 @@ def single_vm_config(image: str, paging: str, options: dict):
 @click.option("--disk-readonly", is_flag=True, help="Never write the guest's disk writes back.")
 @click.option("--max-instructions", type=click.IntRange(min=1),
               help="Stop (exit code 124) after this many instructions.")
-@click.option("--trace", metavar="FILE", help="Write every instruction and trap to FILE ('-': stderr).")
+@click.option("--trace", metavar="FILE", help="Write a trace of the run to FILE ('-': stderr); "
+                                              "docs/tracing.md.")
+@click.option("--trace-events", metavar="insn,trap,exit,hypercall,mmu,io",
+              help="What --trace shows: any comma-separated subset, or all (default insn,trap).")
+@click.option("--trace-filter", metavar="START..END[,...]",
+              help="Only events whose pc is in [START, END): addresses or symbols (main, user-hello:main+8).")
+@click.option("--trace-format", type=click.Choice(["text", "jsonl"]),
+              help="The trace as text lines (default) or JSON Lines, one object per event.")
 @click.option("--stats", is_flag=True, help="Print the counters on stderr at the end.")
 @click.option("--stats-json", metavar="FILE", help="Write the counters as JSON to FILE.")
 @click.option("--cmdline", default="", help="The kernel command line (in the boot-info block).")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from asm.isa import MAX_RAM, PAGE_SIZE
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel
@@ -24,6 +24,9 @@ from vmm.machine.errors import KiteError
 from vmm.machine.outcome import EndReason, RunResult
 from vmm.machine.stats import MachineStats
 from vmm.monitor.vm import VmConfig, VmStats
+
+if TYPE_CHECKING:
+    from vmm.tracing import TraceConfig
 
 SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables
 # The debugger (vmm/debug), while attached: handed the Machine, Simulator or
@@ -49,11 +52,12 @@ class Console:
 
 @dataclass(frozen=True)
 class Options:
-    """How to run: the instruction limit, the cost model, a trace sink (one
-    line per instruction and trap), the disk of the bare machine or the simulator (a VM's is in its VmConfig)."""
+    """How to run: the instruction limit, the cost model, the trace
+    (vmm.tracing.TraceConfig: its sink, categories, filter and format), the
+    disk of the bare machine or the simulator (a VM's is in its VmConfig)."""
     max_instructions: int | None = None
     cost_model: CostModel = DEFAULT_COST_MODEL
-    trace: Callable[[str], None] | None = None
+    trace: "TraceConfig | None" = None
     disk: DiskImage | None = None
 
 
@@ -116,19 +120,23 @@ def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
                       cmdline=boot.cmdline, cost_model=options.cost_model)
     machine.load(boot.image, list(boot.modules))
     if options.trace is not None:
-        machine.set_trace(options.trace)
+        from vmm.tracing import attach_machine
+        attach_machine(machine, boot.image, boot.modules, options.trace)
     _attach(machine)
     result = machine.run(options.max_instructions)
     return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump)
 
 
 def run_sim(boot: Boot, console: Console, options: Options) -> Finished:
-    """Boot under machine simulation and run to the end (no trace)."""
+    """Boot under machine simulation and run to the end."""
     from vmm.monitor.simulate import Simulator
     refuse_direct_image(boot.image)
     simulator = Simulator(boot.mem, console_out=console.output, console_in=console.input,
                           cost_model=options.cost_model, disk=options.disk)
     simulator.load(boot.image, list(boot.modules), boot.cmdline)
+    if options.trace is not None:
+        from vmm.tracing import attach_simulator
+        attach_simulator(simulator, boot.image, boot.modules, options.trace)
     _attach(simulator)
     result = simulator.run(options.max_instructions)
     return Finished(result, RunStats(result.stats), result.exit_code)
@@ -144,19 +152,24 @@ def machine_mem_for(configs: list[VmConfig]) -> int:
 
 def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Finished:
     """Create the VMs (their output prefixed with their names when there
-    are several) and run them under the VMM to the end; the trace shows the
-    first VM's symbols."""
-    from vmm.machine.machine import Tracer
+    are several) and run them under the VMM to the end; the trace names
+    code with the running VM's symbols."""
     from vmm.monitor.monitor import Monitor
     monitor = Monitor(machine_mem_for(configs), console_out=console.output, console_in=console.input,
                       cost_model=options.cost_model)
     try:
-        vms = [monitor.create_vm(config, prefix_output=len(configs) > 1) for config in configs]
+        for config in configs:
+            monitor.create_vm(config, prefix_output=len(configs) > 1)
     except KiteError:
         monitor.release_disks(write_back=False)       # the disk locks of the VMs made so far
         raise
     if options.trace is not None:
-        monitor.cpu.trace = Tracer(vms[0].symbols, options.trace)
+        from vmm.tracing import attach_monitor
+        try:
+            attach_monitor(monitor, options.trace)
+        except KiteError:
+            monitor.release_disks(write_back=False)
+            raise
     _attach(monitor)
     result, vm_results = monitor.run(options.max_instructions)
     stats = RunStats(result.stats, {vm.name: vm.stats for vm in vm_results})

@@ -280,7 +280,8 @@ def test_trace_has_one_symbolized_line_per_instruction(tmp_path):
     lines = trace_path.read_text().splitlines()
     assert lines[0].startswith("0x00100000 <_start>  ")
     assert len(lines) == json.loads(stats_path.read_text())["instructions"]
-    assert lines[-1].endswith("sw zero, 0(t0)")          # the power-off store ends the run
+    # the power-off store ends the run; since the trace shows file:line (docs/tracing.md), as a last comment
+    assert lines[-1].endswith("sw zero, 0(t0)  # " + str(tmp_path / "hello.s") + ":17")
     assert any(line.split("  ", 1)[1].startswith("sw ") for line in lines)
 
 

@@ -22,7 +22,6 @@ import sys
 from dataclasses import replace
 from typing import BinaryIO, Callable
 
-from asm.arch import describe_cause, sets_badaddr
 from asm.isa import (BOOTINFO_ADDR, CR_NAMES, DISK_BASE, MMIO_DEVICE_SIZE,
                      MARKER_BASE, POWER_BASE, REG_ABI_NAMES, TIMER_BASE, UART_BASE)
 from vmm.machine.bus import Bus
@@ -228,39 +227,9 @@ class Machine:
         return "\n".join(lines)
 
     def set_trace(self, emit: Callable[[str], None]) -> None:
-        """Report every executed instruction and trap to `emit`, one line each
-        (format: Tracer)."""
-        self.cpu.trace = Tracer(self.symbols, emit)
-
-
-
-class Tracer:
-    """The CPU's trace hook, formatting one line per event:
-
-        0x00100004 <_start+0x4>  addi a0, zero, 5
-        trap: page fault epc=0x00100010 badaddr=0x00400000
-        trap: interrupt timer epc=0x00100020
-
-    badaddr is shown for the causes that set it (asm.arch.sets_badaddr): the
-    address the trap reports, under the VMM as on the bare machine."""
-
-    def __init__(self, symbols: Symbolizer, emit: Callable[[str], None]):
-        from asm.disasm import disassemble_word
-        self._disassemble = disassemble_word
-        self._symbols = symbols
-        self._emit = emit
-
-    def __call__(self, kind: str, first: int, second: int, badaddr: int | None = None) -> None:
-        """trace("insn", pc, word) or trace("trap", cause, epc, badaddr)."""
-        if kind == "insn":
-            self._emit(f"{self._symbols.describe(first)}  "
-                       f"{self._disassemble(second, first, self._symbols)}")
-        elif kind == "trap":
-            self._emit(self._trap_line(first, second, badaddr))
-
-    @staticmethod
-    def _trap_line(cause: int, epc: int, badaddr: int | None) -> str:
-        line = f"trap: {describe_cause(cause)} epc={epc:#010x}"
-        if sets_badaddr(cause) and badaddr is not None:
-            line += f" badaddr={badaddr:#010x}"
-        return line
+        """Report every executed instruction and trap to `emit`, one line each,
+        named with the kernel's symbols (`kite run --trace` uses
+        vmm.tracing.attach_machine, which adds modules, lines and categories)."""
+        from vmm.tracing import SourceMap, TraceConfig, Tracer
+        source_map = SourceMap(self.symbols, {})
+        self.cpu.trace = Tracer(TraceConfig(emit), lambda: (None, source_map))

@@ -33,11 +33,15 @@ def dispatch(monitor, vm, epc: int) -> None:
     call = HYPERCALLS_BY_NUMBER.get(regs[HC_NUMBER_REG])
     vm.exits[f"hypercall: {call.name if call else 'unknown'}"] += 1
     if call is None or (call.modes == MODE_DIRECT and vm.config.paging != "direct"):
+        if monitor.trace_hypercall is not None:
+            monitor.trace_hypercall(vm, epc, call.name if call else f"unknown {regs[HC_NUMBER_REG]}", [], -ENOSYS)
         regs[HC_RESULT_REG] = result_word(-ENOSYS)
         monitor.complete(vm, epc + 4)
         return
-    args = [regs[number] for number in HC_ARG_REGS]
-    result = HANDLERS[call.name](monitor, vm, *args[:len(call.args)])
+    args = [regs[number] for number in HC_ARG_REGS][:len(call.args)]
+    result = HANDLERS[call.name](monitor, vm, *args)
+    if monitor.trace_hypercall is not None:
+        monitor.trace_hypercall(vm, epc, call.name, args, result)
     if vm.alive and result is not None:
         regs[HC_RESULT_REG] = result_word(result)
         monitor.complete(vm, epc + 4)

@@ -195,6 +195,9 @@ class Simulator:
         self.state, self.stop_reason = CpuState.RUNNING, ""
         self.symbols = Symbolizer([])
         self.entering_trap = False        # a trap was entered and no instruction has retired since
+        # the trace hook (vmm/tracing.py), None without --trace: trace("insn", pc, word) before each
+        # instruction runs, trace("trap", cause, epc, badaddr) at each trap entry (_interpret_traced)
+        self.trace = None
         # the decode cache: physical page -> its 1024 executors (None until first run), dropped when
         # the page is written (PhysicalMemory.code_pages)
         self._code: dict[int, list] = {}
@@ -243,7 +246,7 @@ class Simulator:
                 return self._result(EndReason.INSTRUCTION_LIMIT, max_instructions)
             if self.state is CpuState.WAITING and not self._idle():
                 return self._result(EndReason.NO_INTERRUPT_SOURCE, max_instructions)
-            self._interpret(limit)
+            (self._interpret if self.trace is None else self._interpret_traced)(limit)
             if self._pending_marks:
                 self._take_marks()
         if self.state is CpuState.HALTED:
@@ -256,7 +259,7 @@ class Simulator:
         """One instruction (or one interrupt entry), then the devices catch up."""
         if self._take_interrupt(self.pc):
             return
-        self._interpret(self.instructions + 1)
+        (self._interpret if self.trace is None else self._interpret_traced)(self.instructions + 1)
 
     def _take_interrupt(self, pc: int) -> bool:
         """Enter the lowest pending interrupt at `pc` if IE allows one; whether it did."""
@@ -330,6 +333,52 @@ class Simulator:
         self.page_walks += cached
         self.ram.refs += 2 * cached
 
+    def _interpret_traced(self, limit: int) -> None:
+        """_interpret with the trace on, the same steps in the same order:
+        each instruction reported before it runs, and fetched in full (its
+        walk made or remembered, counted as _interpret counts the fetches it
+        skips: one walk and two references), so the figures do not change."""
+        irq, sync, trace = self.irq, self._sync, self.trace
+        start = ticks = self.ticks
+        end, pc = ticks + limit - self.instructions, self.pc
+        deadline = self._deadline()
+        entering = self.entering_trap
+        while ticks < end and self.state is CpuState.RUNNING:
+            fetching = True
+            try:
+                if irq.pending and self._take_interrupt(pc):
+                    pc, entering = self.pc, True
+                    continue
+                sync[0] = False
+                slots, base, _ = self._fetch_page(pc)
+                fetching = False
+                index = (pc & 0xFFF) >> 2
+                executor = slots[index] or self._decode_slot(slots, index, base)
+                trace("insn", pc, self.memory.read(base | index << 2, 4))
+                pc = executor(pc)
+                if entering:
+                    self.entering_trap = entering = False
+                self.ticks = ticks = ticks + 1
+                if ticks >= deadline or sync[0]:
+                    deadline = self._catch_up(ticks, deadline)
+                    if sync[0] and (self.state is not CpuState.RUNNING or self._pending_marks):
+                        break
+            except SimTrap as trap:
+                code = trap.cause & 0xFF
+                self.exceptions[code] = self.exceptions.get(code, 0) + 1
+                self.pc = pc
+                self._enter_trap(trap.cause, pc, trap.badaddr)
+                if entering and self.state is not CpuState.STOPPED:
+                    self.state = CpuState.STOPPED
+                    self.stop_reason = triple_fault_message(trap.cause, pc, trap.badaddr, fetching)
+                pc, entering = self.pc, self.entering_trap
+                deadline = self._deadline()
+        self.pc = pc
+        self.instructions += ticks - start
+        cached, self._cached[0] = self._cached[0], 0
+        self.page_walks += cached
+        self.ram.refs += 2 * cached
+
     def _catch_up(self, ticks: int, deadline: int) -> int:
         """After an instruction that reached the next device event or may
         have changed the devices or the state: the devices catch up, power
@@ -398,6 +447,8 @@ class Simulator:
 
     def _enter_trap(self, cause: int, epc: int, badaddr: int | None) -> None:
         """Trap entry exactly as the hardware does it (docs/isa.md)."""
+        if self.trace is not None:
+            self.trace("trap", cause, epc, badaddr)
         cr = self.cr
         cr[CR_EPC], cr[CR_CAUSE] = epc, cause
         if badaddr is not None:
