@@ -213,6 +213,8 @@ def report(finished, stats: bool, stats_json: str | None) -> None:
         click.echo(f"kite: stopped: {result.message}", err=True)
     if finished.register_dump is not None and result.reason in (EndReason.FAULT, EndReason.NO_INTERRUPT_SOURCE):
         click.echo(finished.register_dump(), err=True)
+    if finished.hint:
+        click.echo(finished.hint, err=True)
     for vm in finished.vms:
         if vm.message:
             click.echo(f"kite: {vm.name}: stopped: {vm.message}", err=True)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from vmm.tracing import TraceConfig
 
 SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables
+# where the guest OS links its user programs: guestos/include/layout.inc USER_BASE
+# (tests/guestos/test_kernel_constants.py holds the two equal)
+GUEST_OS_USER_BASE = 0x00400000
 # The debugger (vmm/debug), while attached: handed the Machine, Simulator or
 # Monitor each run function builds, right before it runs.
 ATTACH: ContextVar[Callable[[object], None] | None] = ContextVar("kite_attach", default=None)
@@ -94,6 +97,7 @@ class Finished:
     exit_code: int
     vms: list = field(default_factory=list)          # [monitor.VmResult]
     register_dump: Callable[[], str] | None = None
+    hint: str = ""                                   # a line of advice for a run that went wrong, or ""
 
 
 def refuse_direct_image(image: str) -> None:
@@ -112,6 +116,16 @@ def _attach(engine) -> None:
         hook(engine)
 
 
+def user_program_hint(image: str, entry: int, reason: EndReason) -> str:
+    """Advice for an image that faulted on the bare machine with its entry at
+    the guest OS's USER_BASE: most likely a user program booted as a kernel."""
+    if reason is not EndReason.FAULT or entry != GUEST_OS_USER_BASE:
+        return ""
+    return (f"hint: {image} starts at {GUEST_OS_USER_BASE:#010x}, where the guest OS links its user programs; "
+            f"a user program runs under the guest kernel: kite run --bare guestos/build/kernel-native.elf "
+            f"--module {image}")
+
+
 def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
     """Boot on the bare machine and run to the end."""
     from vmm.machine.machine import Machine
@@ -124,7 +138,9 @@ def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
         attach_machine(machine, boot.image, boot.modules, options.trace)
     _attach(machine)
     result = machine.run(options.max_instructions)
-    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump)
+    hint = user_program_hint(boot.image, machine.image.entry_paddr, result.reason)
+    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump,
+                    hint=hint)
 
 
 def run_sim(boot: Boot, console: Console, options: Options) -> Finished:

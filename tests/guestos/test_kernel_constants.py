@@ -96,3 +96,12 @@ def test_the_disk_calls_sector_size_and_the_transfer_ops_are_the_devices_and_the
     assert (values["DISK_CMD_READ"], values["DISK_CMD_WRITE"]) == (abi.BLK_OP_READ, abi.BLK_OP_WRITE)
     assert values["DISK_IO_MAX"] % abi.BLK_MAX_SECTORS == 0
     assert values["DISK_IO_MAX"] // abi.BLK_MAX_SECTORS <= abi.BLK_RING_SIZE
+
+
+def test_the_vmms_user_base_is_the_guest_oss():
+    """vmm/launch.py's GUEST_OS_USER_BASE (its hint for a user program booted as a kernel) is layout.inc's."""
+    from vmm.launch import GUEST_OS_USER_BASE
+    source = '.include "layout.inc"\n.data\n.word USER_BASE\n'
+    include = KERNEL.parent / "include"
+    data = assemble(source, str(include / "values.s"), include_dirs=[str(include)]).section(".data").data
+    assert struct.unpack("<I", bytes(data))[0] == GUEST_OS_USER_BASE

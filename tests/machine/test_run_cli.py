@@ -209,3 +209,14 @@ def test_disk_is_written_back_after_the_run_and_a_read_only_one_is_not(stand_in_
         result = invoke(image, "--bare", "--disk", str(disk), *flags)
         assert result.exit_code == 0, result.stderr
         assert disk.read_bytes() == expected
+
+
+def test_a_user_program_booted_as_a_kernel_gets_a_hint_after_its_fault():
+    from kite.build import GUESTOS, build_all
+    build_all()
+    program = GUESTOS / "build" / "user-hello.elf"
+    result = invoke("--bare", str(program))
+    assert result.exit_code == 125
+    assert result.stderr.splitlines()[-1] == (
+        f"hint: {program} starts at 0x00400000, where the guest OS links its user programs; a user program runs "
+        f"under the guest kernel: kite run --bare guestos/build/kernel-native.elf --module {program}")
