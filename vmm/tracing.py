@@ -43,8 +43,7 @@ from typing import Callable
 
 from asm.arch import Access, describe_cause, sets_badaddr
 from asm.disasm import disassemble_word
-from asm.files import read_limited
-from asm.lines import LineTableError, SourceLine, address_lines
+from vmm.debug.symbols import Symbols, short_file
 from vmm.machine.errors import KiteError
 from vmm.machine.translate import EXIT_HYPERCALL
 
@@ -97,51 +96,6 @@ def cause_name(cause: int) -> str:
 # --- symbols and source lines ----------------------------------------------------------------
 
 
-class SourceMap:
-    """Names and source lines for one guest: its kernel's and modules'
-    symbols (a vmm.debug.symbols.Symbols) and each image's line table."""
-
-    def __init__(self, symbols, lines: dict[str, dict[int, SourceLine]]):
-        self.symbols = symbols
-        self._kernel_lines = lines.get("", {})
-        self._lines = lines
-
-    @classmethod
-    def load(cls, image: str, modules: tuple[str, ...], read_virtual) -> "SourceMap":
-        """The map of kernel `image` and `modules`; `read_virtual(va, n)` reads
-        the current address space (Symbols)."""
-        from vmm.debug.symbols import Symbols
-        symbols = Symbols.load(image, tuple(modules), read_virtual)
-        lines = {"": _image_lines(image)}
-        for path, module in zip(modules, symbols.modules):
-            lines.setdefault(module.name, _image_lines(path))
-        return cls(symbols, lines)
-
-    def source(self, pc: int) -> SourceLine | None:
-        """The file:line of the instruction at `pc` in the image whose code is there now, or None."""
-        found = self.symbols.lookup(pc)
-        module = found[0].rpartition(":")[0] if found else ""
-        return self._lines.get(module, self._kernel_lines).get(pc)
-
-
-def _image_lines(path: str) -> dict[int, SourceLine]:
-    """The image's address -> source line map ({} without a readable line table)."""
-    try:
-        return address_lines(read_limited(path), path)
-    except (OSError, LineTableError):
-        return {}
-
-
-@functools.lru_cache(maxsize=256)
-def short_file(name: str) -> str:
-    """A source file's name for text lines: relative to the working directory when under it."""
-    if os.path.isabs(name):
-        relative = os.path.relpath(name)
-        if not relative.startswith(".."):
-            return relative
-    return name
-
-
 def resolve_ranges(ranges: tuple[tuple[str, str], ...], symbols) -> list[tuple[int, int]]:
     """The filter's [start, end) addresses, its ends evaluated as address
     expressions against `symbols`.  Raises KiteError (unknown symbol, empty range)."""
@@ -168,11 +122,11 @@ def resolve_ranges(ranges: tuple[tuple[str, str], ...], symbols) -> list[tuple[i
 
 class Tracer:
     """The one formatter and filter of every trace event.  `context()` gives
-    (the running VM's name or None, its SourceMap).  As the CPU's (and the
+    (the running VM's name or None, its Symbols: names and source lines).  As the CPU's (and the
     simulator's) trace hook it takes ("insn", pc, word) and ("trap", cause,
     epc, badaddr); the VMM, MMU and device hooks call the other methods."""
 
-    def __init__(self, config: TraceConfig, context: Callable[[], tuple[str | None, SourceMap]],
+    def __init__(self, config: TraceConfig, context: Callable[[], tuple[str | None, Symbols]],
                  ranges: list[tuple[int, int]] = ()):
         self._emit, self._context, self._ranges = config.emit, context, list(ranges)
         self._events = config.events
@@ -199,10 +153,9 @@ class Tracer:
         self._emit(json.dumps(record, separators=(",", ":")) if self._jsonl else text)
 
     def insn(self, pc: int, word: int) -> None:
-        vm, source_map = self._context()
-        symbols = source_map.symbols
+        vm, symbols = self._context()
         text = disassemble_word(word, pc, symbols)
-        source = source_map.source(pc)
+        source = symbols.source(pc)
         if self._jsonl:
             self._write("", {"event": "insn", "vm": vm, "pc": pc, "symbol": symbols(pc), "word": word,
                              "disasm": text, "file": source.file if source else None,
@@ -224,7 +177,7 @@ class Tracer:
             return
         shown = badaddr if sets_badaddr(cause) else None
         said = ", ".join(reasons) or f"vmm: {cause_name(cause)}"
-        describe = self._context()[1].symbols.describe
+        describe = self._context()[1].describe
         text = f"exit: {vm} {said} epc={describe(epc)}" + (f" badaddr={shown:#010x}" if shown is not None else "")
         self._write(f"{text} -> {describe(resume)}",
                     {"event": "exit", "vm": vm, "pc": epc, "cause": cause, "name": cause_name(cause),
@@ -234,7 +187,7 @@ class Tracer:
         if not self._kept(epc):
             return
         shown = "" if result is None else f" = {result}"
-        where = self._context()[1].symbols.describe(epc)
+        where = self._context()[1].describe(epc)
         self._write(f"hypercall: {vm} {name}({', '.join(f'{arg:#x}' for arg in args)}){shown} epc={where}",
                     {"event": "hypercall", "vm": vm, "pc": epc, "name": name, "args": args, "result": result})
 
@@ -284,8 +237,8 @@ def _machine_space_reader(memory, cr):
 def attach_machine(machine, image: str, modules: tuple[str, ...], config: TraceConfig) -> Tracer:
     """Trace the bare machine (after `machine.load`)."""
     check_events(config.events, "bare")
-    source_map = SourceMap.load(image, modules, _machine_space_reader(machine.memory, machine.cpu.cr))
-    tracer = Tracer(config, lambda: (None, source_map), resolve_ranges(config.ranges, source_map.symbols))
+    symbols = Symbols.load(image, modules, _machine_space_reader(machine.memory, machine.cpu.cr))
+    tracer = Tracer(config, lambda: (None, symbols), resolve_ranges(config.ranges, symbols))
     _hook_cpu(machine.cpu, tracer)
     if tracer.wants("io"):
         for device in list(machine.bus.devices):
@@ -296,8 +249,8 @@ def attach_machine(machine, image: str, modules: tuple[str, ...], config: TraceC
 def attach_simulator(simulator, image: str, modules: tuple[str, ...], config: TraceConfig) -> Tracer:
     """Trace the machine simulator (after `simulator.load`)."""
     check_events(config.events, "sim")
-    source_map = SourceMap.load(image, modules, _machine_space_reader(simulator.memory, simulator.cr))
-    tracer = Tracer(config, lambda: (None, source_map), resolve_ranges(config.ranges, source_map.symbols))
+    symbols = Symbols.load(image, modules, _machine_space_reader(simulator.memory, simulator.cr))
+    tracer = Tracer(config, lambda: (None, symbols), resolve_ranges(config.ranges, symbols))
     simulator.trace = tracer
     if tracer.wants("io"):
         for device in list(simulator.bus.devices):
@@ -310,15 +263,15 @@ def attach_monitor(monitor, config: TraceConfig) -> Tracer:
     symbols are the first VM's."""
     from vmm.debug.target import vm_space
     check_events(config.events, "vmm")
-    maps = {vm.vm_id: SourceMap.load(vm.config.image, vm.config.modules,
+    maps = {vm.vm_id: Symbols.load(vm.config.image, vm.config.modules,
                                      lambda va, n, vm=vm: vm_space(vm).read_virtual(va, n))
             for vm in monitor.vms}
 
-    def context() -> tuple[str | None, SourceMap]:
+    def context() -> tuple[str | None, Symbols]:
         vm = monitor.current or monitor.vms[0]
         return vm.name, maps[vm.vm_id]
 
-    tracer = Tracer(config, context, resolve_ranges(config.ranges, maps[monitor.vms[0].vm_id].symbols))
+    tracer = Tracer(config, context, resolve_ranges(config.ranges, maps[monitor.vms[0].vm_id]))
     _hook_cpu(monitor.cpu, tracer, every_pc=("insn", "mmu", "io"))
     traps = tracer.wants("trap") and monitor.cpu.trace is None
     if tracer.wants("exit") or traps:

@@ -9,7 +9,7 @@ from asm.arch import describe_cause
 from asm.disasm import disassemble_word
 from asm.isa import (CR_CAUSE, CR_NAMES, CR_PTB, CR_STATUS, PTB_ENABLE, REG_ABI_NAMES, STATUS_IE,
                      STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_UF, STATUS_UF_SHIFT)
-from vmm.debug.symbols import DebugError
+from vmm.debug.symbols import DebugError, short_file
 from vmm.debug.target import View
 
 FORMAT = re.compile(r"/(?P<count>\d*)(?P<letters>[a-z]*)$")
@@ -21,12 +21,15 @@ STRING_MAX = 256
 
 
 def location(view: View) -> str:
-    """`=> 0x00100010 <main+0x4>:  addi sp, sp, -16` for the pc."""
+    """`=> 0x00100010 <main+0x4>:  addi sp, sp, -16  # hello.s:7` for the pc
+    (the source line when the image has a line table)."""
     word = view.space.word(view.pc)
     text = "(cannot read the instruction: not mapped)" if word is None else \
         disassemble_word(word, view.pc, view.symbols)
     prefix = f"[{view.vm.name}] " if view.vm is not None else ""
-    return f"{prefix}=> {view.symbols.describe(view.pc)}:  {text}"
+    source = view.symbols.source(view.pc)
+    where = f"  # {short_file(source.file)}:{source.line}" if source else ""
+    return f"{prefix}=> {view.symbols.describe(view.pc)}:  {text}{where}"
 
 
 def registers(view: View) -> list[str]:

@@ -15,11 +15,16 @@ each a number (0x1f, 42), a register ($pc, $sp, $a0, $r4) or a symbol
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 from elftools.elf.elffile import ELFFile
+
+from asm.files import read_limited
+from asm.lines import LineTableError, SourceLine, address_lines
 
 from asm.isa import MAX_RAM, REG_ABI_NAMES
 from vmm.machine.loader import Segment, module_name, read_image
@@ -72,14 +77,25 @@ class Symbols:
 
     MATCH_BYTES = 16
 
-    def __init__(self, kernel: ImageSymbols, modules: list[ImageSymbols], read_virtual: ReadVirtual):
+    def __init__(self, kernel: ImageSymbols, modules: list[ImageSymbols], read_virtual: ReadVirtual,
+                 lines: dict[str, dict[int, SourceLine]] | None = None):
         self.kernel, self.modules, self._read = kernel, modules, read_virtual
+        self._lines = lines or {}          # "" (the kernel) or a module's name -> its pc -> file:line
 
     @classmethod
     def load(cls, image: str, modules: tuple[str, ...], read_virtual: ReadVirtual) -> "Symbols":
-        """The symbols of kernel `image` and module files `modules`."""
-        return cls(read_symbols(image, "kernel"), [read_symbols(path, module_name(path)) for path in modules],
-                   read_virtual)
+        """The symbols and line tables of kernel `image` and module files `modules`."""
+        images = [read_symbols(path, module_name(path)) for path in modules]
+        lines = {"": image_lines(image)}
+        for path, module in zip(modules, images):
+            lines.setdefault(module.name, image_lines(path))
+        return cls(read_symbols(image, "kernel"), images, read_virtual, lines)
+
+    def source(self, pc: int) -> SourceLine | None:
+        """The file:line of the instruction at `pc` in the image whose code is there now, or None."""
+        found = self.lookup(pc)
+        module = found[0].rpartition(":")[0] if found else ""
+        return self._lines.get(module, self._lines.get("", {})).get(pc)
 
     def address_of(self, name: str) -> int:
         """The address of `name` or `module:name`: the kernel's first, then a
@@ -184,3 +200,21 @@ def register_number(name: str) -> int | None:
     if match and int(match[1]) < len(REG_ABI_NAMES):
         return int(match[1])
     return None
+
+
+def image_lines(path: str) -> dict[int, SourceLine]:
+    """The image's address -> source line map ({} without a readable line table)."""
+    try:
+        return address_lines(read_limited(path), path)
+    except (OSError, LineTableError):
+        return {}
+
+
+@functools.lru_cache(maxsize=256)
+def short_file(name: str) -> str:
+    """A source file's name for text lines: relative to the working directory when under it."""
+    if os.path.isabs(name):
+        relative = os.path.relpath(name)
+        if not relative.startswith(".."):
+            return relative
+    return name
