@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "objdump": "asm.cli_tools:objdump_main",
     "nm": "asm.cli_tools:nm_main",
     "run": "vmm.cli:run",
+    "resume": "vmm.cli:resume",
     "debug": "vmm.debug.cli:main",
     "build": "kite.build:build",
     "demo": "kite.demo:demo",

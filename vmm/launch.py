@@ -57,11 +57,14 @@ class Console:
 class Options:
     """How to run: the instruction limit, the cost model, the trace
     (vmm.tracing.TraceConfig: its sink, categories, filter and format), the
-    disk of the bare machine or the simulator (a VM's is in its VmConfig)."""
+    disk of the bare machine or the simulator (a VM's is in its VmConfig),
+    and where to stop and write a checkpoint: (instructions, file), bare
+    machine only (vmm/machine/snapshot.py)."""
     max_instructions: int | None = None
     cost_model: CostModel = DEFAULT_COST_MODEL
     trace: "TraceConfig | None" = None
     disk: DiskImage | None = None
+    checkpoint: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Finished:
     vms: list = field(default_factory=list)          # [monitor.VmResult]
     register_dump: Callable[[], str] | None = None
     hint: str = ""                                   # a line of advice for a run that went wrong, or ""
+    checkpointed: bool = False                       # the run stopped to write Options.checkpoint
 
 
 def refuse_direct_image(image: str) -> None:
@@ -137,10 +141,41 @@ def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
         from vmm.tracing import attach_machine
         attach_machine(machine, boot.image, boot.modules, options.trace)
     _attach(machine)
+    if options.checkpoint is not None:
+        return _run_to_checkpoint(machine, options, boot.image)
     result = machine.run(options.max_instructions)
     hint = user_program_hint(boot.image, machine.image.entry_paddr, result.reason)
     return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump,
                     hint=hint)
+
+
+def _run_to_checkpoint(machine, options: Options, image: str) -> Finished:
+    """Run to the checkpoint's instruction and write it (Finished with
+    checkpointed); a guest that ends first (or an instruction limit before
+    it) ends as it would have.  Raises KiteError (CheckpointError)."""
+    from vmm.machine import snapshot
+    at, path = options.checkpoint
+    if machine.disk is not None:
+        raise snapshot.CheckpointError("checkpoints of a machine with a disk are not supported yet")
+    limit = at if options.max_instructions is None else min(at, options.max_instructions)
+    result = machine.run(limit)
+    if result.reason is EndReason.INSTRUCTION_LIMIT and limit == at:
+        snapshot.write(path, *snapshot.capture(machine))
+        return Finished(result, RunStats(result.stats), 0, checkpointed=True)
+    hint = user_program_hint(image, machine.image.entry_paddr, result.reason)
+    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump,
+                    hint=hint)
+
+
+def resume_bare(path: str, console_out: BinaryIO, options: Options) -> Finished:
+    """Restore the bare-machine checkpoint at `path` on a fresh machine and run
+    it to the end.  Raises KiteError (CheckpointError: nothing runs)."""
+    from vmm.machine import snapshot
+    state, ram = snapshot.read(path)
+    machine = snapshot.restore(state, ram, console_out, options.cost_model)
+    _attach(machine)
+    result = machine.run(options.max_instructions)
+    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump)
 
 
 def run_sim(boot: Boot, console: Console, options: Options) -> Finished:

@@ -58,6 +58,7 @@ the word again.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Callable
 
 from asm.arch import (enter_trap, extend, interrupt_to_take, rfe, triple_fault_message,
@@ -163,6 +164,32 @@ class CPU:
         self._ptb_loaded = 0
         self.mmu.set_ptb(0)
         self._flush_blocks()
+        self._sync()
+
+    def checkpoint(self) -> dict:
+        """The architectural state and the counters as JSON values
+        (vmm/machine/snapshot.py).  The TLB and the translated blocks are
+        caches: not part of it."""
+        counters = {field.name: getattr(self.counters, field.name) for field in fields(Counters)}
+        for name in ("exceptions", "interrupts"):
+            counters[name] = {str(key): count for key, count in counters[name].items()}
+        return {"regs": list(self._regs), "cr": list(self._cr), "pc": self.pc, "ticks": self.ticks,
+                "state": str(self.state), "entering_trap": self._entering_trap, "counters": counters}
+
+    def restore(self, state: dict) -> None:
+        """Take `state` (checkpoint()'s, checked by the caller): registers,
+        pc, ticks, mode, paging and counters, with an empty TLB and no
+        translated block."""
+        self._regs[:] = state["regs"]
+        self._cr[:] = state["cr"]
+        self.pc, self.ticks = state["pc"], state["ticks"]
+        self.state, self.stop_reason = CpuState(state["state"]), None
+        self._entering_trap = state["entering_trap"]
+        for name, value in state["counters"].items():
+            if name in ("exceptions", "interrupts"):
+                value = {int(key): count for key, count in value.items()}
+            setattr(self.counters, name, value)
+        self._write_ptb(self._cr[CR_PTB])
         self._sync()
 
     def request_stop(self, reason: str | None = None) -> None:

@@ -84,6 +84,7 @@ class Machine:
         self.bus.map(POWER_BASE, MMIO_DEVICE_SIZE, self.power)
         self.bus.map(MARKER_BASE, MMIO_DEVICE_SIZE, Marker(self._marked))
         self.marks: list[tuple[int, MachineStats]] = []     # (marker, the figures right after its store)
+        self.restored_symbols: Symbolizer | None = None     # a restored checkpoint's (vmm/machine/snapshot.py)
         self._pending_marks: list[int] = []
 
     def _marked(self, marker: int) -> None:
@@ -108,8 +109,10 @@ class Machine:
 
     @property
     def symbols(self) -> Symbolizer:
-        """The loaded image's symbolizer (an empty one before `load`)."""
-        return self.image.symbols if self.image else Symbolizer([])
+        """The loaded image's symbolizer (a restored checkpoint's, or an empty one before `load`)."""
+        if self.image is not None:
+            return self.image.symbols
+        return self.restored_symbols or Symbolizer([])
 
     def load(self, image_path: str, modules: list[str] = ()) -> LoadedImage:
         """Load the kernel and boot modules and put the CPU in its boot state.

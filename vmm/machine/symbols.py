@@ -27,6 +27,14 @@ class Symbolizer:
         self._names = [by_address[address] for address in self._addresses]
         self._ranges = list(ranges)
 
+    def names(self) -> list[tuple[str, int]]:
+        """(name, address) of every symbol, by address (what a checkpoint saves)."""
+        return [[name, address] for name, address in zip(self._names, self._addresses)]
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The address ranges the symbols describe ([] : any address)."""
+        return list(self._ranges)
+
     def lookup(self, address: int) -> tuple[str, int] | None:
         """(name, offset) of the nearest preceding symbol, or None."""
         if self._ranges and not any(start <= address < end for start, end in self._ranges):

@@ -76,6 +76,10 @@ class ConsoleInput:
         else:
             self._interactive = None
 
+    def remaining(self) -> bytes:
+        """The buffered bytes the guest has not read yet (what a checkpoint saves)."""
+        return self._buffer[self._next:]
+
     @property
     def closed(self) -> bool:
         """True once no byte will ever arrive again."""
@@ -125,6 +129,10 @@ class Uart:
         elif offset == UART_CTRL:
             self.ctrl = value & CTRL_RX_IRQ_ENABLE
             self._update_irq()
+
+    @property
+    def console_input(self) -> ConsoleInput:
+        return self._input
 
     def status(self) -> int:
         """The STATUS register's value (does not poll an interactive source)."""
