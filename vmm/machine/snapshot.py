@@ -130,10 +130,9 @@ def read(path: str) -> tuple[dict, bytes]:
         manifest = _json(path, "manifest.json", _part(path, archive, "manifest.json", MAX_JSON))
         _check_manifest(path, manifest)
         declared = manifest["parts"]
-        state_bytes = _part(path, archive, "state.json", MAX_JSON, declared["state.json"])
-        ram = _part(path, archive, "ram.bin", MAX_RAM, declared["ram.bin"])
-    state = _json(path, "state.json", state_bytes)
-    check_state(path, state, len(ram))
+        state = _json(path, "state.json", _part(path, archive, "state.json", MAX_JSON, declared["state.json"]))
+        check_state(path, state, declared["ram.bin"]["size"])       # before reading RAM: its size is bounded
+        ram = _part(path, archive, "ram.bin", declared["ram.bin"]["size"], declared["ram.bin"])
     return state, ram
 
 
