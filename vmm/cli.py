@@ -140,16 +140,17 @@ def _parsed(parse: Callable, text: str | None, option: str):
         raise click.BadParameter(str(error), param_hint=option) from None
 
 
-def checkpoint_options(options: dict, bare: bool) -> tuple[int, str] | None:
+def checkpoint_options(options: dict, supported: bool) -> tuple[int, str] | None:
     """Take --checkpoint-at and --checkpoint out of `options`: (N, FILE) or
-    None.  Raises UsageError unless both are given, with --bare."""
+    None.  Raises UsageError unless both are given, on a machine that
+    `supported` says can be checkpointed (--bare, or --paging shadow)."""
     at, path = options.pop("checkpoint_at"), options.pop("checkpoint")
     if at is None and path is None:
         return None
     if at is None or path is None:
         raise click.UsageError("--checkpoint-at N and --checkpoint FILE go together")
-    if not bare:
-        raise click.UsageError("--checkpoint-at works with --bare only, so far (docs/snapshot.md)")
+    if not supported:
+        raise click.UsageError("--checkpoint-at works with --bare and --paging shadow, so far (docs/snapshot.md)")
     return at, path
 
 
@@ -166,6 +167,11 @@ def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, 
         finished = launch_bare(Boot(image, tuple(modules), mem, cmdline),
                                console(input_file, input_text),
                                run_options(max_instructions, cost_model, config, disk_image, checkpoint))
+    return report_run(finished, checkpoint, stats, stats_json)
+
+
+def report_run(finished, checkpoint: tuple[int, str] | None, stats: bool, stats_json: str | None) -> int:
+    """A run's end (report), or the checkpoint it stopped to write; its exit code."""
     if finished.checkpointed:
         click.echo(f"kite: checkpoint at instruction {checkpoint[0]} written to {checkpoint[1]}", err=True)
         return 0
@@ -191,15 +197,15 @@ def run_sim(image, modules, mem, disk, disk_readonly, max_instructions, trace, s
 
 
 def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, input_text,
-            cost_model) -> int:
-    """Run the VMs under the VMM; returns the process exit code (the only
-    VM's, or the first nonzero one of several).  Raises KiteError."""
+            cost_model, checkpoint=None) -> int:
+    """Run the VMs under the VMM (stopping at `checkpoint`'s (N, FILE) to
+    write it, if given); returns the process exit code (the only VM's, or
+    the first nonzero one of several).  Raises KiteError."""
     from vmm.launch import run_vmm as launch_vmm
     with trace_config(trace) as config:
         finished = launch_vmm(configs, console(input_file, input_text),
-                              run_options(max_instructions, cost_model, config))
-    report(finished, stats, stats_json)
-    return finished.exit_code
+                              run_options(max_instructions, cost_model, config, None, checkpoint))
+    return report_run(finished, checkpoint, stats, stats_json)
 
 
 def console(input_file: str | None, input_text: str | None):
@@ -307,7 +313,7 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     if options["disk_readonly"] and not options["disk"]:
         raise click.UsageError("--disk-readonly needs --disk")
     options["trace"] = trace_options(options, "bare" if bare else "sim" if sim else "vmm")
-    checkpoint = checkpoint_options(options, bare)
+    checkpoint = checkpoint_options(options, bare or paging == "shadow")
     if bare:
         options["checkpoint"] = checkpoint
         if options.pop("shadow_opt"):
@@ -331,7 +337,7 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     names = [config.name for config in configs]
     if len(set(names)) != len(names):
         raise click.UsageError(f"two VMs named alike: {', '.join(names)}")
-    return run_vmm(configs, **options)
+    return run_vmm(configs, **options, checkpoint=checkpoint)
 
 
 def refuse_overwriting_inputs(image, vm_specs, options) -> None:

@@ -171,7 +171,12 @@ def resume_bare(path: str, console_out: BinaryIO, options: Options) -> Finished:
     """Restore the bare-machine checkpoint at `path` on a fresh machine and run
     it to the end.  Raises KiteError (CheckpointError: nothing runs)."""
     from vmm.machine import snapshot
-    state, ram = snapshot.read(path)
+    from vmm.monitor import checkpoint
+    engine, state, ram = snapshot.read(path, {"bare": snapshot.check_state, "vmm": checkpoint.check_state})
+    if engine == "vmm":
+        monitor = checkpoint.restore(state, ram, console_out, options.cost_model)
+        _attach(monitor)
+        return _vmm_finished(*monitor.run_on(options.max_instructions))
     machine = snapshot.restore(state, ram, console_out, options.cost_model)
     _attach(machine)
     result = machine.run(options.max_instructions)
@@ -222,7 +227,24 @@ def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Fini
             monitor.release_disks(write_back=False)
             raise
     _attach(monitor)
-    result, vm_results = monitor.run(options.max_instructions)
+    if options.checkpoint is None:
+        return _vmm_finished(*monitor.run(options.max_instructions))
+    from vmm.monitor import checkpoint
+    at, path = options.checkpoint
+    checkpoint.capture_ok(monitor)
+    limit = at if options.max_instructions is None else min(at, options.max_instructions)
+    result, vm_results = monitor.run(limit)
+    if result.reason is EndReason.INSTRUCTION_LIMIT and limit == at:
+        from vmm.machine import snapshot
+        snapshot.write(path, *checkpoint.capture(monitor), engine=checkpoint.ENGINE)
+        return Finished(result, RunStats(result.stats, {vm.name: vm.stats for vm in vm_results}), 0, vm_results,
+                        checkpointed=True)
+    return _vmm_finished(result, vm_results)
+
+
+def _vmm_finished(result, vm_results) -> Finished:
+    """The Finished of a VMM run: the machine's exit code at the instruction
+    limit, else the first nonzero VM's (0 if none)."""
     stats = RunStats(result.stats, {vm.name: vm.stats for vm in vm_results})
     if result.reason is EndReason.INSTRUCTION_LIMIT:
         exit_code = result.exit_code

@@ -187,8 +187,8 @@ def test_checkpoint_options_are_checked(tmp_path):
                                  (["--checkpoint", "x.ckpt"], "go together")):
         result = CliRunner().invoke(run, ["--bare", *WORKLOAD, *arguments])
         assert result.exit_code == 2 and complaint in result.stderr
-    result = CliRunner().invoke(run, ["--paging", "shadow", *WORKLOAD, "--checkpoint-at", "5",
+    result = CliRunner().invoke(run, ["--sim", *WORKLOAD, "--checkpoint-at", "5",
                                       "--checkpoint", str(tmp_path / "x.ckpt")])
-    assert result.exit_code == 2 and "--bare only, so far" in result.stderr
+    assert result.exit_code == 2 and "--bare and --paging shadow, so far" in result.stderr
     result = CliRunner().invoke(resume, [str(tmp_path / "missing.ckpt")])
     assert result.exit_code == 2 and "no such checkpoint file" in result.stderr

@@ -17,9 +17,10 @@ from an uninterrupted run's; instructions, ticks, output and exit code do not.
 
 A checkpoint file is untrusted input: every part is size-limited before it is
 read, checksummed, and every field is checked for type and range before the
-machine is touched (CheckpointError, naming the file and the part).  Not yet
-covered: a machine with a disk, the simulator and the VMM (refused with a
-clear message).
+machine is touched (CheckpointError, naming the file and the part).  The same
+container holds VMM checkpoints (engine "vmm", vmm/monitor/checkpoint.py, with
+its own state checker).  Not yet covered: a machine with a disk and the
+simulator (refused with a clear message).
 """
 
 from __future__ import annotations
@@ -95,10 +96,11 @@ def _stats_record(stats: MachineStats) -> dict:
     return record
 
 
-def write(path: str, state: dict, ram: bytes) -> None:
-    """Write the checkpoint file atomically.  CheckpointError if it cannot be written."""
+def write(path: str, state: dict, ram: bytes, engine: str = "bare") -> None:
+    """Write the checkpoint file of `engine` ("bare"; "vmm": vmm/monitor/checkpoint.py)
+    atomically.  CheckpointError if it cannot be written."""
     parts = {"state.json": json.dumps(state, separators=(",", ":")).encode(), "ram.bin": ram}
-    manifest = {"format": FORMAT, "version": VERSION, "engine": "bare",
+    manifest = {"format": FORMAT, "version": VERSION, "engine": engine,
                 "parts": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                           for name, data in parts.items()}}
     buffer = io.BytesIO()
@@ -114,9 +116,12 @@ def write(path: str, state: dict, ram: bytes) -> None:
 
 # --- reading and checking ----------------------------------------------------------------------
 
-def read(path: str) -> tuple[dict, bytes]:
-    """(state, ram) of the checkpoint at `path`, every part checked (module
-    doc).  CheckpointError naming the file and the part."""
+def read(path: str, checkers: dict | None = None) -> tuple[str, dict, bytes]:
+    """(engine, state, ram) of the checkpoint at `path`, every part checked
+    (module doc): state.json by the engine's checker, `checkers` giving
+    engine -> check(path, state, ram size) (default: only "bare",
+    check_state).  CheckpointError naming the file and the part."""
+    checkers = checkers or {"bare": check_state}
     try:
         archive = zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -128,12 +133,12 @@ def read(path: str) -> tuple[dict, bytes]:
         if names != set(PARTS):
             raise CheckpointError(f"{path}: the archive holds {sorted(names)}, not the parts {list(PARTS)}")
         manifest = _json(path, "manifest.json", _part(path, archive, "manifest.json", MAX_JSON))
-        _check_manifest(path, manifest)
+        _check_manifest(path, manifest, checkers)
         declared = manifest["parts"]
         state = _json(path, "state.json", _part(path, archive, "state.json", MAX_JSON, declared["state.json"]))
-        check_state(path, state, declared["ram.bin"]["size"])       # before reading RAM: its size is bounded
+        checkers[manifest["engine"]](path, state, declared["ram.bin"]["size"])   # before RAM: its size is bounded
         ram = _part(path, archive, "ram.bin", declared["ram.bin"]["size"], declared["ram.bin"])
-    return state, ram
+    return manifest["engine"], state, ram
 
 
 def _part(path: str, archive: zipfile.ZipFile, name: str, limit: int, declared: dict | None = None) -> bytes:
@@ -164,15 +169,15 @@ def _json(path: str, name: str, data: bytes) -> dict:
     return value
 
 
-def _check_manifest(path: str, manifest: dict) -> None:
+def _check_manifest(path: str, manifest: dict, checkers: dict) -> None:
     if manifest.get("format") != FORMAT:
         raise CheckpointError(f"{path}: part manifest.json: not a {FORMAT} file")
     if manifest.get("version") != VERSION:
         raise CheckpointError(f"{path}: part manifest.json: version {manifest.get('version')!r}; this Kite "
                               f"reads version {VERSION}")
-    if manifest.get("engine") != "bare":
+    if manifest.get("engine") not in checkers:
         raise CheckpointError(f"{path}: part manifest.json: engine {manifest.get('engine')!r}; this Kite "
-                              f"restores 'bare' checkpoints")
+                              f"restores {', '.join(repr(name) for name in checkers)} checkpoints")
     parts = manifest.get("parts")
     if not isinstance(parts, dict) or set(parts) != {"state.json", "ram.bin"} or not all(
             isinstance(entry, dict) and _is_int(entry.get("size"), 0, MAX_RAM)
@@ -185,37 +190,15 @@ def _is_int(value, low: int, high: int) -> bool:
 
 
 def check_state(path: str, state: dict, ram_size: int) -> None:
-    """Every field of state.json of the right type and in range, the frame
-    list matching ram.bin: CheckpointError naming the field otherwise."""
+    """Every field of a bare checkpoint's state.json of the right type and in
+    range, the frame list matching ram.bin: CheckpointError naming the field."""
     def need(ok: bool, field: str) -> None:
         if not ok:
             raise CheckpointError(f"{path}: part state.json: field {field} is missing or out of range")
     need(_is_int(state.get("mem_size"), PAGE_SIZE, MAX_RAM) and state["mem_size"] % PAGE_SIZE == 0, "mem_size")
     need(isinstance(state.get("cmdline"), str), "cmdline")
-    cpu = state.get("cpu")
-    need(isinstance(cpu, dict), "cpu")
-    need(isinstance(cpu.get("regs"), list) and len(cpu["regs"]) == NUM_REGS
-         and all(_is_int(value, 0, M32) for value in cpu["regs"]) and cpu["regs"][0] == 0, "cpu.regs")
-    need(isinstance(cpu.get("cr"), list) and len(cpu["cr"]) == NUM_CRS
-         and all(_is_int(value, 0, M32) for value in cpu["cr"]), "cpu.cr")
-    need(_is_int(cpu.get("pc"), 0, M32), "cpu.pc")
-    need(_is_int(cpu.get("ticks"), 0, TICKS_MAX), "cpu.ticks")
-    need(cpu.get("state") in (CpuState.RUNNING.value, CpuState.WAITING.value), "cpu.state")
-    need(isinstance(cpu.get("entering_trap"), bool), "cpu.entering_trap")
-    counters = cpu.get("counters")
-    need(isinstance(counters, dict), "cpu.counters")
-    for counter in fields(Counters):
-        value = counters.get(counter.name)
-        if counter.name in ("exceptions", "interrupts"):
-            need(isinstance(value, dict) and len(value) <= 256 and all(
-                key.isdigit() and _is_int(count, 0, TICKS_MAX) for key, count in value.items()),
-                f"cpu.counters.{counter.name}")
-        else:
-            need(_is_int(value, 0, TICKS_MAX), f"cpu.counters.{counter.name}")
-    timer = state.get("timer")
-    need(isinstance(timer, dict) and _is_int(timer.get("ctrl"), 0, 3) and _is_int(timer.get("interval"), 0, M32)
-         and (timer.get("deadline") is None or _is_int(timer.get("deadline"), 0, TICKS_MAX))
-         and _is_int(timer.get("fired"), 0, TICKS_MAX), "timer")
+    check_cpu(need, state.get("cpu"), "cpu")
+    check_timer(need, state.get("timer"), "timer")
     need(isinstance(state.get("uart"), dict) and _is_int(state["uart"].get("ctrl"), 0, 1), "uart")
     need(isinstance(state.get("input"), str) and len(state["input"]) <= 2 * MAX_JSON and _is_hex(state["input"]),
          "input")
@@ -226,7 +209,42 @@ def check_state(path: str, state: dict, ram_size: int) -> None:
     need(isinstance(marks, list) and len(marks) <= MAX_MARKS and all(
         isinstance(mark, list) and len(mark) == 2 and _is_int(mark[0], 0, M32) and _stats_ok(mark[1])
         for mark in marks), "marks")
-    symbols = state.get("symbols")
+    check_symbols(need, state.get("symbols"))
+    check_frames(need, state.get("frames"), state["mem_size"] >> PAGE_SHIFT, ram_size)
+
+
+def check_cpu(need, cpu, field: str) -> None:
+    """A CPU.checkpoint(): registers, pc, ticks, a resumable state, counters."""
+    need(isinstance(cpu, dict), field)
+    need(isinstance(cpu.get("regs"), list) and len(cpu["regs"]) == NUM_REGS
+         and all(_is_int(value, 0, M32) for value in cpu["regs"]) and cpu["regs"][0] == 0, f"{field}.regs")
+    need(isinstance(cpu.get("cr"), list) and len(cpu["cr"]) == NUM_CRS
+         and all(_is_int(value, 0, M32) for value in cpu["cr"]), f"{field}.cr")
+    need(_is_int(cpu.get("pc"), 0, M32), f"{field}.pc")
+    need(_is_int(cpu.get("ticks"), 0, TICKS_MAX), f"{field}.ticks")
+    need(cpu.get("state") in (CpuState.RUNNING.value, CpuState.WAITING.value), f"{field}.state")
+    need(isinstance(cpu.get("entering_trap"), bool), f"{field}.entering_trap")
+    counters = cpu.get("counters")
+    need(isinstance(counters, dict), f"{field}.counters")
+    for counter in fields(Counters):
+        value = counters.get(counter.name)
+        if counter.name in ("exceptions", "interrupts"):
+            need(isinstance(value, dict) and len(value) <= 256 and all(
+                key.isdigit() and _is_int(count, 0, TICKS_MAX) for key, count in value.items()),
+                f"{field}.counters.{counter.name}")
+        else:
+            need(_is_int(value, 0, TICKS_MAX), f"{field}.counters.{counter.name}")
+
+
+def check_timer(need, timer, field: str) -> None:
+    """A timer's saved state: control, interval, next expiry, expiries."""
+    need(isinstance(timer, dict) and _is_int(timer.get("ctrl"), 0, 3) and _is_int(timer.get("interval"), 0, M32)
+         and (timer.get("deadline") is None or _is_int(timer.get("deadline"), 0, TICKS_MAX))
+         and _is_int(timer.get("fired"), 0, TICKS_MAX), field)
+
+
+def check_symbols(need, symbols) -> None:
+    """The symbols for messages: [name, address] pairs and address ranges."""
     need(isinstance(symbols, dict) and isinstance(symbols.get("names"), list)
          and len(symbols["names"]) <= MAX_SYMBOLS and all(
              isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and _is_int(entry[1], 0, M32)
@@ -234,8 +252,10 @@ def check_state(path: str, state: dict, ram_size: int) -> None:
          and isinstance(symbols.get("ranges"), list) and all(
              isinstance(entry, list) and len(entry) == 2 and all(_is_int(v, 0, 1 << 33) for v in entry)
              for entry in symbols["ranges"]), "symbols")
-    frames = state.get("frames")
-    count = state["mem_size"] >> PAGE_SHIFT
+
+
+def check_frames(need, frames, count: int, ram_size: int) -> None:
+    """The frames stored: ascending, each below `count`, ram.bin's size."""
     need(isinstance(frames, list) and all(_is_int(frame, 0, count - 1) for frame in frames)
          and frames == sorted(set(frames)), "frames")
     need(len(frames) * PAGE_SIZE == ram_size, "frames (it does not match ram.bin)")
@@ -261,8 +281,8 @@ def _stats_ok(record) -> bool:
         elif name == "exit_code":
             ok = value is None or _is_int(value, 0, 255)
         elif name in STATS_TABLES:
-            ok = isinstance(value, dict) and len(value) <= 256 and all(isinstance(key, str) and _is_int(count, 0, TICKS_MAX)
-                                           for key, count in value.items())
+            ok = isinstance(value, dict) and len(value) <= 256 and all(
+                isinstance(key, str) and _is_int(count, 0, TICKS_MAX) for key, count in value.items())
         else:
             ok = _is_int(value, 0, TICKS_MAX)
         if not ok:

@@ -148,6 +148,37 @@ class Monitor:
         self.cpu.reset(0, 0)
         self._switch_to(self.vms[0])
         self._program_timer()
+        return self.run_on(max_instructions)
+
+    def restore_vm(self, config: VmConfig) -> VM:
+        """A VM for a restored checkpoint (vmm/monitor/checkpoint.py): its
+        frames and paging mode as create_vm gives them, nothing loaded."""
+        vm_id = len(self.vms) + 1
+        try:
+            mfns = self.frames.allocate(vm_id, frames_for(config.mem))
+        except OutOfFrames as error:
+            raise KiteError(f"{config.name}: not enough machine memory for {config.mem >> 10} KiB: {error}") from None
+        physmap = GuestPhysMap(vm_id, mfns)
+        mode = MODES[config.paging](self.machine.memory, self.frames, physmap, vm_id, self.cpu, config)
+        vm = VM(vm_id, config, physmap, mode, self.console_out, self.console_in, self._clock, self._timer_changed)
+        self.vms.append(vm)
+        return vm
+
+    def resume_vm(self, vm: VM, cpu_state: dict, resumed_at: tuple, walks_at: tuple, slice_end: int,
+                  timer_target: int | None, user_flags: int) -> None:
+        """Make the restored `vm` the running one: the machine CPU as saved
+        (CPU.restore), the machine in the mode and root its virtual state
+        calls for (a fresh shadow root: the tables refill by hidden faults),
+        the monitor's time bookkeeping as saved."""
+        self._share_shadow_pool()
+        self.cpu.restore(cpu_state)
+        self.current = vm
+        self.load_mode(vm, user_flags=user_flags)
+        self._resumed_at, self._walks_at = resumed_at, walks_at
+        self._slice_end, self._timer_target = slice_end, timer_target
+
+    def run_on(self, max_instructions: int | None = None) -> tuple[RunResult, list[VmResult]]:
+        """run() from where the machine is now (after run() set it up, or a restore)."""
         finished = False
         try:
             result = self.machine.run(max_instructions)
