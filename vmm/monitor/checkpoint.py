@@ -101,8 +101,9 @@ def check_state(path: str, state: dict, ram_size: int) -> None:
     need(_is_int(config.get("mem"), PAGE_SIZE, snapshot.MAX_RAM) and config["mem"] % PAGE_SIZE == 0, "config.mem")
     need(isinstance(config.get("shadow"), list) and len(config["shadow"]) == 3
          and all(isinstance(flag, bool) for flag in config["shadow"]), "config.shadow")
-    need(_is_int(machine.get("mem_size"), config["mem"], snapshot.MAX_RAM)
-         and machine["mem_size"] % PAGE_SIZE == 0, "machine.mem_size")
+    from vmm.launch import machine_mem_for
+    need(machine.get("mem_size") == machine_mem_for([VmConfig("", "shadow", config["mem"])]),
+         "machine.mem_size (not the machine the VM's RAM calls for)")
     snapshot.check_cpu(need, machine.get("cpu"), "machine.cpu")
     snapshot.check_timer(need, machine.get("timer"), "machine.timer")
     need(_is_int(machine.get("irq_pending"), 0, M32), "machine.irq_pending")
@@ -157,14 +158,11 @@ def _stats_ok(record) -> bool:
 def restore(state: dict, ram: bytes, console_out, cost_model):
     """A fresh Monitor whose one VM is in the checkpoint's state, ready for
     Monitor.run_on (state and ram as snapshot.read checked them)."""
-    from vmm.launch import machine_mem_for
     from vmm.machine.devices.uart import ConsoleInput
     from vmm.monitor.monitor import Monitor
     saved, machine_state, vm_state = state["config"], state["machine"], state["vm"]
     config = VmConfig(saved["image"], "shadow", saved["mem"], saved["name"], tuple(saved["modules"]),
                       saved["cmdline"], ShadowOptions(*saved["shadow"]))
-    if machine_mem_for([config]) != machine_state["mem_size"]:
-        raise CheckpointError(f"machine RAM {machine_state['mem_size']} does not match the VM's")
     monitor = Monitor(machine_state["mem_size"], console_out=console_out,
                       console_in=ConsoleInput(bytes.fromhex(vm_state["input"])), cost_model=cost_model)
     vm = monitor.restore_vm(config)
