@@ -177,21 +177,9 @@ def _set_irq_enable(monitor, vm, enable: int) -> int:
 
 
 def _set_vcpu_page(monitor, vm, page_gva: int) -> int:
-    """Register the per-vCPU page at `page_gva` (0: unregister): page-aligned,
-    mapped writable for the guest kernel, a frame that is not a page table
-    (held writable while registered, vmm/monitor/pvcpu.py)."""
-    if page_gva & PAGE_MASK:
-        return -EINVAL
-    if page_gva == 0:
-        monitor.set_pv_cpu(vm, None)
-        return 0
-    ma = vm.mode.guest_address(vm.vcpu, page_gva, Access.WRITE)
-    if ma is None:
-        return -EFAULT
-    result = _validated(lambda: vm.mode.direct.hold_writable(ma >> PAGE_SHIFT))
-    if result == 0:
-        monitor.set_pv_cpu(vm, ma)
-    return result
+    """Register the per-vCPU page at `page_gva` (0: unregister), held
+    writable while registered (vmm/monitor/pvcpu.py)."""
+    return _register_page(vm, page_gva, lambda ma: monitor.set_pv_cpu(vm, ma))
 
 
 def _blk_setup(monitor, vm, ring_gva: int) -> int:
@@ -200,18 +188,28 @@ def _blk_setup(monitor, vm, ring_gva: int) -> int:
     "The block ring")."""
     if vm.disk is None:
         return -ENODEV
-    if ring_gva & PAGE_MASK:
+    if not ring_gva & PAGE_MASK:
+        monitor.cpu.regs[HC_RESULT2_REG] = vm.disk.image.capacity
+    return _register_page(vm, ring_gva, lambda ma: monitor.set_block_ring(vm, ma))
+
+
+def _register_page(vm, page_gva: int, register) -> int:
+    """A page the guest shares with the VMM: `page_gva` page-aligned (else
+    -EINVAL), 0 to unregister (register(None)), else mapped writable for the
+    guest kernel (else -EFAULT) and a frame that is not a page table, which
+    the validator then holds typed writable (else its code); register(ma)
+    when it is."""
+    if page_gva & PAGE_MASK:
         return -EINVAL
-    monitor.cpu.regs[HC_RESULT2_REG] = vm.disk.image.capacity
-    if ring_gva == 0:
-        monitor.set_block_ring(vm, None)
+    if page_gva == 0:
+        register(None)
         return 0
-    ma = vm.mode.guest_address(vm.vcpu, ring_gva, Access.WRITE)
+    ma = vm.mode.guest_address(vm.vcpu, page_gva, Access.WRITE)
     if ma is None:
         return -EFAULT
     result = _validated(lambda: vm.mode.direct.hold_writable(ma >> PAGE_SHIFT))
     if result == 0:
-        monitor.set_block_ring(vm, ma)
+        register(ma)
     return result
 
 
