@@ -10,6 +10,9 @@ engine applies the same rule instead of restating it:
     load extension by width       the CPU's slow path and translator, the VMM's MMIO emulation
     the page walk and permissions the MMU (vmm/machine/mmu.py), the VMM's walker (vmm/monitor/guestwalk.py)
     the interrupt taken           the CPU, the VMM's injection
+    virtualization: guest exits,  the CPU and MMU (guest mode, nested paging); a machine
+      the nested walk, the        without the extension (the simulator) has none of it
+      composed TLB entry
     cause names, stop messages    the machine, its tracer, the VMM, the simulator
 
 The machine simulator (vmm/monitor/simulate.py) is on purpose a second,
@@ -25,7 +28,8 @@ from __future__ import annotations
 import enum
 from typing import Callable, NamedTuple
 
-from asm.isa import (CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE,
+from asm.isa import (MMIO_BASE, NF_MMIO, NF_TABLE, VMEXIT_HALT, VMEXIT_MTCR, VMEXIT_SENSITIVE,
+                     VMEXIT_VMENTER, VMEXIT_WFI, VMX_EXIT_SENSITIVE, VMX_EXIT_WFI, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BADADDR, CR_CAUSE,
                      CR_EPC, CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_MISALIGNED, EXC_PAGE_FAULT,
                      EXCEPTION_NAMES, IRQ_NAMES, PDX_SHIFT, PF_FETCH, PF_PRESENT, PF_USER, PF_WRITE,
                      PTB_FRAME_MASK, PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_U, PTE_W, PTX_SHIFT,
@@ -205,6 +209,62 @@ def accessed_entry(entry: int, access: Access, leaf: bool) -> int:
 def tlb_entry(pde: int, pte: int) -> int:
     """What the TLB caches for a walk: the frame, W and U of both levels, and D."""
     return (pte & PTE_FRAME_MASK) | (pde & pte & (PTE_W | PTE_U)) | (pte & PTE_D)
+
+
+# --- virtualization (docs/isa.md "Virtualization extension (optional)") ----------------------------
+
+
+def guest_exit_reason(mnemonic: str, cr: int | None, exit_controls: int, mtcr_exits: int) -> int | None:
+    """The VMEXIT_* reason if the guest's instruction `mnemonic` (`cr` for
+    mtcr) exits under the VMCS controls, else None (it runs in the guest):
+    halt and vmenter always exit (hypercall too, as a trap), wfi under
+    VMX_EXIT_WFI, rdsr / wrsr under VMX_EXIT_SENSITIVE, mtcr of control
+    register n when bit n of `mtcr_exits` is set.  Privilege comes first:
+    a privileged instruction in guest user mode traps to the guest."""
+    if mnemonic == "halt":
+        return VMEXIT_HALT
+    if mnemonic == "vmenter":
+        return VMEXIT_VMENTER
+    if mnemonic == "wfi":
+        return VMEXIT_WFI if exit_controls & VMX_EXIT_WFI else None
+    if mnemonic in ("rdsr", "wrsr"):
+        return VMEXIT_SENSITIVE if exit_controls & VMX_EXIT_SENSITIVE else None
+    if mnemonic == "mtcr":
+        return VMEXIT_MTCR if mtcr_exits >> cr & 1 else None
+    return None
+
+
+class NestedMmio(NamedTuple):
+    """A guest-physical address in the MMIO range: never RAM, so never walked."""
+    address: int
+
+
+def nested_walk(nptb: int, gpa: int, access: Access,
+                read_entry: Callable[[int], int | None]) -> Walk | WalkFault | TableMiss | NestedMmio:
+    """The nested (guest-physical -> machine) walk of `gpa` under the nested
+    root `nptb`: walk() with the same PDE/PTE format and rule, never a user
+    access (P and W count, U does not), setting no bits.  A gpa at or above
+    MMIO_BASE is not walked (NestedMmio)."""
+    if gpa >= MMIO_BASE:
+        return NestedMmio(gpa)
+    return walk(nptb, gpa, access, False, read_entry)
+
+
+def nested_fault_access(access: Access, user: bool, present: bool, table: bool, mmio: bool = False) -> int:
+    """VMCS_EXIT_ACCESS of a nested fault: the page-fault error code of the
+    guest's `access` (U: the guest was in user mode; P: the nested entry was
+    present but did not allow it), NF_TABLE for a guest table entry, NF_MMIO."""
+    return (page_fault_error(access, user, present) | (NF_TABLE if table else 0)
+            | (NF_MMIO if mmio else 0))
+
+
+def composed_entry(guest_entry: int, frame: int, nested_writable: bool) -> int:
+    """The TLB entry of a guest-virtual page (tlb_entry() of the guest's walk,
+    or W | U | D with the guest's paging off) once its frame is the machine
+    `frame`: the guest's W and U, and D only if the nested map allows writes,
+    so a write the nested map forbids walks again and exits."""
+    return ((frame & PTE_FRAME_MASK) | (guest_entry & (PTE_W | PTE_U))
+            | (guest_entry & PTE_D if nested_writable else 0))
 
 
 # --- interrupts (docs/isa.md "Interrupts") ------------------------------------------------------------

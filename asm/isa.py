@@ -114,6 +114,61 @@ PTE_U = 1 << 2   # user accessible
 PTE_A = 1 << 3   # accessed (set by the walker)
 PTE_D = 1 << 4   # dirty (set by the walker on a write; leaf entries only)
 
+# --- Virtualization extension (optional; docs/isa.md "Virtualization extension (optional)") ---
+#
+# The VMCS: one 4 KiB page of machine memory, every field a little-endian word at its offset.
+# An area (guest or host) holds r0..r15, then pc, then the 8 control registers.
+
+VMCS_SIZE = PAGE_SIZE
+VMCS_AREA_REGS = 0x00          # r0..r15 within an area
+VMCS_AREA_PC = 0x40
+VMCS_AREA_CR = 0x44            # cr 0..7 within an area
+VMCS_GUEST = 0x000             # the guest area: loaded at entry, stored at exit
+VMCS_HOST = 0x080              # the host area: stored at entry, loaded at exit
+VMCS_EXIT_CONTROLS = 0x100     # VMX_* bits: which optional events exit
+VMCS_MTCR_EXITS = 0x104        # bit n set: the guest's mtcr of control register n exits
+VMCS_NPTB = 0x108              # the nested root: frame [31:12], NPTB_PWC, NPTB_ENABLE
+VMCS_VIRQ = 0x10C              # the guest's virtual interrupt lines: bit n = irq n pending
+VMCS_EXIT_REASON = 0x180       # VMEXIT_* of the last exit
+VMCS_EXIT_QUALIFICATION = 0x184   # what the reason is about (docs/isa.md "Exit reasons")
+VMCS_EXIT_ACCESS = 0x188       # nested faults: the access kind (PF_* and NF_* bits)
+VMCS_EXIT_WORD = 0x18C         # the instruction word at the guest pc (EXIT_INFO_WORD)
+VMCS_EXIT_GVA = 0x190          # the guest-virtual address of the access (EXIT_INFO_GVA)
+VMCS_EXIT_INFO = 0x194         # which of the word and the gva are valid
+
+VMX_EXIT_SENSITIVE = 1 << 0    # the guest's rdsr / wrsr exit (in either guest mode)
+VMX_EXIT_WFI = 1 << 1          # the guest's wfi exits
+
+NPTB_ENABLE = 1 << 0           # nested paging on (vmenter refuses a VMCS without it)
+NPTB_PWC = 1 << 1              # the page-walk cache of the nested walk on
+
+EXIT_INFO_WORD = 1 << 0        # VMCS_EXIT_WORD holds the instruction word
+EXIT_INFO_GVA = 1 << 1         # VMCS_EXIT_GVA holds the guest-virtual address
+
+# the access kind of a nested fault, beside the PF_* bits (P: the nested entry was present, W, U: the
+# guest was in user mode, I: a fetch)
+NF_TABLE = 1 << 4              # the address is one of the guest's table entries (read or A/D write)
+NF_MMIO = 1 << 5               # the address is in the MMIO range: never RAM, always an exit
+NF_MISCONFIG = 1 << 6          # a nested table or the frame it names is not machine RAM
+
+VMEXIT_EXTERNAL = 1            # a machine interrupt line; qualification = the irq
+VMEXIT_HYPERCALL = 2           # qualification 0
+VMEXIT_HALT = 3                # qualification 0
+VMEXIT_WFI = 4                 # under VMX_EXIT_WFI; qualification 0
+VMEXIT_MTCR = 5                # under VMCS_MTCR_EXITS; qualification = the control register
+VMEXIT_SENSITIVE = 6           # rdsr / wrsr under VMX_EXIT_SENSITIVE; qualification = the opcode
+VMEXIT_NESTED_FAULT = 7        # qualification = the guest-physical address; VMCS_EXIT_ACCESS the kind
+VMEXIT_TRIPLE_FAULT = 8        # qualification = the cause the trap handler's first instruction raised
+VMEXIT_NO_VECTOR = 9           # a guest trap while the guest's tvec is 0; qualification = the cause
+VMEXIT_VMENTER = 10            # vmenter in guest kernel mode; qualification 0
+
+VMEXIT_NAMES = {
+    VMEXIT_EXTERNAL: "external interrupt", VMEXIT_HYPERCALL: "hypercall", VMEXIT_HALT: "halt",
+    VMEXIT_WFI: "wfi", VMEXIT_MTCR: "mtcr", VMEXIT_SENSITIVE: "sensitive instruction",
+    VMEXIT_NESTED_FAULT: "nested fault", VMEXIT_TRIPLE_FAULT: "triple fault",
+    VMEXIT_NO_VECTOR: "no trap vector", VMEXIT_VMENTER: "vmenter",
+}
+
 # --- Physical memory map ----------------------------------------------------
 
 MMIO_BASE = 0xF0000000
@@ -213,6 +268,7 @@ class Insn:
     syntax: str
     flags: frozenset[str] = frozenset()
     summary: str = ""
+    extension: str = ""     # "" for the base architecture, else the optional extension (EXTENSIONS)
 
     @functools.cached_property
     def roles(self) -> tuple[str, ...]:
@@ -224,8 +280,14 @@ class Insn:
         return flag in self.flags
 
 
-def _i(mnemonic, opcode, fmt, syntax, summary, *flags):
-    return Insn(mnemonic, opcode, fmt, syntax, frozenset(flags), summary)
+def _i(mnemonic, opcode, fmt, syntax, summary, *flags, extension=""):
+    return Insn(mnemonic, opcode, fmt, syntax, frozenset(flags), summary, extension)
+
+
+# Optional parts of the architecture (docs/isa.md "Virtualization extension (optional)").  A machine
+# without an extension has none of its instructions: their opcodes are unassigned there (base_decode).
+EXT_VIRTUALIZATION = "virtualization"
+EXTENSIONS = (EXT_VIRTUALIZATION,)
 
 
 INSTRUCTIONS: tuple[Insn, ...] = (
@@ -294,6 +356,9 @@ INSTRUCTIONS: tuple[Insn, ...] = (
     _i("tlbflush", 0x37, "N", "", "invalidate every TLB entry", PRIVILEGED),
     _i("tlbinv",   0x38, "I", "rs1", "invalidate the TLB entry for virtual address rs1",
        PRIVILEGED),
+    # The virtualization extension, optional (docs/isa.md "Virtualization extension (optional)")
+    _i("vmenter",  0x39, "I", "rs1", "enter guest mode with the VMCS at machine address rs1",
+       PRIVILEGED, extension=EXT_VIRTUALIZATION),
 )
 
 BY_MNEMONIC: dict[str, Insn] = {insn.mnemonic: insn for insn in INSTRUCTIONS}
@@ -473,3 +538,11 @@ def _decode(word: int) -> Decoded | None:
         if not low <= value <= high:
             return None
     return Decoded(insn, operands)
+
+
+def base_decode(word: int) -> Decoded | None:
+    """decode() on a machine without the optional extensions (the machine
+    simulator's): an extension instruction's opcode is unassigned there, so
+    its words do not decode (illegal instruction, in either mode)."""
+    found = decode(word)
+    return None if found is None or found.insn.extension else found

@@ -332,7 +332,7 @@ def test_undefined_encoding_is_an_illegal_instruction(word):
 PRIVILEGED_ITEMS = {
     "mfcr": ("mfcr", "s0", "tvec"), "mtcr": ("mtcr", "tvec", "zero"), "rfe": ("rfe",),
     "halt": ("halt",), "wfi": ("wfi",), "ei": ("ei",), "di": ("di",), "tlbflush": ("tlbflush",),
-    "tlbinv": ("tlbinv", "t0"),
+    "tlbinv": ("tlbinv", "t0"), "vmenter": ("vmenter", "t0"),
 }
 
 

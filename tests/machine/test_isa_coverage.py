@@ -5,9 +5,12 @@ fails here until both know it."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
-from asm.isa import BRANCH, INSTRUCTIONS, LOAD_WIDTHS, PRIVILEGED, STORE_WIDTHS, encode, operand_range
+from asm.isa import (BRANCH, CR_CAUSE, CR_STATUS, CR_TVEC, EXC_ILLEGAL, INSTRUCTIONS, LOAD_WIDTHS, PRIVILEGED,
+                     STATUS_KM, STORE_WIDTHS, encode, operand_range)
 from vmm.machine import translate
 from vmm.machine.translate import Context, Site
 from vmm.monitor import simulate
@@ -33,8 +36,10 @@ def test_every_instruction_has_a_translator_template(insn):
         assert user == [translate.trap(translate.EXC_PRIVILEGED, "None", Site(0x1000, 0, Context(True, False)))]
 
 
-@pytest.mark.parametrize("insn", INSTRUCTIONS, ids=lambda insn: insn.mnemonic)
+@pytest.mark.parametrize("insn", [insn for insn in INSTRUCTIONS if not insn.extension], ids=lambda insn: insn.mnemonic)
 def test_every_instruction_has_exactly_one_simulator_executor(insn):
+    """Every base instruction; the simulator models a machine without the optional extensions
+    (docs/isa.md), tested below."""
     tables = [name for name, table in SIMULATOR_TABLES.items() if insn.mnemonic in table]
     assert len(tables) == 1, f"{insn.mnemonic} is in {tables or 'no table'}"
 
@@ -49,3 +54,14 @@ def test_control_transfer_is_where_the_table_says():
     """The simulator's branch executors are exactly the table's conditional branches."""
     conditional = {insn.mnemonic for insn in INSTRUCTIONS if insn.has(BRANCH) and insn.fmt == "B"}
     assert set(simulate.BRANCHES) == conditional
+
+
+@pytest.mark.parametrize("insn", [insn for insn in INSTRUCTIONS if insn.extension], ids=lambda insn: insn.mnemonic)
+def test_an_extension_instruction_is_illegal_in_the_simulator_in_either_mode(insn):
+    """docs/isa.md: a machine without the extension does not decode its opcode."""
+    for status in (STATUS_KM, 0):
+        simulator = simulate.Simulator(1 << 16, console_out=io.BytesIO())
+        simulator.memory.write(0x1000, 4, some_word(insn))
+        simulator.pc, simulator.cr[CR_STATUS], simulator.cr[CR_TVEC] = 0x1000, status, 0x2000
+        simulator.run(max_instructions=1)
+        assert (simulator.cr[CR_CAUSE], simulator.pc) == (EXC_ILLEGAL, 0x2000)

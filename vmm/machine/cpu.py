@@ -54,6 +54,37 @@ During the call `exit_word` is the instruction word the CPU was executing at
 epc (the one that trapped, as fetched through the TLB), or None for an
 interrupt or a fault fetching it: a VMM may decode that instead of fetching
 the word again.
+
+Guest mode (the optional virtualization extension, docs/isa.md
+"Virtualization extension (optional)"): `vmenter rs1` and `enter_guest(vmcs)`
+are one operation (_enter): the host's registers, pc and control registers
+go to the VMCS host area, the guest's come from its guest area, and the CPU
+runs the guest in guest-mode contexts (Context.guest: the controlled
+instructions exit, asm.arch.guest_exit_reason) with the MMU on the guest
+side (nested paging, mmu.py).  The guest's own exceptions, syscalls and
+virtual interrupts (VMCS_VIRQ, taken by asm.arch.interrupt_to_take when the
+guest's IE allows) enter the guest's tvec with no exit.  A VM exit (_vm_exit)
+stores the guest state and the exit information in the VMCS, loads the host
+state and goes on at the host pc (after the vmenter), or, with `guest_exit`
+set, calls guest_exit(reason, qualification) there instead (the VMM may call
+enter_guest again from it).  In guest mode `vm_exit` is not consulted.
+
+Decisions where the spec is silent (guest mode):
+- vmenter retires when the entry succeeds (one tick); an exit adds none, and
+  an instruction that exits does not retire: the guest pc saved is its own
+  address (the VMM adds 4 after emulating it).
+- vmenter of a VMCS address not page-aligned or not wholly in RAM raises the
+  bus error (badaddr = rs1); of a VMCS whose nptb lacks NPTB_ENABLE or names
+  a root outside RAM, the illegal-instruction exception.  enter_guest raises
+  ValueError for the same VMCS.
+- A machine interrupt line asserted in guest mode exits (external interrupt,
+  qualification = the lowest line) before the next guest instruction,
+  whatever the guest's IE; the host takes it after the exit by its own IE.
+- The guest's triple fault exits with the guest state as it was at the
+  faulting instruction; a guest trap while the guest's tvec is 0 exits with
+  epc, cause and badaddr recorded in the guest's control registers.
+- checkpoint() is refused in guest mode, and the virtualization counts
+  (counters.vm) are not part of a checkpoint.
 """
 
 from __future__ import annotations
@@ -61,25 +92,34 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Callable
 
-from asm.arch import (enter_trap, extend, interrupt_to_take, rfe, triple_fault_message,
+from asm.arch import (enter_trap, extend, guest_exit_reason, interrupt_to_take, rfe, triple_fault_message,
                       unhandled_trap_message, written_status)
-from asm.isa import (CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_PTB, CR_STATUS, CR_TVEC, EXC_BUS_ERROR,
-                     EXC_ILLEGAL, EXC_MISALIGNED, NUM_REGS, PAGE_SHIFT, REG_A0, STATUS_IE, STATUS_KM)
+from asm.isa import (BY_MNEMONIC, CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_PTB, CR_STATUS, CR_TVEC, EXC_BUS_ERROR,
+                     EXC_ILLEGAL, EXC_MISALIGNED, EXIT_INFO_GVA, EXIT_INFO_WORD, NPTB_ENABLE, NUM_REGS,
+                     PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_FRAME_MASK, REG_A0, STATUS_DEFINED, STATUS_IE,
+                     STATUS_KM, VMCS_AREA_CR, VMCS_AREA_PC, VMCS_AREA_REGS, VMCS_EXIT_ACCESS,
+                     VMCS_EXIT_CONTROLS, VMCS_EXIT_GVA, VMCS_EXIT_INFO, VMCS_EXIT_QUALIFICATION,
+                     VMCS_EXIT_REASON, VMCS_EXIT_WORD, VMCS_GUEST, VMCS_HOST, VMCS_MTCR_EXITS, VMCS_NPTB,
+                     VMCS_SIZE, VMCS_VIRQ, VMEXIT_EXTERNAL, VMEXIT_HYPERCALL, VMEXIT_NESTED_FAULT,
+                     VMEXIT_NO_VECTOR, VMEXIT_SENSITIVE, VMEXIT_TRIPLE_FAULT)
 from vmm.machine.bus import Bus
 from vmm.machine.counters import Counters
-from vmm.machine.errors import BusError
+from vmm.machine.errors import BusError, KiteError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.mmu import FETCH, MMU, READ, WRITE, Fault
 from vmm.machine.outcome import CpuState
-from vmm.machine.translate import BIG, EXIT_HYPERCALL, BlockExit, Block, Context, Translator, Trap
+from vmm.machine.translate import (BIG, EXIT_HYPERCALL, GUEST_EXIT, BlockExit, Block, Context, Translator,
+                                   Trap)
 
-__all__ = ["CPU", "EXIT_HYPERCALL"]
+__all__ = ["CPU", "EXIT_HYPERCALL", "GuestExit"]
 
 M32 = 0xFFFFFFFF
 NUM_CRS = 8
 VmExit = Callable[[int, int, "int | None"], None]
-CONTEXTS = {(user, paging): Context(user, paging) for user in (False, True) for paging in (False, True)}
+GuestExit = Callable[[int, int], None]      # guest_exit(reason, qualification); the rest is in the VMCS
+CONTEXTS = {(user, paging, guest): Context(user, paging, guest)
+            for user in (False, True) for paging in (False, True) for guest in (False, True)}
 
 
 class Meta:
@@ -99,6 +139,16 @@ class Link:
         self.pc, self.cell = pc, cell
 
 
+class Guest:
+    """What the CPU holds of the VMCS while in guest mode: where it is, the
+    exit controls, the virtual lines (read at entry) and the host's ptb."""
+    __slots__ = ("vmcs", "exit_controls", "mtcr_exits", "virq", "host_ptb")
+
+    def __init__(self, vmcs: int, exit_controls: int, mtcr_exits: int, virq: int, host_ptb: int):
+        self.vmcs, self.exit_controls, self.mtcr_exits = vmcs, exit_controls, mtcr_exits
+        self.virq, self.host_ptb = virq, host_ptb
+
+
 class CPU:
     """One Kite32 CPU on `memory` (RAM), `bus` (devices) and `irq` (lines)."""
 
@@ -111,10 +161,12 @@ class CPU:
         self.trace: Callable[[str, int, int], None] | None = None
         self.vm_exit: VmExit | None = None
         self.exit_word: int | None = None
+        self.guest_exit: GuestExit | None = None
+        self._guest: Guest | None = None
         hooks = {"R": self._regs, "CR": self._cr, "LD": self._load, "ST": self._store,
                  "WSTATUS": self._write_status, "WPTB": self._write_ptb, "RFE": self._rfe,
                  "HALT": self._halt, "WFI": self._wfi, "FLUSH": self.flush_tlb,
-                 "INV": self.invalidate_tlb}
+                 "INV": self.invalidate_tlb, "VMENTER": self._vmenter, "GX": self._guest_exits}
         self._translator = Translator(memory, hooks, self.mmu.fast_read, self.mmu.fast_write,
                                       self.mmu.forget_fast_write, self._code_written)
         # block entries: every page's, and the lookup of the pages whose translation was checked since
@@ -161,6 +213,8 @@ class CPU:
         self.ticks = 0
         self.state = CpuState.RUNNING
         self.stop_reason: str | None = None
+        self._guest = None
+        self.mmu.leave_guest()
         self._ptb_loaded = 0
         self.mmu.set_ptb(0)
         self._flush_blocks()
@@ -169,7 +223,10 @@ class CPU:
     def checkpoint(self) -> dict:
         """The architectural state and the counters as JSON values
         (vmm/machine/snapshot.py).  The TLB and the translated blocks are
-        caches: not part of it."""
+        caches: not part of it.  Refused (KiteError) in guest mode."""
+        if self._guest is not None:
+            raise KiteError("cannot checkpoint the CPU in guest mode (docs/isa.md, "
+                            "\"Virtualization extension (optional)\")")
         counters = {field.name: getattr(self.counters, field.name) for field in fields(Counters)}
         for name in ("exceptions", "interrupts"):
             counters[name] = {str(key): count for key, count in counters[name].items()}
@@ -179,7 +236,9 @@ class CPU:
     def restore(self, state: dict) -> None:
         """Take `state` (checkpoint()'s, checked by the caller): registers,
         pc, ticks, mode, paging and counters, with an empty TLB and no
-        translated block."""
+        translated block; in host mode (a guest being run is dropped)."""
+        self._guest = None
+        self.mmu.leave_guest()
         self._regs[:] = state["regs"]
         self._cr[:] = state["cr"]
         self.pc, self.ticks = state["pc"], state["ticks"]
@@ -214,7 +273,7 @@ class CPU:
 
     def _select_context(self) -> None:
         """The block context and lookup table for the current mode and paging."""
-        self._context = CONTEXTS[not self._cr[CR_STATUS] & STATUS_KM, self.mmu.enabled]
+        self._context = CONTEXTS[not self._cr[CR_STATUS] & STATUS_KM, self.mmu.enabled, self.mmu.guest]
         self._current = self._vblocks[self._context]
 
     # --- the run loop -------------------------------------------------------------
@@ -225,12 +284,15 @@ class CPU:
         self._sync()
         try:
             while self.state is CpuState.RUNNING and self.ticks < until_tick:
-                irq = interrupt_to_take(self.irq.pending, self._cr[CR_STATUS] & STATUS_IE)
-                if irq is not None:
-                    self.counters.count_interrupt(irq)
-                    self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
-                else:
-                    self._run_blocks(until_tick)
+                if self._guest is None:
+                    irq = interrupt_to_take(self.irq.pending, self._cr[CR_STATUS] & STATUS_IE)
+                    if irq is not None:
+                        self.counters.count_interrupt(irq)
+                        self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
+                        continue
+                elif self._guest_interrupt():
+                    continue
+                self._run_blocks(until_tick)
         finally:
             self.counters.instructions += self.ticks - start
 
@@ -389,6 +451,9 @@ class CPU:
         bare hardware).  `triple`: the first instruction of the trap handler
         raised it (its fetch or its execution), so taking it would only raise
         it again, forever."""
+        if self._guest is not None:
+            self._guest_trap(trap, triple)
+            return
         cause = trap.cause
         if cause == EXIT_HYPERCALL and self.vm_exit is None:
             cause = EXC_ILLEGAL
@@ -401,7 +466,20 @@ class CPU:
         self._enter_trap(cause, trap.pc, trap.badaddr)
 
     def _enter_trap(self, cause: int, epc: int, badaddr: int | None) -> None:
-        """Trap entry (or the VMM's exit, or a stop when tvec is 0)."""
+        """Trap entry (or the VMM's exit, or a stop when tvec is 0; in guest
+        mode the guest's trap entry, or the no-vector exit)."""
+        if self._guest is not None:
+            tvec = enter_trap(self._cr, cause, epc, badaddr)
+            if self.trace is not None:
+                self.trace("trap", cause, epc, badaddr)
+            if tvec == 0:
+                self.pc = epc
+                self._vm_exit(VMEXIT_NO_VECTOR, cause, gva=badaddr)
+                return
+            self.pc = tvec
+            self._entering_trap = True
+            self._sync()
+            return
         if self.vm_exit is not None:
             self.pc = epc
             if self.trace is not None:
@@ -518,8 +596,9 @@ class CPU:
         self.state = CpuState.HALTED
 
     def _wfi(self) -> None:
-        """wfi: wait unless a line is already asserted (IE does not matter)."""
-        if not self.irq.pending:
+        """wfi: wait unless a line is already asserted (IE does not matter;
+        in guest mode a virtual line counts too)."""
+        if not self.irq.pending and (self._guest is None or not self._guest.virq):
             self.state = CpuState.WAITING
 
     def flush_tlb(self) -> None:
@@ -535,3 +614,146 @@ class CPU:
         for context in self._vblocks:
             self._forget_page(context, vpn)
 
+    # --- guest mode (the virtualization extension; module doc) ------------------------------
+
+    def enter_guest(self, vmcs: int) -> None:
+        """Enter guest mode with the VMCS at machine address `vmcs`, the
+        host state being the CPU's now (pc included): vmenter's operation
+        for a VMM in Python, which sets `guest_exit` to hear of each exit.
+        Raises ValueError for a VMCS vmenter would refuse."""
+        problem = self._vmcs_problem(vmcs)
+        if problem is not None:
+            raise ValueError(f"vmenter {vmcs:#010x}: " + ("the VMCS is not a page of RAM" if problem == EXC_BUS_ERROR
+                                                          else "the VMCS's nptb is not enabled or not in RAM"))
+        self._enter(vmcs, self.pc)
+
+    @property
+    def in_guest(self) -> bool:
+        """Whether the CPU is in guest mode."""
+        return self._guest is not None
+
+    def _vmenter(self, vmcs: int, pc: int, tick: int, lookups: int) -> int:
+        """The vmenter instruction at `pc` (translated code): enter, or raise
+        the Trap of a refused VMCS; returns the guest pc."""
+        problem = self._vmcs_problem(vmcs)
+        if problem is not None:
+            raise Trap(problem, vmcs if problem == EXC_BUS_ERROR else None, pc, tick, lookups)
+        self._enter(vmcs, (pc + 4) & M32)
+        return self.pc
+
+    def _vmcs_problem(self, vmcs: int) -> int | None:
+        """The exception vmenter raises for `vmcs`, or None (module doc)."""
+        if vmcs & PAGE_MASK or not self.memory.contains(vmcs, VMCS_SIZE):
+            return EXC_BUS_ERROR
+        nptb = self.memory.read(vmcs + VMCS_NPTB, 4)
+        if not nptb & NPTB_ENABLE or not self.memory.contains(nptb & PTB_FRAME_MASK, PAGE_SIZE):
+            return EXC_ILLEGAL
+        return None
+
+    def _enter(self, vmcs: int, host_pc: int) -> None:
+        """The one entry (checked VMCS): save the host area, load the guest
+        area and the controls, put the MMU on the guest side."""
+        read = self.memory.read
+        self._store_area(vmcs + VMCS_HOST, host_pc)
+        host_ptb = self._cr[CR_PTB]
+        self._guest = Guest(vmcs, read(vmcs + VMCS_EXIT_CONTROLS, 4), read(vmcs + VMCS_MTCR_EXITS, 4),
+                            read(vmcs + VMCS_VIRQ, 4), host_ptb)
+        self._load_area(vmcs + VMCS_GUEST)
+        self.mmu.enter_guest(read(vmcs + VMCS_NPTB, 4), self._cr[CR_PTB])
+        self._ptb_loaded = self._cr[CR_PTB]
+        self.counters.vm.vm_entries += 1
+        self._switched()
+
+    def _vm_exit(self, reason: int, qualification: int, access: int = 0, gva: int | None = None) -> None:
+        """The one VM exit (the guest pc is self.pc): store the guest area
+        and the exit information, load the host area (module doc)."""
+        guest, write = self._guest, self.memory.write
+        vmcs = guest.vmcs
+        self._store_area(vmcs + VMCS_GUEST, self.pc)
+        word = self.exit_word
+        for offset, value in ((VMCS_EXIT_REASON, reason), (VMCS_EXIT_QUALIFICATION, qualification),
+                              (VMCS_EXIT_ACCESS, access), (VMCS_EXIT_WORD, word or 0), (VMCS_EXIT_GVA, gva or 0),
+                              (VMCS_EXIT_INFO, (EXIT_INFO_WORD if word is not None else 0)
+                               | (EXIT_INFO_GVA if gva is not None else 0))):
+            write(vmcs + offset, 4, value & M32)
+        self.counters.vm.count_exit(reason)
+        self.mmu.exit_guest(self._cr[CR_PTB])
+        self._guest = None
+        self._load_area(vmcs + VMCS_HOST)
+        self._ptb_loaded = guest.host_ptb
+        self._switched()
+        if self.guest_exit is not None:
+            self.guest_exit(reason, qualification & M32)
+
+    def _switched(self) -> None:
+        """After an entry or exit: no block lookup survives (they were made
+        for the other side's TLB), no trap is being entered."""
+        self._flush_blocks()
+        self._entering_trap = False
+        self._sync()
+
+    def _store_area(self, area: int, pc: int) -> None:
+        """Write the registers, `pc` and the control registers to a VMCS area."""
+        write = self.memory.write
+        for number, value in enumerate(self._regs):
+            write(area + VMCS_AREA_REGS + 4 * number, 4, value)
+        write(area + VMCS_AREA_PC, 4, pc & M32)
+        for number, value in enumerate(self._cr):
+            write(area + VMCS_AREA_CR + 4 * number, 4, value)
+
+    def _load_area(self, area: int) -> None:
+        """Load the registers, pc and control registers from a VMCS area
+        (r0 stays 0, status keeps its defined bits)."""
+        read = self.memory.read
+        self._regs[:] = [read(area + VMCS_AREA_REGS + 4 * number, 4) for number in range(NUM_REGS)]
+        self._regs[0] = 0
+        self.pc = read(area + VMCS_AREA_PC, 4)
+        self._cr[:] = [read(area + VMCS_AREA_CR + 4 * number, 4) for number in range(NUM_CRS)]
+        self._cr[CR_STATUS] &= STATUS_DEFINED
+
+    def _guest_interrupt(self) -> bool:
+        """Before a guest instruction: a machine line exits, else a virtual
+        line the guest's IE allows is taken by the guest.  Whether either happened."""
+        pending = self.irq.pending
+        if pending:
+            self.exit_word = None
+            self._vm_exit(VMEXIT_EXTERNAL, interrupt_to_take(pending, True))
+            return True
+        irq = interrupt_to_take(self._guest.virq, self._cr[CR_STATUS] & STATUS_IE)
+        if irq is None:
+            return False
+        self.counters.count_interrupt(irq)
+        self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
+        return True
+
+    def _guest_exits(self, mnemonic: str, cr: int | None) -> int:
+        """GX in guest-mode blocks: the Trap cause of the exit the guest's
+        instruction makes under the VMCS controls (GUEST_EXIT | reason |
+        qualification << 8), or 0 when it runs in the guest."""
+        guest = self._guest
+        reason = guest_exit_reason(mnemonic, cr, guest.exit_controls, guest.mtcr_exits)
+        if reason is None:
+            return 0
+        qualification = cr if cr is not None else BY_MNEMONIC[mnemonic].opcode if reason == VMEXIT_SENSITIVE else 0
+        return GUEST_EXIT | reason | qualification << 8
+
+    def _guest_trap(self, trap: Trap, triple: bool) -> None:
+        """An exception in guest mode (self.pc = trap.pc): the exits (hypercall,
+        the controlled instructions, nested faults, triple fault), else the
+        guest's own trap entry."""
+        cause = trap.cause
+        if cause == EXIT_HYPERCALL:
+            self._vm_exit(VMEXIT_HYPERCALL, 0)
+        elif cause & GUEST_EXIT:
+            reason = cause & 0xFF
+            if reason == VMEXIT_NESTED_FAULT:
+                gpa, access = self.mmu.nested_fault
+                self._vm_exit(reason, gpa, access, gva=trap.badaddr)
+            else:
+                self._vm_exit(reason, (cause >> 8) & 0xFF)
+        else:
+            self.counters.count_exception(cause & CAUSE_CODE_MASK)
+            if triple:
+                self._vm_exit(VMEXIT_TRIPLE_FAULT, cause, gva=trap.badaddr)
+            else:
+                self._enter_trap(cause, trap.pc, trap.badaddr)

@@ -215,7 +215,10 @@ class Machine:
             tlb_misses=counters.tlb_misses, page_walks=counters.page_walks, walk_refs=counters.walk_refs,
             exceptions=exception_names(counters.exceptions), interrupts=interrupt_names(counters.interrupts),
             ticks=self.cpu.ticks, device_reads=bus.reads, device_writes=bus.writes, modeled_cycles=cycles,
-            reason=str(reason), exit_code=exit_code, io=disk_figures(self.disk))
+            reason=str(reason), exit_code=exit_code, io=disk_figures(self.disk),
+            vm_entries=counters.vm.vm_entries, vm_exits=counters.vm.exits,
+            nested_walk_refs=counters.vm.nested_walk_refs, pwc_hits=counters.vm.pwc_hits,
+            nested_faults=counters.vm.nested_faults)
 
     def register_dump(self) -> str:
         """All registers with ABI names, the pc symbolized, and the control registers."""

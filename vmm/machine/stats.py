@@ -35,15 +35,30 @@ class MachineStats:
     reason: str
     exit_code: int | None
     io: dict[str, int] = field(default_factory=dict)     # the disk's: requests, bytes ({} without a disk)
+    # the virtualization extension's counts (counters.py VmCounters; 0 on a machine that never entered a
+    # guest, and always under simulation: the simulated machine has no extension)
+    vm_entries: int = 0
+    vm_exits: int = 0
+    nested_walk_refs: int = 0
+    pwc_hits: int = 0
+    nested_faults: int = 0
     phases: dict[str, MachineStats] = field(default_factory=dict)   # "boot", "workload" (vmm/machine/phases.py)
 
     LATEST: ClassVar[frozenset[str]] = frozenset({"exit_code"})     # not a count: a phase keeps the later value
+    VIRTUALIZATION: ClassVar[tuple[str, ...]] = ("vm_entries", "vm_exits", "nested_walk_refs", "pwc_hits",
+                                                 "nested_faults")
 
     def as_dict(self) -> dict:
-        """The figures by name, JSON-ready; "phases" only when there are phases."""
+        """The figures by name, JSON-ready; "phases" only when there are
+        phases, the virtualization figures only for a run that entered a guest
+        (so a run that never did reports exactly what it did before the extension)."""
         figures = asdict(self)
         if not self.phases:
             del figures["phases"]
+        if not self.vm_entries:
+            for table in [figures, *figures.get("phases", {}).values()]:
+                for name in self.VIRTUALIZATION:
+                    del table[name]
         return figures
 
 

@@ -47,7 +47,12 @@ block, or a marker with length BIG, which the run loop stops at:
                        (None, BIG, 0, (extra ticks, extra lookups, successor))
                        when it went round at all
 
-Blocks are cached by (virtual pc, physical address, user, paging, single) and
+In a guest-mode context (Context.guest, the virtualization extension) every
+privileged or sensitive instruction first asks the CPU's GX whether the VMCS
+makes it exit, and raises Trap(GUEST_EXIT | reason) if so; `vmenter` calls
+the CPU's VMENTER, whose result is the block's exit pc.
+
+Blocks are cached by (virtual pc, physical address, user, paging, guest, single) and
 dropped when their physical page is written (PhysicalMemory.code_pages); the
 compiled code is shared by content (virtual pc, context, single, words)
 across pages and CPUs of the process (COMPILED), so a program loaded again,
@@ -74,6 +79,7 @@ M32 = 0xFFFFFFFF
 SIGN = 0x80000000
 BIG = 1 << 64      # the length of a marker: larger than any budget, so the run loop stops at it
 EXIT_HYPERCALL = 0x40   # cause handed to CPU.vm_exit for `hypercall` (not an exception code)
+GUEST_EXIT = 0x10000    # a Trap cause GUEST_EXIT | VMEXIT_*: a VM exit in guest mode (no real cause has bit 16)
 
 
 class Trap(Exception):
@@ -102,10 +108,12 @@ class BlockExit(Exception):
 
 
 class Context(NamedTuple):
-    """What a translation depends on besides the code: the mode and paging
-    (a tuple: it keys the block caches, and hashes at C speed)."""
+    """What a translation depends on besides the code: the mode, paging and
+    guest mode of the virtualization extension (a tuple: it keys the block
+    caches, and hashes at C speed)."""
     user: bool
     paging: bool
+    guest: bool = False
 
     @property
     def fetch_lookups(self) -> int:
@@ -293,9 +301,28 @@ def translate_control(insn: Insn, op: dict, at: Site) -> list[str]:
             + put(op["rd"], at.next) + [f"return {leave('t')}"])
 
 
+def guest_exit_check(insn: Insn, op: dict, at: Site) -> list[str]:
+    """In guest mode, the lines raising the VM exit the instruction makes
+    if the VMCS controls say so (asm.arch.guest_exit_reason, asked through
+    the CPU's GX at run time); nothing outside guest mode."""
+    if not at.ctx.guest:
+        return []
+    return [f"x = GX({insn.mnemonic!r}, {op.get('cr')})", "if x:",
+            f"    raise Trap(x, None, {hex(at.pc)}, T + {at.index}, {at.ctx.fetch_lookups})"]
+
+
 def translate_system(insn: Insn, op: dict, at: Site) -> list[str]:
-    """Sensitive and privileged instructions (privilege already checked)."""
+    """Sensitive and privileged instructions (privilege already checked),
+    after the guest-mode exit check (every one of them may exit)."""
+    return guest_exit_check(insn, op, at) + _system(insn, op, at)
+
+
+def _system(insn: Insn, op: dict, at: Site) -> list[str]:
+    """translate_system's lines for the instruction itself."""
     name = insn.mnemonic
+    if name == "vmenter":
+        call = f"VMENTER({reg(op['rs1'])}, {hex(at.pc)}, T + {at.index}, {at.ctx.fetch_lookups})"
+        return [f"return {leave(call)}"]
     if name == "rdsr":
         return put(op["rd"], f"CR[{CR_STATUS}]")
     if name == "wrsr" and at.ctx.user:

@@ -50,7 +50,7 @@ from asm.isa import (BOOTINFO_ADDR, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BAD
                      LOAD_WIDTHS, MMIO_DEVICE_SIZE, NUM_REGS, MARKER_BASE, POWER_BASE, REG_A0,
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STATUS_PIE, STATUS_PKM, STATUS_PRIVILEGED,
                      STATUS_UF, STORE_WIDTHS, TIMER_BASE, UART_BASE, DISK_BASE, PAGE_SHIFT, PAGE_SIZE,
-                     PRIVILEGED, decode)
+                     PRIVILEGED, base_decode)
 from vmm.machine.bus import Bus
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.devices.disk import Disk, DiskImage
@@ -536,7 +536,7 @@ class Simulator:
         """The function executing `word`: executor(pc) -> next pc, raising
         SimTrap with no effect done.  Built from the tables below, once per
         word of a decoded page."""
-        decoded = decode(word)
+        decoded = base_decode(word)          # the simulated machine has no optional extension (docs/isa.md)
         if decoded is None:
             return _raiser(EXC_ILLEGAL)
         name, ops = decoded.insn.mnemonic, decoded.operands
