@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "nm": "asm.cli_tools:nm_main",
     "run": "vmm.cli:run",
     "resume": "vmm.cli:resume",
+    "migrate-receive": "vmm.cli:migrate_receive",
     "debug": "vmm.debug.cli:main",
     "build": "kite.build:build",
     "demo": "kite.demo:demo",

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from typing import Callable, Iterator
 
 import click
@@ -66,9 +67,12 @@ def format_stats(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def console_input(input_file: str | None, input_text: str | None):
-    """The UART's input: --input FILE, --input-text TEXT, or stdin."""
+def console_input(input_file: str | None, input_text: str | None, replay: list | None = None):
+    """The UART's input: --input FILE, --input-text TEXT, --replay's arrivals
+    (replay.Arrival), or stdin."""
     from vmm.machine.devices.uart import ConsoleInput
+    if replay is not None:
+        return ConsoleInput.replaying(replay)
     if input_text is not None:
         return ConsoleInput(input_text.encode("utf-8"))
     if input_file is not None:
@@ -143,19 +147,21 @@ def _parsed(parse: Callable, text: str | None, option: str):
 def checkpoint_options(options: dict, supported: bool) -> tuple[int, str] | None:
     """Take --checkpoint-at and --checkpoint out of `options`: (N, FILE) or
     None.  Raises UsageError unless both are given, on a machine that
-    `supported` says can be checkpointed (--bare, or --paging shadow)."""
+    `supported` says can be checkpointed (--bare, --sim, or one VM:
+    --paging shadow or direct)."""
     at, path = options.pop("checkpoint_at"), options.pop("checkpoint")
     if at is None and path is None:
         return None
     if at is None or path is None:
         raise click.UsageError("--checkpoint-at N and --checkpoint FILE go together")
     if not supported:
-        raise click.UsageError("--checkpoint-at works with --bare and --paging shadow, so far (docs/snapshot.md)")
+        raise click.UsageError("--checkpoint-at works with --bare, --sim and --paging shadow or direct, so far "
+                               "(docs/snapshot.md)")
     return at, path
 
 
 def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, stats, stats_json,
-             cmdline, input_file, input_text, cost_model, checkpoint=None) -> int:
+             cmdline, input_file, input_text, cost_model, checkpoint=None, record=None, replay=None) -> int:
     """Boot `image` on the bare machine (stopping at `checkpoint`'s (N, FILE)
     to write it, if given); returns the process exit code.  Raises KiteError
     for bad images, disks and files."""
@@ -163,9 +169,8 @@ def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, 
     from vmm.launch import run_bare as launch_bare
     from vmm.machine.devices.disk import DiskImage
     disk_image = DiskImage.open(disk, read_only=disk_readonly) if disk else None
-    with trace_config(trace) as config:
-        finished = launch_bare(Boot(image, tuple(modules), mem, cmdline),
-                               console(input_file, input_text),
+    with trace_config(trace) as config, console(input_file, input_text, record, replay) as run_console:
+        finished = launch_bare(Boot(image, tuple(modules), mem, cmdline), run_console,
                                run_options(max_instructions, cost_model, config, disk_image, checkpoint))
     return report_run(finished, checkpoint, stats, stats_json)
 
@@ -182,36 +187,101 @@ def report_run(finished, checkpoint: tuple[int, str] | None, stats: bool, stats_
 
 
 def run_sim(image, modules, mem, disk, disk_readonly, max_instructions, trace, stats, stats_json, cmdline,
-            input_file, input_text, cost_model) -> int:
+            input_file, input_text, cost_model, checkpoint=None, record=None, replay=None) -> int:
     """Boot `image` under machine simulation (every instruction interpreted by
-    the VMM); returns the process exit code.  Raises KiteError."""
+    the VMM; stopping at `checkpoint`'s (N, FILE) to write it, if given);
+    returns the process exit code.  Raises KiteError."""
     from vmm.launch import Boot
     from vmm.launch import run_sim as launch_sim
     from vmm.machine.devices.disk import DiskImage
     disk_image = DiskImage.open(disk, read_only=disk_readonly) if disk else None
-    with trace_config(trace) as config:
-        finished = launch_sim(Boot(image, tuple(modules), mem, cmdline), console(input_file, input_text),
-                              run_options(max_instructions, cost_model, config, disk_image))
-    report(finished, stats, stats_json)
-    return finished.exit_code
-
-
-def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, input_text,
-            cost_model, checkpoint=None) -> int:
-    """Run the VMs under the VMM (stopping at `checkpoint`'s (N, FILE) to
-    write it, if given); returns the process exit code (the only VM's, or
-    the first nonzero one of several).  Raises KiteError."""
-    from vmm.launch import run_vmm as launch_vmm
-    with trace_config(trace) as config:
-        finished = launch_vmm(configs, console(input_file, input_text),
-                              run_options(max_instructions, cost_model, config, None, checkpoint))
+    with trace_config(trace) as config, console(input_file, input_text, record, replay) as run_console:
+        finished = launch_sim(Boot(image, tuple(modules), mem, cmdline), run_console,
+                              run_options(max_instructions, cost_model, config, disk_image, checkpoint))
     return report_run(finished, checkpoint, stats, stats_json)
 
 
-def console(input_file: str | None, input_text: str | None):
-    """The console of a `kite run`: the input it names, output to stdout."""
+def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, input_text,
+            cost_model, checkpoint=None, migrate=None, record=None, replay=None) -> int:
+    """Run the VMs under the VMM (stopping at `checkpoint`'s (N, FILE) to
+    write it, or migrating the VM live with `migrate`'s (N, bandwidth,
+    rounds), if given); returns the process exit code (the only VM's, or
+    the first nonzero one of several; a migrated VM's destination's).
+    Raises KiteError."""
+    from vmm.launch import run_vmm as launch_vmm
+    options = run_options(max_instructions, cost_model, None, None, checkpoint)
+    if migrate is not None:
+        options = replace(options, migrate=migration_of(migrate, max_instructions, stats, stats_json, cost_model))
+    with trace_config(trace) as config, console(input_file, input_text, record, replay) as run_console:
+        finished = launch_vmm(configs, run_console, replace(options, trace=config))
+    if finished.migrated:
+        return finished.exit_code
+    return report_run(finished, checkpoint, stats, stats_json)
+
+
+def migration_of(migrate: tuple[int, int, int], max_instructions, stats, stats_json, cost_model):
+    """launch.Migrate for --migrate-at/--migrate-bandwidth/--migrate-rounds:
+    the destination is `kite migrate-receive` with this run's report options."""
+    from vmm.launch import Migrate
+    from vmm.monitor.migration import Plan
+    destination = [sys.executable, "-m", "kite", "migrate-receive"]
+    for option, value in (("--max-instructions", max_instructions), ("--stats-json", stats_json),
+                          ("--cost-model", cost_model)):
+        if value is not None:
+            destination += [option, str(value)]
+    return Migrate(Plan(*migrate), tuple(destination + ["--stats"] * stats))
+
+
+def migration_options(options: dict, supported: bool) -> tuple[int, int, int] | None:
+    """Take --migrate-at, --migrate-bandwidth and --migrate-rounds out of
+    `options`: (N, bandwidth, rounds) or None.  UsageError unless the run
+    can migrate (`supported`: one VM under --paging) and has no checkpoint."""
+    at, bandwidth, rounds = (options.pop(key) for key in ("migrate_at", "migrate_bandwidth", "migrate_rounds"))
+    if at is None:
+        if bandwidth is not None or rounds is not None:
+            raise click.UsageError("--migrate-bandwidth and --migrate-rounds go with --migrate-at")
+        return None
+    if not supported:
+        raise click.UsageError("--migrate-at works with --paging shadow|direct (docs/encapsulation.md)")
+    if options.get("checkpoint_at") is not None:
+        raise click.UsageError("--migrate-at and --checkpoint-at cannot be combined")
+    from vmm.monitor.migration import DEFAULT_BANDWIDTH, DEFAULT_ROUNDS
+    return at, bandwidth or DEFAULT_BANDWIDTH, DEFAULT_ROUNDS if rounds is None else rounds
+
+
+@contextlib.contextmanager
+def console(input_file: str | None, input_text: str | None, record: str | None = None,
+            replay: list | None = None) -> Iterator[object]:
+    """The launch.Console of a `kite run` while it runs: the input it names,
+    output to stdout; with `record` (--record FILE), the input log written
+    there once the run ends, a Ctrl-C included.  Raises KiteError."""
     from vmm.launch import Console
-    return Console(console_input(input_file, input_text), sys.stdout.buffer)
+    from vmm.machine.replay import Recorder
+    recorder = Recorder() if record else None
+    try:
+        yield Console(console_input(input_file, input_text, replay), sys.stdout.buffer, recorder)
+    except KeyboardInterrupt:
+        if recorder is not None:
+            recorder.write(record)
+        raise
+    if recorder is not None:
+        recorder.write(record)
+
+
+def replay_options(options: dict) -> None:
+    """Check --record and --replay, and read --replay's log now, before
+    anything runs: options["replay"] becomes its arrivals.  UsageError for
+    what cannot go with them; ReplayError (exit 2) for a bad log."""
+    if options.get("migrate_at") is not None and (options["record"] or options["replay"]):
+        raise click.UsageError("--record and --replay cannot be combined with --migrate-at yet")
+    if options["replay"] is None:
+        return
+    for option, key in (("--input", "input_file"), ("--input-text", "input_text"),
+                        ("--checkpoint-at", "checkpoint_at")):
+        if options[key] is not None:
+            raise click.UsageError(f"--replay gives the console input: it cannot be combined with {option}")
+    from vmm.machine.replay import read_log
+    options["replay"] = read_log(options["replay"])
 
 
 def run_options(max_instructions, cost_model, trace=None, disk=None, checkpoint=None):
@@ -310,10 +380,12 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     if bool(image) == bool(vm_specs):
         raise click.UsageError("--vm takes the images itself" if image else "missing IMAGE")
     refuse_overwriting_inputs(image, vm_specs, options)
+    replay_options(options)
     if options["disk_readonly"] and not options["disk"]:
         raise click.UsageError("--disk-readonly needs --disk")
     options["trace"] = trace_options(options, "bare" if bare else "sim" if sim else "vmm")
-    checkpoint = checkpoint_options(options, bare or paging == "shadow")
+    migrate = migration_options(options, bool(paging))
+    checkpoint = checkpoint_options(options, bare or sim or paging in ("shadow", "direct"))
     if bare:
         options["checkpoint"] = checkpoint
         if options.pop("shadow_opt"):
@@ -323,7 +395,7 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
         raise click.UsageError("--shadow-opt applies to --paging shadow")
     if sim:
         options.pop("shadow_opt")
-        return run_sim(image, **options)
+        return run_sim(image, **options, checkpoint=checkpoint)
     vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline", "shadow_opt", "disk",
                                                   "disk_readonly")}
     if paging:
@@ -337,19 +409,21 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     names = [config.name for config in configs]
     if len(set(names)) != len(names):
         raise click.UsageError(f"two VMs named alike: {', '.join(names)}")
-    return run_vmm(configs, **options, checkpoint=checkpoint)
+    return run_vmm(configs, **options, checkpoint=checkpoint, migrate=migrate)
 
 
 def refuse_overwriting_inputs(image, vm_specs, options) -> None:
-    """--stats-json and --trace must not name a file the run reads (the image,
-    a module, the disk, the input, the cost model): UsageError."""
-    inputs = [image, *options["modules"], options["disk"], options["input_file"], options["cost_model"]]
+    """--stats-json, --trace and --record must not name a file the run reads
+    (the image, a module, the disk, the input, the log replayed, the cost
+    model): UsageError."""
+    inputs = [image, *options["modules"], options["disk"], options["input_file"], options["replay"],
+              options["cost_model"]]
     for spec in vm_specs:
         image_part, *parts = spec.split(",")
         inputs += [image_part] + [part.partition("=")[2] for part in parts
                                   if part.startswith(("module=", "disk="))]
     real_inputs = {os.path.realpath(path) for path in inputs if path}
-    for option in ("stats_json", "trace"):
+    for option in ("stats_json", "trace", "record"):
         path = options[option]
         if path and path != "-" and os.path.realpath(path) in real_inputs:
             raise click.UsageError(f"--{option.replace('_', '-')} {path} would overwrite an input of the run")
@@ -397,13 +471,26 @@ def single_vm_config(image: str, paging: str, options: dict):
 @click.option("--stats", is_flag=True, help="Print the counters on stderr at the end.")
 @click.option("--stats-json", metavar="FILE", help="Write the counters as JSON to FILE.")
 @click.option("--checkpoint-at", type=click.IntRange(min=1), metavar="N",
-              help="Stop after N instructions and write the machine to --checkpoint FILE (--bare; "
-                   "kite resume FILE goes on).")
+              help="Stop after N instructions and write the machine to --checkpoint FILE (--bare or --sim, "
+                   "or one VM: --paging shadow or direct; with its disk if any; kite resume FILE goes on).")
 @click.option("--checkpoint", metavar="FILE", help="The checkpoint file --checkpoint-at writes.")
+@click.option("--migrate-at", type=click.IntRange(min=1), metavar="N",
+              help="From instruction N, migrate the VM live to a second monitor process (--paging; "
+                   "docs/encapsulation.md).")
+@click.option("--migrate-bandwidth", type=click.IntRange(min=1), metavar="BYTES",
+              help="The migration link's speed, in bytes per guest instruction (default 128).")
+@click.option("--migrate-rounds", type=click.IntRange(min=0, max=1000), metavar="K",
+              help="At most K pre-copy rounds after round 0 before stop-and-copy (default 29).")
 @click.option("--cmdline", default="", help="The kernel command line (in the boot-info block).")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False),
               help="Console input from FILE instead of stdin.")
 @click.option("--input-text", help="Console input given inline instead of stdin.")
+@click.option("--record", metavar="FILE",
+              help="Write every console input arrival, with the tick it arrived at, to the log FILE "
+                   "(docs/replay.md).")
+@click.option("--replay", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Console input from the log FILE (--record), each arrival at its tick and nothing else: "
+                   "the run repeats the recorded one exactly.")
 @click.option("--cost-model", type=click.Path(dir_okay=False),
               help="JSON or TOML file overriding the cycle costs.")
 def run(image, bare, sim, paging, vm_specs, **options) -> None:
@@ -434,7 +521,9 @@ def run(image, bare, sim, paging, vm_specs, **options) -> None:
 @click.option("--stats-json", metavar="FILE", help="Write the counters as JSON to FILE.")
 @click.option("--cost-model", type=click.Path(dir_okay=False),
               help="JSON or TOML file overriding the cycle costs.")
-def resume(checkpoint, max_instructions, stats, stats_json, cost_model) -> None:
+@click.option("--disk", type=click.Path(dir_okay=False),
+              help="The disk image of a checkpoint taken with a disk (required then; checked by its SHA-256).")
+def resume(checkpoint, max_instructions, stats, stats_json, cost_model, disk) -> None:
     """Go on with the run saved in CHECKPOINT (kite run --checkpoint-at), on a
     fresh machine: its output follows the checkpointed run's, as if it had
     never stopped (docs/snapshot.md).
@@ -443,9 +532,10 @@ def resume(checkpoint, max_instructions, stats, stats_json, cost_model) -> None:
     (nothing runs)."""
     from vmm.launch import resume_bare
     try:
-        if stats_json and os.path.realpath(stats_json) == os.path.realpath(checkpoint):
-            raise click.UsageError(f"--stats-json {stats_json} would overwrite the checkpoint")
-        finished = resume_bare(checkpoint, sys.stdout.buffer, run_options(max_instructions, cost_model))
+        if stats_json and os.path.realpath(stats_json) in {os.path.realpath(path) for path in (checkpoint, disk)
+                                                            if path}:
+            raise click.UsageError(f"--stats-json {stats_json} would overwrite an input of the run")
+        finished = resume_bare(checkpoint, sys.stdout.buffer, run_options(max_instructions, cost_model), disk)
         report(finished, stats, stats_json)
     except KiteError as error:
         click.echo(f"kite: error: {error}", err=True)
@@ -454,3 +544,51 @@ def resume(checkpoint, max_instructions, stats, stats_json, cost_model) -> None:
         click.echo("kite: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(finished.exit_code)
+
+
+@click.command("migrate-receive", hidden=True, context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="Example: none by hand: kite run --paging shadow K.elf --migrate-at 300000 starts it "
+                      "(docs/encapsulation.md)")
+@click.option("--fd", type=int, required=True, help="The destination's end of the migration socket.")
+@click.option("--max-instructions", type=click.IntRange(min=1))
+@click.option("--stats", is_flag=True)
+@click.option("--stats-json", metavar="FILE")
+@click.option("--cost-model", type=click.Path(dir_okay=False))
+def migrate_receive(fd, max_instructions, stats, stats_json, cost_model) -> None:
+    """The destination of a live migration (kite run --migrate-at starts it):
+    receive the VM on socket FD, check it as a checkpoint is checked, take
+    it over, run it to its end and report as kite run would, with the
+    migration's figures.  Exit code: the run's; 2 for a stream it refuses."""
+    from vmm.launch import receive_migration
+    try:
+        received = receive_migration(fd, sys.stdout.buffer, run_options(max_instructions, cost_model))
+        if received is None:
+            sys.exit(0)
+        finished, figures = received
+        report(finished, stats, None)
+        report_migration(figures, finished.stats.only_vm().guest_instructions)
+        if stats_json:
+            write_stats_json(stats_json, {**finished.stats.as_dict(), "migration": figures})
+    except KiteError as error:
+        click.echo(f"kite: error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        click.echo("kite: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(finished.exit_code)
+
+
+def report_migration(figures: dict, instructions: int) -> None:
+    """The migration's figures on stderr: its rounds, the stop-and-copy and the downtime."""
+    rounds = figures["rounds"]
+    click.echo(f"kite: migrated live from instruction {figures['at']}: {len(rounds)} pre-copy "
+               f"round{'s' * (len(rounds) != 1)}, then stop-and-copy", err=True)
+    for number, round_ in enumerate(rounds):
+        click.echo(f"  round {number}: {round_['frames']} frames sent in {round_['instructions']} instructions; "
+                   f"the guest dirtied {round_['dirtied']}", err=True)
+    share = 100 * figures["downtime_instructions"] / max(instructions, 1)
+    click.echo(f"  stop-and-copy: {figures['stop_copy_frames']} frames and {figures['state_bytes']} bytes of "
+               f"state; downtime {figures['downtime_instructions']} instructions ({share:.2f}% of the run's "
+               f"{instructions})", err=True)
+    click.echo(f"  {figures['total_bytes']} bytes sent at {figures['bandwidth']} bytes per instruction; dirty "
+               f"logging by {figures['dirty_logging']}", err=True)

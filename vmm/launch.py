@@ -12,6 +12,10 @@ here prints; bad images, disks and files raise KiteError.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Callable
@@ -26,6 +30,8 @@ from vmm.machine.stats import MachineStats
 from vmm.monitor.vm import VmConfig, VmStats
 
 if TYPE_CHECKING:
+    from vmm.machine.replay import Recorder
+    from vmm.monitor.migration import Plan
     from vmm.tracing import TraceConfig
 
 SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables
@@ -48,9 +54,18 @@ class Boot:
 
 @dataclass(frozen=True)
 class Console:
-    """The console's input and the stream its output goes to."""
+    """The console's input and the stream its output goes to; `recorder`
+    (--record, vmm/machine/replay.py) logs every input arrival with its tick
+    once the run starts (`record_input`)."""
     input: ConsoleInput
     output: BinaryIO
+    recorder: "Recorder | None" = None
+
+    def record_input(self, clock: Callable[[], int]) -> None:
+        """Start the recorder, if any, on the engine's tick count `clock`
+        (the machine's, which every VM's timer counts too: docs/replay.md)."""
+        if self.recorder is not None:
+            self.recorder.start(self.input, clock)
 
 
 @dataclass(frozen=True)
@@ -58,13 +73,24 @@ class Options:
     """How to run: the instruction limit, the cost model, the trace
     (vmm.tracing.TraceConfig: its sink, categories, filter and format), the
     disk of the bare machine or the simulator (a VM's is in its VmConfig),
-    and where to stop and write a checkpoint: (instructions, file), bare
-    machine only (vmm/machine/snapshot.py)."""
+    where to stop and write a checkpoint: (instructions, file)
+    (vmm/machine/snapshot.py), and a live migration (run_vmm only).  In
+    `migrate`, `destination` is the command line of the destination process
+    (`kite migrate-receive` with the run's report options): "--fd N" is
+    added, N the process's end of the migration socket."""
     max_instructions: int | None = None
     cost_model: CostModel = DEFAULT_COST_MODEL
     trace: "TraceConfig | None" = None
     disk: DiskImage | None = None
     checkpoint: tuple[int, str] | None = None
+    migrate: "Migrate | None" = None
+
+
+@dataclass(frozen=True)
+class Migrate:
+    """A live migration: its plan (vmm/monitor/migration.py) and the destination's command line."""
+    plan: "Plan"
+    destination: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -94,14 +120,17 @@ class Finished:
     """A run's end.  `exit_code` is the process exit code: the guest's (of
     several VMs the first nonzero one in VM order), or the machine's at the
     instruction limit or on a fault.  `register_dump()` describes the CPU
-    after a fault on the bare machine (None elsewhere)."""
-    result: RunResult
+    after a fault on the bare machine (None elsewhere).  A run whose VM
+    migrated away has `migrated` set, no `result` (the run ends in the
+    destination process, which reports it) and the destination's exit code."""
+    result: RunResult | None
     stats: RunStats
     exit_code: int
     vms: list = field(default_factory=list)          # [monitor.VmResult]
     register_dump: Callable[[], str] | None = None
     hint: str = ""                                   # a line of advice for a run that went wrong, or ""
     checkpointed: bool = False                       # the run stopped to write Options.checkpoint
+    migrated: bool = False                           # the VM went on in the destination (Options.migrate)
 
 
 def refuse_direct_image(image: str) -> None:
@@ -131,7 +160,8 @@ def user_program_hint(image: str, entry: int, reason: EndReason) -> str:
 
 
 def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
-    """Boot on the bare machine and run to the end."""
+    """Boot on the bare machine and run to the end (or to the checkpoint)."""
+    from vmm.machine import snapshot
     from vmm.machine.machine import Machine
     refuse_direct_image(boot.image)
     machine = Machine(boot.mem, disk=options.disk, console_in=console.input, console_out=console.output,
@@ -141,50 +171,79 @@ def run_bare(boot: Boot, console: Console, options: Options) -> Finished:
         from vmm.tracing import attach_machine
         attach_machine(machine, boot.image, boot.modules, options.trace)
     _attach(machine)
+    console.record_input(lambda: machine.cpu.ticks)
+
+    def finished(result: RunResult) -> Finished:
+        hint = user_program_hint(boot.image, machine.image.entry_paddr, result.reason)
+        return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump,
+                        hint=hint)
     if options.checkpoint is not None:
-        return _run_to_checkpoint(machine, options, boot.image)
-    result = machine.run(options.max_instructions)
-    hint = user_program_hint(boot.image, machine.image.entry_paddr, result.reason)
-    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump,
-                    hint=hint)
+        return _run_to_checkpoint(machine, options, snapshot.capture, "bare", finished)
+    return finished(machine.run(options.max_instructions))
 
 
-def _run_to_checkpoint(machine, options: Options, image: str) -> Finished:
-    """Run to the checkpoint's instruction and write it (Finished with
-    checkpointed); a guest that ends first (or an instruction limit before
-    it) ends as it would have.  Raises KiteError (CheckpointError)."""
+def _run_to_checkpoint(engine, options: Options, capture: Callable, name: str,
+                       finished: Callable[[RunResult], Finished]) -> Finished:
+    """Run `engine` (a Machine or a Simulator) to the checkpoint's
+    instruction and write capture(engine) as a checkpoint of engine `name`
+    (Finished with checkpointed); a guest that ends first (or an
+    instruction limit before it) ends as it would have: finished(result).
+    The run's end writes the disk back first.  Raises KiteError
+    (CheckpointError)."""
     from vmm.machine import snapshot
     at, path = options.checkpoint
-    if machine.disk is not None:
-        raise snapshot.CheckpointError("checkpoints of a machine with a disk are not supported yet")
     limit = at if options.max_instructions is None else min(at, options.max_instructions)
-    result = machine.run(limit)
+    result = engine.run(limit)
     if result.reason is EndReason.INSTRUCTION_LIMIT and limit == at:
-        snapshot.write(path, *snapshot.capture(machine))
+        snapshot.write(path, *capture(engine), engine=name)
         return Finished(result, RunStats(result.stats), 0, checkpointed=True)
-    hint = user_program_hint(image, machine.image.entry_paddr, result.reason)
-    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump,
-                    hint=hint)
+    return finished(result)
 
 
-def resume_bare(path: str, console_out: BinaryIO, options: Options) -> Finished:
-    """Restore the bare-machine checkpoint at `path` on a fresh machine and run
-    it to the end.  Raises KiteError (CheckpointError: nothing runs)."""
+def resume_bare(path: str, console_out: BinaryIO, options: Options, disk: str | None = None) -> Finished:
+    """Restore the checkpoint at `path` on a fresh machine of its engine (the
+    bare machine, the simulator or the VMM) and run it to the end, on the
+    disk image `disk` if it was taken with a disk.  Raises KiteError
+    (CheckpointError: nothing runs)."""
     from vmm.machine import snapshot
-    from vmm.monitor import checkpoint
-    engine, state, ram = snapshot.read(path, {"bare": snapshot.check_state, "vmm": checkpoint.check_state})
+    from vmm.monitor import checkpoint, sim_checkpoint
+    engine, state, ram = snapshot.read(path, {"bare": snapshot.check_state, "sim": sim_checkpoint.check_state,
+                                              "vmm": checkpoint.check_state})
+    _choose_disk(path, state, disk)
     if engine == "vmm":
-        monitor = checkpoint.restore(state, ram, console_out, options.cost_model)
+        monitor = checkpoint.restore(path, state, ram, console_out, options.cost_model)
         _attach(monitor)
         return _vmm_finished(*monitor.run_on(options.max_instructions))
-    machine = snapshot.restore(state, ram, console_out, options.cost_model)
+    if engine == "sim":
+        simulator = sim_checkpoint.restore(path, state, ram, console_out, options.cost_model)
+        _attach(simulator)
+        result = simulator.run(options.max_instructions)
+        return Finished(result, RunStats(result.stats), result.exit_code)
+    machine = snapshot.restore(path, state, ram, console_out, options.cost_model)
     _attach(machine)
     result = machine.run(options.max_instructions)
     return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump)
 
 
+def _choose_disk(path: str, state: dict, disk: str | None) -> None:
+    """The checkpoint's disk is the image the user names (`disk`), never a
+    path the checkpoint chooses: a checkpoint is untrusted, and the resumed
+    run writes its disk.  The saved path only helps the message; the image's
+    SHA-256 is checked when it is opened (snapshot.open_disk).  KiteError for
+    a disk missing or given in vain."""
+    saved = state.get("disk")
+    if saved is None and disk is not None:
+        raise KiteError(f"{path}: the checkpoint was taken without a disk: --disk {disk} is not its")
+    if saved is not None and disk is None:
+        raise KiteError(f"{path}: the checkpoint was taken with a disk ({saved['path']}): name its image "
+                        f"with --disk FILE")
+    if saved is not None:
+        saved["path"] = os.path.abspath(disk)
+
+
 def run_sim(boot: Boot, console: Console, options: Options) -> Finished:
-    """Boot under machine simulation and run to the end."""
+    """Boot under machine simulation and run to the end (or to the checkpoint)."""
+    from vmm.monitor import sim_checkpoint
     from vmm.monitor.simulate import Simulator
     refuse_direct_image(boot.image)
     simulator = Simulator(boot.mem, console_out=console.output, console_in=console.input,
@@ -194,8 +253,13 @@ def run_sim(boot: Boot, console: Console, options: Options) -> Finished:
         from vmm.tracing import attach_simulator
         attach_simulator(simulator, boot.image, boot.modules, options.trace)
     _attach(simulator)
-    result = simulator.run(options.max_instructions)
-    return Finished(result, RunStats(result.stats), result.exit_code)
+    console.record_input(lambda: simulator.ticks)
+
+    def finished(result: RunResult) -> Finished:
+        return Finished(result, RunStats(result.stats), result.exit_code)
+    if options.checkpoint is not None:
+        return _run_to_checkpoint(simulator, options, sim_checkpoint.capture, sim_checkpoint.ENGINE, finished)
+    return finished(simulator.run(options.max_instructions))
 
 
 def machine_mem_for(configs: list[VmConfig]) -> int:
@@ -227,11 +291,18 @@ def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Fini
             monitor.release_disks(write_back=False)
             raise
     _attach(monitor)
+    console.record_input(lambda: monitor.cpu.ticks)
+    if options.migrate is not None:
+        return _run_migrating(monitor, options)
     if options.checkpoint is None:
         return _vmm_finished(*monitor.run(options.max_instructions))
     from vmm.monitor import checkpoint
     at, path = options.checkpoint
-    checkpoint.capture_ok(monitor)
+    try:
+        checkpoint.capture_ok(monitor)
+    except KiteError:
+        monitor.release_disks(write_back=False)
+        raise
     limit = at if options.max_instructions is None else min(at, options.max_instructions)
     result, vm_results = monitor.run(limit)
     if result.reason is EndReason.INSTRUCTION_LIMIT and limit == at:
@@ -251,3 +322,91 @@ def _vmm_finished(result, vm_results) -> Finished:
     else:
         exit_code = next((vm.exit_code for vm in vm_results if vm.exit_code), 0)
     return Finished(result, stats, exit_code, vm_results)
+
+
+def _run_migrating(monitor, options: Options) -> Finished:
+    """Run the VM to the migration's instruction, pre-copy it to a
+    destination process (vmm/monitor/migration.py) and let it go there
+    (Finished with migrated and the destination's exit code).  A guest that
+    ends first ends here as it would have, and so does the VM if the
+    destination fails; the hint says which.  Raises KiteError
+    (MigrationError) for a VM this version cannot migrate."""
+    from vmm.monitor import migration
+    plan, max_instructions = options.migrate.plan, options.max_instructions
+    try:
+        migration.migratable(monitor)
+    except KiteError:
+        monitor.release_disks(write_back=False)
+        raise
+    limit = plan.at if max_instructions is None else min(plan.at, max_instructions)
+    monitor.start()
+    if monitor.machine.advance(limit) is not EndReason.INSTRUCTION_LIMIT or limit != plan.at:
+        return _ended_here(monitor, max_instructions, f"kite: the guest ended before instruction {plan.at}: "
+                                                      f"no migration")
+    monitor.settle()
+    monitor.console_out.flush()
+    source, destination = socket.socketpair()
+    with source:
+        with destination:
+            child = _start_destination(options.migrate.destination, destination)
+        try:
+            figures = migration.migrate(monitor, plan, migration.Channel(source, "the destination"),
+                                        max_instructions)
+        except migration.MigrationError as error:
+            monitor.machine.memory.unwatch()
+            _stop(child)
+            return _ended_here(monitor, max_instructions, f"kite: the migration failed ({error}); the VM went "
+                                                          f"on at the source")
+    if figures is None:
+        child.wait()
+        return _ended_here(monitor, max_instructions, "kite: the guest ended during the migration's pre-copy, "
+                                                      "at the source")
+    return Finished(None, RunStats(monitor.machine.stats()), child.wait(), migrated=True)
+
+
+def _ended_here(monitor, max_instructions: int | None, hint: str) -> Finished:
+    """The VM runs to its end at the source; the Finished says why (`hint`)."""
+    finished = _vmm_finished(*monitor.run_on(max_instructions))
+    finished.hint = hint
+    return finished
+
+
+def _start_destination(command: tuple[str, ...], end: socket.socket) -> subprocess.Popen:
+    """The destination process, handed socket `end` (command + "--fd N").  KiteError if it cannot start."""
+    try:
+        return subprocess.Popen([*command, "--fd", str(end.fileno())], pass_fds=(end.fileno(),))
+    except OSError as error:
+        raise KiteError(f"cannot start the migration's destination ({command[0]}): {error.strerror}") from None
+
+
+def receive_migration(fd: int, console_out: BinaryIO, options: Options) -> tuple[Finished, dict] | None:
+    """The destination of a live migration: receive the VM on the socket
+    `fd` (vmm/monitor/migration.py), restore it on a fresh monitor, answer
+    the source and run it to the end.  (Finished, the migration's figures),
+    or None if the source aborted.  Raises KiteError for a stream it
+    refuses (the source is told why first, and keeps the VM)."""
+    from vmm.monitor import checkpoint, migration
+    with socket.socket(fileno=fd) as sock:
+        channel = migration.Channel(sock, "the migration stream")
+        try:
+            received = migration.receive(channel)
+            if received is None:
+                return None
+            state, ram, figures = received
+            monitor = checkpoint.restore(channel.name, state, ram, console_out, options.cost_model)
+        except KiteError as error:
+            with contextlib.suppress(KiteError):
+                channel.send({"kind": "refused", "error": str(error)})
+            raise
+        channel.send({"kind": "ready"})
+    _attach(monitor)
+    return _vmm_finished(*monitor.run_on(options.max_instructions)), figures
+
+
+def _stop(child: subprocess.Popen, grace: float = 10.0) -> None:
+    """Let a failed migration's destination process finish saying why, then end it."""
+    try:
+        child.wait(grace)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

@@ -369,6 +369,23 @@ def test_disk_image_missing_or_short_is_a_disk_error(tmp_path, contents, message
         DiskImage.open(str(path))
 
 
+def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path):
+    """Opening a FIFO for reading would wait for a writer forever; /dev/zero would never end."""
+    fifo = tmp_path / "disk.fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        with pytest.raises(DiskError, match="not a regular file"):
+            DiskImage.open(path)
+
+
+def test_a_disk_image_over_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr("vmm.machine.devices.disk.MAX_DISK_SIZE", 1024)
+    path = tmp_path / "disk.img"
+    path.write_bytes(sectors(3))
+    with pytest.raises(DiskError, match="1536 bytes, more than"):
+        DiskImage.open(str(path))
+
+
 # --- power ---------------------------------------------------------------------------
 
 

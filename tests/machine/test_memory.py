@@ -106,3 +106,39 @@ def test_words_helper_resolves_labels_to_word_offsets():
     assert words([("jal", "zero", "end"), "end:"]) == [
         encode(BY_MNEMONIC["jal"], {"rd": 0, "target": 1})]
     assert label_address(LOOP, "patch") == CODE_BASE + 8
+
+
+# --- the write-watch (dirty logging for live migration) -------------------------------------------
+
+def test_the_first_write_to_a_watched_page_logs_it_and_lifts_the_watch():
+    memory = PhysicalMemory(0x4000)
+    memory.watch({1, 2})
+    memory.write(0x1004, 4, 7)                     # page 1
+    memory.write_bytes(0x2FFE, b"abcd")            # pages 2 and 3: only 2 is watched
+    memory.write(0x0000, 4, 1)                     # page 0: not watched
+    assert memory.dirty == {1, 2} and memory.watched == set()
+    assert memory.unwatch() == {1, 2} and memory.dirty == set()
+
+
+def test_a_page_written_before_the_watch_is_not_dirty():
+    memory = PhysicalMemory(0x4000)
+    memory.write(0x1000, 4, 7)
+    memory.watch({1})
+    assert memory.unwatch() == set() and memory.watched == set()
+
+
+def test_a_cpu_store_through_the_fast_tables_is_logged_once_the_watch_is_armed():
+    """The loop stores to DATA 100 times: the first stores fill the CPU's fast write
+    table for its page; arming the watch between two runs must empty that table, or the
+    later stores would go to RAM unseen."""
+    data = 0x20000
+    items = [("lui", "t1", data >> 12), ("addi", "t0", "zero", 100),
+             "loop:", ("sw", "t0", 0, "t1"), ("addi", "t0", "t0", -1), ("bne", "t0", "zero", "loop"),
+             ("halt",)]
+    machine = machine_with(items)
+    machine.advance(50)
+    assert machine.memory.read(data, 4) != 0
+    machine.watch_writes({data >> 12, (data >> 12) + 1})
+    machine.advance(None)
+    assert machine.memory.unwatch() == {data >> 12}
+    assert machine.memory.read(data, 4) == 1

@@ -4,12 +4,15 @@ The command takes every option of `kite run` (the same click parameters) and
 runs `kite run`'s own dispatch (vmm.cli.dispatch_run) with the debugger
 attached (vmm.launch.ATTACH): the Machine, Simulator or Monitor that `kite
 run` builds is handed over right before it runs, and the debugger takes over
-its run loop (the `run` of that one instance is replaced by the session).
-When the session ends with the guest ended, the real `run` packages the
-result and `kite run`'s report and exit code follow unchanged.
+its run loop (the `run` of that one instance, a Monitor's `run_on`, is
+replaced by the session).  When the session ends with the guest ended, the
+real `run` of the engine then current (a fresh one after going back,
+vmm/debug/reverse.py) packages the result and `kite run`'s report and exit
+code follow unchanged.
 
-Guest console input: --input or --input-text (stdin carries the commands,
-so without them the guest reads no input).  --guest-output FILE sends the
+Guest console input: --input, --input-text or --replay (stdin carries the
+commands, so without them the guest reads no input; --record is refused:
+nothing interactive reaches the guest).  --guest-output FILE sends the
 guest's console to FILE instead of stdout.
 """
 
@@ -34,7 +37,10 @@ class DebuggerQuit(Exception):
 def attach(engine, image: str | None, modules: tuple[str, ...], scripts: list[str], batch: bool,
            stdout: TextIO) -> None:
     """Take over `engine`'s run loop (module doc): build the target, the
-    session and the console, and replace the instance's `run`."""
+    session and the console, and replace the instance's `run` (a Monitor's
+    `run_on`).  The end of the run is the current engine's, which after
+    going back (vmm/debug/reverse.py) is not `engine`: so is a bare
+    machine's register dump."""
     from vmm.debug.console import Console
     from vmm.debug.session import Session
     from vmm.debug.symbols import Symbols
@@ -49,21 +55,21 @@ def attach(engine, image: str | None, modules: tuple[str, ...], scripts: list[st
         return Symbols.load(image, modules, lambda va, n: target.view().space.read_virtual(va, n))
 
     if isinstance(engine, Monitor):
-        owner, target = engine.machine, MachineTarget(engine.machine, symbols_for, engine)
+        target, method = MachineTarget(engine.machine, symbols_for, engine), "run_on"
     elif isinstance(engine, Simulator):
-        owner, target = engine, SimTarget(engine, symbols_for)
+        target, method = SimTarget(engine, symbols_for), "run"
     else:
-        owner, target = engine, MachineTarget(engine, symbols_for)
-    finish = owner.run
+        target, method = MachineTarget(engine, symbols_for), "run"
+        engine.register_dump = lambda: type(target.machine).register_dump(target.machine)
 
     def run(max_instructions: int | None = None):
         console = Console(Session(target, max_instructions), sys.stdin, stdout, sys.stdin.isatty())
         console.run(scripts, batch)
         if target.active:
             raise DebuggerQuit
-        return finish(max_instructions)
+        return target.finish(max_instructions)
 
-    owner.run = run
+    setattr(engine, method, run)
 
 
 @contextlib.contextmanager
@@ -89,7 +95,11 @@ def debug(image, bare, sim, paging, vm_specs, scripts, batch, guest_output_file,
 
     Exit code: `kite run`'s once the guest has run to its end; 130 if the
     session ends before; 2 for a bad image or option."""
-    if options["input_file"] is None and options["input_text"] is None:
+    if options["record"] is not None:
+        click.echo("kite: error: kite debug gives the guest no interactive input: --record has nothing to "
+                   "record (--replay replays a log)", err=True)
+        sys.exit(EXIT_USAGE)
+    if options["input_file"] is None and options["input_text"] is None and options["replay"] is None:
         options["input_text"] = ""
     modules = tuple(options["modules"])
     stdout = sys.stdout

@@ -25,7 +25,9 @@ from vmm.debug.symbols import DebugError, evaluate, register_number
 PROMPT = "(kite) "
 ALIASES = {"s": "step", "si": "step", "stepi": "step", "n": "next", "ni": "next", "nexti": "next",
            "c": "continue", "cont": "continue", "u": "until", "b": "break", "d": "delete", "i": "info",
-           "disas": "disassemble", "p": "print", "q": "quit", "exit": "quit"}
+           "disas": "disassemble", "p": "print", "q": "quit", "exit": "quit",
+           "reverse-step": "reverse_step", "reverse-stepi": "reverse_step", "rs": "reverse_step",
+           "rsi": "reverse_step", "reverse-continue": "reverse_continue", "rc": "reverse_continue"}
 INFO_TOPICS = ("registers", "cr", "tlb", "vms", "exits", "pt", "shadow", "p2m", "breakpoints")
 CATCH_KINDS = ("exit", "trap", "hypercall")
 MAX_SOURCE_DEPTH = 8
@@ -35,6 +37,7 @@ class Console(cmd.Cmd):
     """The console over one Session.  `interactive`: commands come from a terminal."""
 
     prompt = PROMPT
+    identchars = cmd.IDENTCHARS + "-"         # reverse-step, reverse-continue
 
     def __init__(self, session: Session, stdin: TextIO, stdout: TextIO, interactive: bool):
         super().__init__(stdin=stdin, stdout=stdout)
@@ -193,6 +196,21 @@ class Console(cmd.Cmd):
         if not arg.strip():
             raise DebugError("until needs an address (use next to step over one instruction)")
         self.resume(None, reach(self.address(arg)))
+
+    def do_reverse_step(self, arg: str) -> None:
+        """reverse-step [N]: go back N instructions (default 1), to where the guest was then: registers,
+        memory, pc and instruction count.  Aliases: reverse-stepi, rs, rsi."""
+        self._went_back(self.session.reverse_step(self.count(arg)))
+
+    def do_reverse_continue(self, arg: str) -> None:
+        """reverse-continue: go back to the last point before now where a breakpoint or watchpoint set now
+        stops the guest, or to its start (instruction 0).  Alias: rc."""
+        self._went_back(self.session.reverse_continue())
+
+    def _went_back(self, stops: list[str]) -> None:
+        """Say where a reverse command left the guest."""
+        self.say(*stops)
+        self.say(reports.location(self.view()))
 
     def do_finish(self, arg: str) -> None:
         """finish: run until the current function returns (its `ret` at the same call depth)."""

@@ -14,6 +14,12 @@ a catchpoint that matches, or an exit that sends the guest to a breakpoint
 
 Points share one numbering, as in GDB.  A breakpoint is not hit by the
 instruction the guest resumes at; the first instruction is always executed.
+
+Going back (reverse_step, reverse_continue) moves the Target to a fresh
+engine at an earlier instruction (vmm/debug/reverse.py); reverse_continue
+finds the instruction to go back to by replaying the checkpoint intervals
+before now, latest first, in single steps, with the breakpoints and
+watchpoints checked but not counted.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Callable, Iterator
 
 from asm.arch import describe_cause
 from asm.isa import CR_CAUSE, CR_EPC, LOAD_WIDTHS, REG_A0, REG_RA, REG_SP, REG_ZERO, STORE_WIDTHS, decode
+from vmm.debug.reverse import Reverse
 from vmm.debug.symbols import DebugError
 from vmm.debug.target import ExitEvent, View
 
@@ -122,6 +129,7 @@ class Session:
         self._caught: list[str] = []
         self.interrupted = False
         target.on_exit = self._on_exit
+        self.reverse = Reverse(target)
 
     # --- points -----------------------------------------------------------------------
 
@@ -176,6 +184,7 @@ class Session:
                 traps, retired, guest_traps = target.traps_taken(), target.instructions, target.guest_traps()
                 access = self._predicted_access() if single else None
                 target.advance(limit)
+                self.reverse.note()
                 if target.instructions == retired + 1 and target.guest_traps() == guest_traps:
                     self._access_hits(access)         # the instruction retired: its access happened
                 stops = self._stops(traps, goal)
@@ -218,8 +227,7 @@ class Session:
         for point in self._of(Breakpoint):
             if point.address == pc:
                 point.hits += 1
-                hits.append(f"{'Temporary breakpoint' if point.temporary else 'Breakpoint'} {point.number}, "
-                            f"{view().symbols.describe(pc)}")
+                hits.append(breakpoint_message(point, view().symbols, pc))
                 if point.temporary:
                     del self.points[point.number]
         return hits
@@ -239,14 +247,21 @@ class Session:
         `access` touched: queued as stops (self._caught)."""
         if access is None:
             return
+        for point, message in self._accessed(access):
+            point.hits += 1
+            self._caught.append(message)
+
+    def _accessed(self, access: tuple[str, int, int]) -> list[tuple[Watchpoint, str]]:
+        """The read and access watchpoints `access` touches, each with its stop message."""
         kind, address, width = access
+        hits = []
         for point in self._of(Watchpoint):
             touched = address < point.address + 4 and point.address < address + width
             if touched and (point.kind == "access" or point.kind == kind == "read"):
-                point.hits += 1
                 verb = "read" if kind == "read" else "written"
-                self._caught.append(f"{point.kind.capitalize()} watchpoint {point.number}: {point.address:#010x} "
-                                    f"{verb} ({width} byte{'s' * (width > 1)} at {address:#010x})")
+                hits.append((point, f"{point.kind.capitalize()} watchpoint {point.number}: {point.address:#010x} "
+                                    f"{verb} ({width} byte{'s' * (width > 1)} at {address:#010x})"))
+        return hits
 
     def _watch_hits(self) -> list[str]:
         hits = []
@@ -254,8 +269,7 @@ class Session:
             value = self.target.machine_word(point.machine)
             if point.kind == "write" and value != point.value:
                 point.hits += 1
-                hits.append(f"Watchpoint {point.number}: {point.address:#010x}  old {point.value:#010x}  "
-                            f"new {value:#010x}")
+                hits.append(watch_message(point, point.value, value))
                 point.value = value
         return hits
 
@@ -295,6 +309,79 @@ class Session:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+    # --- going back ---------------------------------------------------------------------
+
+    def reverse_step(self, count: int) -> list[str]:
+        """Go back `count` instructions (to instruction 0 at most); the stop messages."""
+        now = self.target.instructions
+        if now == 0:
+            raise DebugError("the guest is at its start (instruction 0): there is nothing before it")
+        self._go_back(max(0, now - count))
+        return [] if count <= now else ["Reached the start (instruction 0)."]
+
+    def reverse_continue(self) -> list[str]:
+        """Go back to the latest instruction before now at which a breakpoint
+        or watchpoint armed now stops the guest going forward, or to the start."""
+        now = self.target.instructions
+        if now == 0:
+            raise DebugError("the guest is at its start (instruction 0): there is nothing before it")
+        if self._of(Breakpoint) or self._of(Watchpoint):
+            starts = [start for start in self.reverse.starts() if start < now]
+            self.interrupted = False
+            with self._catch_sigint():
+                for start, end in reversed(list(zip(starts, starts[1:] + [now - 1]))):
+                    self.reverse.go_to(start)
+                    hit = self._scan(min(end, now - 1))
+                    if self.interrupted:
+                        self._go_back(now)
+                        return [f"Interrupted (Ctrl-C): the guest is back where it was (instruction {now})."]
+                    if hit is not None:
+                        self._go_back(hit[0])
+                        return [hit[1]]
+        self._go_back(0)
+        return [f"No breakpoint or watchpoint stops the guest before instruction {now}: back at its start "
+                f"(instruction 0)."]
+
+    def _go_back(self, instructions: int) -> None:
+        """The guest at `instructions` (reverse.go_to); the write watchpoints' values as they are there."""
+        self.reverse.go_to(instructions)
+        for point in self._of(Watchpoint):
+            point.value = self.target.machine_word(point.machine)
+
+    def _scan(self, end: int) -> tuple[int, str] | None:
+        """Single-step from here to instruction `end`: the last instruction
+        count at which an armed breakpoint or watchpoint would stop the guest
+        going forward, with its stop message (hits not counted), or None."""
+        target, last = self.target, None
+        values = {point.number: target.machine_word(point.machine) for point in self._of(Watchpoint)}
+        with target.unobserved():
+            while target.instructions < end and target.active and not self.interrupted:
+                access, retired, guest_traps = self._predicted_access(), target.instructions, target.guest_traps()
+                target.advance(retired + 1)
+                retired_one = target.instructions == retired + 1 and target.guest_traps() == guest_traps
+                messages = [message for _, message in self._accessed(access)] if access and retired_one else []
+                messages += [breakpoint_message(point, target.view().symbols, target.pc)
+                             for point in self._of(Breakpoint) if point.address == target.pc]
+                for point in self._of(Watchpoint):
+                    value = target.machine_word(point.machine)
+                    if point.kind == "write" and value != values[point.number]:
+                        messages.append(watch_message(point, values[point.number], value))
+                    values[point.number] = value
+                if messages:
+                    last = (target.instructions, "\n".join(messages))
+        return last
+
+
+def breakpoint_message(point: Breakpoint, symbols, pc: int) -> str:
+    """What the console says when `point` stops the guest at `pc`."""
+    return f"{'Temporary breakpoint' if point.temporary else 'Breakpoint'} {point.number}, {symbols.describe(pc)}"
+
+
+def watch_message(point: Watchpoint, old: int, new: int) -> str:
+    """What the console says when write watchpoint `point` sees its word go from `old` to `new`."""
+    return f"Watchpoint {point.number}: {point.address:#010x}  old {old:#010x}  new {new:#010x}"
 
 
 def _lazy(make: Callable[[], View]) -> Callable[[], View]:

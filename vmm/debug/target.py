@@ -15,13 +15,19 @@ DEBUG_STOP), and `advance` turns that stop back into a running CPU.
 
 The bare machine is advanced with Machine.advance, its run loop without the
 end of the run.
+
+Going back (vmm/debug/reverse.py) replaces the engine: `adopt` points the
+Target at a fresh engine restored from a checkpoint, `replay_to` runs it
+forward with no exit reported to the session, and `finish` ends the run on
+whichever engine is current.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from asm.arch import Access, describe_cause
 from asm.isa import CR_CAUSE, CR_PTB, CR_STATUS, PAGE_MASK, PAGE_SIZE, STATUS_KM, STATUS_UF
@@ -136,15 +142,49 @@ class MachineTarget:
     """The bare machine (`machine`), or the VMM's machine when `monitor` is given."""
 
     def __init__(self, machine, symbols_for: Callable[[object], Symbols], monitor=None):
-        self.machine, self.cpu, self.monitor = machine, machine.cpu, monitor
         self.kind = "bare machine" if monitor is None else "VMM"
-        self._symbols: dict[int, Symbols] = {}
         self._symbols_for = symbols_for
-        self.selected = monitor.vms[0] if monitor else None
         self.on_exit: Callable[[ExitEvent], bool] | None = None
+        self.adopt(monitor or machine)
+
+    def adopt(self, engine) -> None:
+        """Debug `engine` from now on: a Machine, or a Monitor (its machine)."""
+        from vmm.monitor.monitor import Monitor
+        monitor = engine if isinstance(engine, Monitor) else None
+        self.machine = engine.machine if monitor else engine
+        self.cpu, self.monitor = self.machine.cpu, monitor
+        self.selected = monitor.vms[0] if monitor else None
+        self._symbols: dict[int, Symbols] = {}
         self._stuck = False
         if monitor is not None:
             self._wrap_exit()
+
+    @property
+    def engine(self):
+        """What runs: the Monitor under the VMM, else the Machine."""
+        return self.monitor or self.machine
+
+    def finish(self, max_instructions: int | None):
+        """The end of the run on the current engine: its own run (Machine.run,
+        or Monitor.run_on), not the debugger's that replaced it (cli.attach)."""
+        if self.monitor is not None:
+            return type(self.monitor).run_on(self.monitor, max_instructions)
+        return type(self.machine).run(self.machine, max_instructions)
+
+    def replay_to(self, instructions: int) -> None:
+        """Run forward to `instructions`, no exit reported to the session."""
+        with self.unobserved():
+            self.advance(instructions)
+        replayed_to(self, instructions)
+
+    @contextlib.contextmanager
+    def unobserved(self) -> Iterator[None]:
+        """While inside, no exit is reported to the session (a replay's exits are not the run's)."""
+        on_exit, self.on_exit = self.on_exit, None
+        try:
+            yield
+        finally:
+            self.on_exit = on_exit
 
     # --- running ----------------------------------------------------------------
 
@@ -257,6 +297,12 @@ class MachineTarget:
         return f"stopped: {self.cpu.stop_reason or 'no interrupt can ever wake the waiting CPU'}"
 
 
+def replayed_to(target, instructions: int) -> None:
+    """A replay must land where the forward run was: DebugError otherwise."""
+    if target.instructions != instructions:
+        raise DebugError(f"internal: the replay reached instruction {target.instructions}, not {instructions}")
+
+
 def vm_space(vm) -> Space:
     """A VM's address space as its current virtual mode sees it: the guest's
     tables over guest-physical memory (shadow), or the validated root for the
@@ -277,9 +323,30 @@ class SimTarget:
     monitor = None
 
     def __init__(self, simulator, symbols_for: Callable[[object], Symbols]):
-        self.sim = simulator
-        self._symbols_for, self._symbols = symbols_for, None
-        self._stuck = False
+        self._symbols_for = symbols_for
+        self.adopt(simulator)
+
+    def adopt(self, simulator) -> None:
+        """Debug `simulator` from now on."""
+        self.sim, self._symbols, self._stuck = simulator, None, False
+
+    @property
+    def engine(self):
+        return self.sim
+
+    def finish(self, max_instructions: int | None):
+        """The end of the run: the Simulator's own run (cli.attach replaced the instance's)."""
+        return type(self.sim).run(self.sim, max_instructions)
+
+    def replay_to(self, instructions: int) -> None:
+        """Run forward to `instructions` (nothing to report on the way)."""
+        self.advance(instructions)
+        replayed_to(self, instructions)
+
+    @contextlib.contextmanager
+    def unobserved(self) -> Iterator[None]:
+        """No VM exits to hide: nothing to do."""
+        yield
 
     @property
     def instructions(self) -> int:

@@ -121,6 +121,13 @@ class Machine:
         self.cpu.reset(self.image.entry_paddr, BOOTINFO_ADDR)
         return self.image
 
+    def watch_writes(self, pages) -> None:
+        """Dirty logging: write-protect the RAM pages `pages` (memory.py's
+        write-watch) and empty the CPU's fast write tables, so the first write
+        to each one from now on is logged in memory.dirty."""
+        self.memory.watch(pages)
+        self.cpu.mmu.clear_fast()
+
     def run(self, max_instructions: int | None = None) -> RunResult:
         """Run until the guest halts, powers off or faults, or `max_instructions`
         retire.  Flushes the console and writes dirty disk sectors back at the

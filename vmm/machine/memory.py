@@ -1,4 +1,4 @@
-"""Physical RAM, with decoded-code tracking.
+"""Physical RAM, with decoded-code tracking and a write-watch.
 
 RAM is one bytearray from physical address 0 to `size`; device pages are not
 here (see bus.py).  The block translator registers every physical page it
@@ -6,6 +6,14 @@ translated code from in `code_pages`; any write to such a page, whether a CPU
 store, a DMA transfer or the loader, calls every `code_write_listeners`
 entry with the page number before returning, so stale translations are
 dropped before the code can run again.
+
+The write-watch is the machine's dirty logging (for live migration,
+vmm/monitor/migration.py): `watch(pages)` write-protects pages, and the
+first write to a watched page by anyone (a CPU store, the page walker's A/D
+bits, DMA, the VMM) moves it from `watched` to `dirty`.  Like code pages,
+watched pages are kept out of the CPU's fast write tables (mmu.py), so every
+write to them takes the slow path that sees it; the owner of the watch must
+empty those tables when it arms it (Machine.watch_writes).
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ class PhysicalMemory:
         self.ram = bytearray(size)
         self.code_pages: set[int] = set()
         self.code_write_listeners: list[Callable[[int], None]] = []
+        self.watched: set[int] = set()       # write-protected pages (module doc)
+        self.dirty: set[int] = set()         # watched pages written since they were watched
 
     def contains(self, paddr: int, length: int) -> bool:
         """Whether [paddr, paddr + length) is all RAM."""
@@ -42,11 +52,25 @@ class PhysicalMemory:
         if not self.contains(paddr, length):
             raise BusError(paddr if not 0 <= paddr < self.size else self.size)
 
+    def watch(self, pages) -> None:
+        """Write-protect `pages` (module doc): each one's next write logs it in `dirty`."""
+        self.watched.update(pages)
+
+    def unwatch(self) -> set[int]:
+        """End the watch: the pages written since they were watched (`dirty`, then emptied)."""
+        dirty, self.dirty = self.dirty, set()
+        self.watched.clear()
+        return dirty
+
     def written(self, paddr: int, length: int) -> None:
-        """Tell the listeners about every code page in [paddr, paddr + length)."""
-        if not self.code_pages or length <= 0:
+        """Log every watched page in [paddr, paddr + length) as dirty and tell
+        the listeners about every code page in it."""
+        if not (self.code_pages or self.watched) or length <= 0:
             return
         for page in range(paddr >> PAGE_SHIFT, ((paddr + length - 1) >> PAGE_SHIFT) + 1):
+            if page in self.watched:
+                self.watched.discard(page)
+                self.dirty.add(page)
             if page in self.code_pages:
                 self.code_pages.discard(page)
                 for listener in self.code_write_listeners:
@@ -70,10 +94,11 @@ class PhysicalMemory:
             self.ram[paddr:paddr + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
         else:
             accessors[1](self.ram, paddr, value & ((1 << 8 * width) - 1))
-        pages = self.code_pages
-        if pages and (width > PAGE_SIZE or paddr >> PAGE_SHIFT in pages
-                      or (paddr + width - 1) >> PAGE_SHIFT in pages):
-            self.written(paddr, width)
+        for pages in (self.code_pages, self.watched):
+            if pages and (width > PAGE_SIZE or paddr >> PAGE_SHIFT in pages
+                          or (paddr + width - 1) >> PAGE_SHIFT in pages):
+                self.written(paddr, width)
+                return
 
     def read_bytes(self, paddr: int, length: int) -> bytes:
         """A copy of [paddr, paddr + length).  BusError outside RAM."""

@@ -22,7 +22,8 @@ Below the TLB sit the CPU's fast tables, QEMU-style: `fast_read[user]` and
 `fast_write[user]` map a virtual page number to (physical page base -
 virtual page base) for RAM pages only, and only when the access is allowed
 without a walk; `fast_write` also leaves out pages holding translated code
-(their stores must go through the slow path to invalidate).  They are a
+(their stores must go through the slow path to invalidate) and pages under
+the write-watch (memory.py: the first store logs the page dirty).  They are a
 cache of the TLB: clearing them never changes behaviour, only speed.
 
 Guest mode (the virtualization extension, docs/isa.md "Virtualization
@@ -206,7 +207,7 @@ class MMU:
         offset = (pa & ~PAGE_MASK) - (va & ~PAGE_MASK)
         if access is READ:
             self.fast_read[user][va >> PAGE_SHIFT] = offset
-        elif access is WRITE and ppn not in self.memory.code_pages:
+        elif access is WRITE and ppn not in self.memory.code_pages and ppn not in self.memory.watched:
             self.fast_write[user][va >> PAGE_SHIFT] = offset
             self._fast_writers.setdefault(ppn, set()).add((user, va >> PAGE_SHIFT))
 

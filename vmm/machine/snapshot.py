@@ -18,9 +18,16 @@ from an uninterrupted run's; instructions, ticks, output and exit code do not.
 A checkpoint file is untrusted input: every part is size-limited before it is
 read, checksummed, and every field is checked for type and range before the
 machine is touched (CheckpointError, naming the file and the part).  The same
-container holds VMM checkpoints (engine "vmm", vmm/monitor/checkpoint.py, with
-its own state checker).  Not yet covered: a machine with a disk and the
-simulator (refused with a clear message).
+container holds the simulator's checkpoints (engine "sim",
+vmm/monitor/sim_checkpoint.py: the same state.json, made, checked and
+restored by the functions here) and VMM checkpoints (engine "vmm",
+vmm/monitor/checkpoint.py, with its own state checker).
+
+A disk (docs/snapshot.md "A disk"): the device is saved whole; its contents
+stay in the image file, written back at the checkpoint, which the state
+names by path, size and SHA-256 (with --disk-readonly, the sectors the guest
+wrote follow the frames in ram.bin).  Restoring opens and locks that file and
+refuses it unless its contents are the checkpoint's.
 """
 
 from __future__ import annotations
@@ -28,13 +35,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
 import zipfile
 from dataclasses import asdict, fields
 
 from asm.files import write_atomically
 from asm.isa import MAX_RAM, NUM_REGS, PAGE_SHIFT, PAGE_SIZE
 from vmm.machine.counters import Counters
-from vmm.machine.errors import KiteError
+from vmm.machine.devices.disk import (CTRL_IRQ_ENABLE, DISK_LATENCY_TICKS, SECTOR_SIZE, STATUS_BUSY,
+                                      DiskImage)
+from vmm.machine.errors import DiskError, KiteError
 from vmm.machine.outcome import CpuState
 from vmm.machine.stats import MachineStats
 from vmm.machine.symbols import Symbolizer
@@ -59,16 +70,24 @@ class CheckpointError(KiteError):
 # --- capturing ---------------------------------------------------------------------------------
 
 def capture(machine) -> tuple[dict, bytes]:
-    """(state.json's content, ram.bin) of `machine`, stopped between two
-    instructions.  CheckpointError for what this version cannot save."""
-    if machine.disk is not None:
-        raise CheckpointError("checkpoints of a machine with a disk are not supported yet")
+    """(state.json's content, ram.bin) of the bare `machine`, stopped between
+    two instructions, its disk (if any) written back by the run's end.
+    CheckpointError for what this version cannot save."""
+    return capture_machine(machine, machine.cpu.checkpoint())
+
+
+def capture_machine(machine, cpu: dict) -> tuple[dict, bytes]:
+    """(state, ram) of a Kite32 machine, bare or simulated: anything with the
+    bare Machine's memory, cmdline, symbols, timer, uart, irq, bus, marks and
+    disk; `cpu` its CPU in CPU.checkpoint()'s form.  CheckpointError for a
+    disk without an image file."""
     frames, ram = _sparse_ram(machine.memory.ram)
+    disk, sectors = _disk_state(machine.disk)
     symbols = machine.symbols
     state = {
         "mem_size": machine.memory.size,
         "cmdline": machine.cmdline,
-        "cpu": machine.cpu.checkpoint(),
+        "cpu": cpu,
         "timer": {"ctrl": machine.timer.ctrl, "interval": machine.timer.interval,
                   "deadline": machine.timer.deadline, "fired": machine.timer.fired},
         "uart": {"ctrl": machine.uart.ctrl},
@@ -78,8 +97,24 @@ def capture(machine) -> tuple[dict, bytes]:
         "marks": [[marker, _stats_record(stats)] for marker, stats in machine.marks],
         "symbols": {"names": list(symbols.names()), "ranges": [list(r) for r in symbols.ranges()]},
         "frames": frames,
+        "disk": disk,
     }
-    return state, ram
+    return state, ram + sectors
+
+
+def _disk_state(disk) -> tuple[dict | None, bytes]:
+    """The disk's part of state.json (None without a disk) and the bytes of
+    the sectors the guest wrote that its file does not hold yet (after the
+    run's write-back: only a read-only disk's), in ascending order."""
+    if disk is None:
+        return None, b""
+    image = disk.image
+    if image.path is None:
+        raise CheckpointError("a disk without an image file cannot be checkpointed")
+    sectors = sorted(image.dirty)
+    return ({"path": os.path.abspath(image.path), "read_only": image.read_only, "sha256": image.sha256(),
+             "capacity": image.capacity, "sectors": sectors, **disk.checkpoint()},
+            b"".join(image.read_sectors(sector, 1) for sector in sectors))
 
 
 def _sparse_ram(ram: bytearray) -> tuple[list[int], bytes]:
@@ -97,7 +132,8 @@ def _stats_record(stats: MachineStats) -> dict:
 
 
 def write(path: str, state: dict, ram: bytes, engine: str = "bare") -> None:
-    """Write the checkpoint file of `engine` ("bare"; "vmm": vmm/monitor/checkpoint.py)
+    """Write the checkpoint file of `engine` ("bare"; "sim":
+    vmm/monitor/sim_checkpoint.py; "vmm": vmm/monitor/checkpoint.py)
     atomically.  CheckpointError if it cannot be written."""
     parts = {"state.json": json.dumps(state, separators=(",", ":")).encode(), "ram.bin": ram}
     manifest = {"format": FORMAT, "version": VERSION, "engine": engine,
@@ -190,15 +226,17 @@ def _is_int(value, low: int, high: int) -> bool:
 
 
 def check_state(path: str, state: dict, ram_size: int) -> None:
-    """Every field of a bare checkpoint's state.json of the right type and in
-    range, the frame list matching ram.bin: CheckpointError naming the field."""
+    """Every field of a bare (or sim) checkpoint's state.json of the right
+    type and in range, the frame list and the disk's sectors matching
+    ram.bin: CheckpointError naming the field."""
     def need(ok: bool, field: str) -> None:
         if not ok:
             raise CheckpointError(f"{path}: part state.json: field {field} is missing or out of range")
     need(_is_int(state.get("mem_size"), PAGE_SIZE, MAX_RAM) and state["mem_size"] % PAGE_SIZE == 0, "mem_size")
     need(isinstance(state.get("cmdline"), str), "cmdline")
     check_cpu(need, state.get("cpu"), "cpu")
-    check_timer(need, state.get("timer"), "timer")
+    ticks = state["cpu"]["ticks"]
+    check_timer(need, state.get("timer"), "timer", ticks)
     need(isinstance(state.get("uart"), dict) and _is_int(state["uart"].get("ctrl"), 0, 1), "uart")
     need(isinstance(state.get("input"), str) and len(state["input"]) <= 2 * MAX_JSON and _is_hex(state["input"]),
          "input")
@@ -210,7 +248,8 @@ def check_state(path: str, state: dict, ram_size: int) -> None:
         isinstance(mark, list) and len(mark) == 2 and _is_int(mark[0], 0, M32) and _stats_ok(mark[1])
         for mark in marks), "marks")
     check_symbols(need, state.get("symbols"))
-    check_frames(need, state.get("frames"), state["mem_size"] >> PAGE_SHIFT, ram_size)
+    sectors = check_disk(need, state.get("disk"), ticks)
+    check_frames(need, state.get("frames"), state["mem_size"] >> PAGE_SHIFT, ram_size - sectors * SECTOR_SIZE)
 
 
 def check_cpu(need, cpu, field: str) -> None:
@@ -236,11 +275,44 @@ def check_cpu(need, cpu, field: str) -> None:
             need(_is_int(value, 0, TICKS_MAX), f"{field}.counters.{counter.name}")
 
 
-def check_timer(need, timer, field: str) -> None:
-    """A timer's saved state: control, interval, next expiry, expiries."""
+def check_timer(need, timer, field: str, now: int = -1) -> None:
+    """A timer's saved state: control, interval, next expiry (after `now`,
+    the tick of its clock, if given: a checkpoint falls after every expiry
+    due, and one long past would fire at every tick since), expiries."""
     need(isinstance(timer, dict) and _is_int(timer.get("ctrl"), 0, 3) and _is_int(timer.get("interval"), 0, M32)
-         and (timer.get("deadline") is None or _is_int(timer.get("deadline"), 0, TICKS_MAX))
+         and (timer.get("deadline") is None or _is_int(timer.get("deadline"), now + 1, TICKS_MAX))
          and _is_int(timer.get("fired"), 0, TICKS_MAX), field)
+
+
+def check_disk(need, disk, now: int) -> int:
+    """A disk's saved state (None or absent: no disk; docs/snapshot.md "A
+    disk"): the image's absolute path, size and SHA-256, the saved sectors
+    (ascending, on the disk), the registers, a command in flight exactly
+    when BUSY, completing within DISK_LATENCY_TICKS after `now`, the
+    figures.  Returns how many sectors follow the frames in ram.bin."""
+    if disk is None:
+        return 0
+    need(isinstance(disk, dict), "disk")
+    need(isinstance(disk.get("path"), str) and os.path.isabs(disk["path"]) and "\0" not in disk["path"],
+         "disk.path")
+    need(isinstance(disk.get("read_only"), bool), "disk.read_only")
+    need(isinstance(disk.get("sha256"), str) and re.fullmatch("[0-9a-f]{64}", disk["sha256"]) is not None,
+         "disk.sha256")
+    need(_is_int(disk.get("capacity"), 1, M32), "disk.capacity")
+    sectors = disk.get("sectors")
+    need(isinstance(sectors, list) and all(_is_int(sector, 0, disk["capacity"] - 1) for sector in sectors)
+         and sectors == sorted(set(sectors)), "disk.sectors")
+    need(all(_is_int(disk.get(key), 0, M32) for key in ("sector", "dma_addr", "count")), "disk registers")
+    need(_is_int(disk.get("ctrl"), 0, CTRL_IRQ_ENABLE), "disk.ctrl")
+    pending, busy = disk.get("pending"), disk.get("status") == STATUS_BUSY
+    need(pending is None or (isinstance(pending, list) and len(pending) == 4
+                             and all(_is_int(value, 0, M32) for value in pending)), "disk.pending")
+    need(_is_int(disk.get("status"), 0, 7) and (busy or not disk["status"] & STATUS_BUSY)
+         and busy == (pending is not None), "disk.status (BUSY exactly while a command is in flight)")
+    need(disk.get("completes_at") is None if pending is None
+         else _is_int(disk.get("completes_at"), now + 1, now + DISK_LATENCY_TICKS), "disk.completes_at")
+    need(all(_is_int(disk.get(key), 0, TICKS_MAX) for key in ("requests", "bytes")), "disk figures")
+    return len(sectors)
 
 
 def check_symbols(need, symbols) -> None:
@@ -292,12 +364,50 @@ def _stats_ok(record) -> bool:
 
 # --- restoring ---------------------------------------------------------------------------------
 
-def restore(state: dict, ram: bytes, console_out, cost_model):
-    """A fresh Machine in the checkpoint's state (state and ram as read() checked them)."""
+def restore(path: str, state: dict, ram: bytes, console_out, cost_model):
+    """A fresh Machine in the checkpoint's state (state and ram as read()
+    checked them for the checkpoint at `path`), its disk opened as
+    open_disk does.  CheckpointError (nothing run) for a disk that is not
+    the checkpoint's."""
     from vmm.machine.devices.uart import ConsoleInput
     from vmm.machine.machine import Machine
-    machine = Machine(state["mem_size"], console_in=ConsoleInput(bytes.fromhex(state["input"])),
+    machine = Machine(state["mem_size"], disk=open_disk(path, state, ram),
+                      console_in=ConsoleInput(bytes.fromhex(state["input"])),
                       console_out=console_out, cmdline=state["cmdline"], cost_model=cost_model)
+    restore_devices(machine, state, ram)
+    machine.restored_symbols = symbols_of(state)
+    machine.cpu.restore(state["cpu"])
+    return machine
+
+
+def open_disk(path: str, state: dict, ram: bytes) -> DiskImage | None:
+    """The disk image the checkpoint at `path` names (None without one),
+    opened and locked as in a run, the saved sectors laid over it (marked
+    dirty: they go on to the run's write-back).  CheckpointError, the lock
+    released, for a file that cannot be opened or whose contents are not
+    the checkpoint's."""
+    saved = state.get("disk")
+    if saved is None:
+        return None
+    try:
+        image = DiskImage.open(saved["path"], read_only=saved["read_only"])
+    except DiskError as error:
+        raise CheckpointError(f"{path}: part state.json: field disk: {error}") from None
+    if image.capacity == saved["capacity"]:
+        sectors = ram[len(state["frames"]) * PAGE_SIZE:]
+        for index, sector in enumerate(saved["sectors"]):
+            image.write_sectors(sector, sectors[index * SECTOR_SIZE:(index + 1) * SECTOR_SIZE])
+        if image.sha256() == saved["sha256"]:
+            return image
+    image.close()
+    raise CheckpointError(f"{path}: part state.json: field disk: {saved['path']} does not hold the disk of the "
+                          f"checkpoint (its size or SHA-256 differs: changed since the checkpoint?)")
+
+
+def restore_devices(machine, state: dict, ram: bytes) -> None:
+    """Put a fresh machine, bare or simulated (capture_machine's kind), in
+    the checkpoint's state but for its CPU and symbols: RAM, timer, UART,
+    interrupt lines, device-access counts, phase marks, the disk device."""
     for index, frame in enumerate(state["frames"]):
         machine.memory.ram[frame << PAGE_SHIFT:(frame + 1) << PAGE_SHIFT] = ram[index * PAGE_SIZE:
                                                                               (index + 1) * PAGE_SIZE]
@@ -308,10 +418,14 @@ def restore(state: dict, ram: bytes, console_out, cost_model):
     machine.irq.pending = state["irq_pending"]
     machine.bus.reads, machine.bus.writes = state["bus"]["reads"], state["bus"]["writes"]
     machine.marks = [(marker, _stats_from(record)) for marker, record in state["marks"]]
-    machine.restored_symbols = Symbolizer([tuple(entry) for entry in state["symbols"]["names"]],
-                                          [tuple(entry) for entry in state["symbols"]["ranges"]])
-    machine.cpu.restore(state["cpu"])
-    return machine
+    if machine.disk is not None:
+        machine.disk.restore(state["disk"])
+
+
+def symbols_of(state: dict) -> Symbolizer:
+    """The checkpoint's symbols for messages."""
+    return Symbolizer([tuple(entry) for entry in state["symbols"]["names"]],
+                      [tuple(entry) for entry in state["symbols"]["ranges"]])
 
 
 def _stats_from(record: dict) -> MachineStats:

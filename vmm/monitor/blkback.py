@@ -110,6 +110,20 @@ class BlockBackend:
         if self.queued != self.batch_end:
             self._start_batch(now)
 
+    # --- checkpoints (vmm/monitor/checkpoint.py) ------------------------------------------
+
+    def saved_state(self) -> dict:
+        """The back end's progress: its request numbers and the tick the batch
+        in flight completes at (None: none in flight).  The ring page itself
+        is guest RAM."""
+        return {"queued": self.queued, "done": self.done, "batch_end": self.batch_end,
+                "completes_at": self._completes_at}
+
+    def restore(self, saved: dict) -> None:
+        """Go on from `saved` (a saved_state that state_ok accepted)."""
+        self.queued, self.done, self.batch_end = saved["queued"], saved["done"], saved["batch_end"]
+        self._completes_at = saved["completes_at"]
+
     # --- one request ----------------------------------------------------------------------
 
     def _complete(self, number: int) -> None:
@@ -157,3 +171,21 @@ class BlockBackend:
             pieces.append((ma, done, step))
             done += step
         return pieces
+
+
+def state_ok(saved, now: int) -> bool:
+    """Whether `saved` is a saved_state a back end can be in at tick `now`:
+    32-bit request numbers with the invariants (module doc); with nothing in
+    flight every queued request is answered, else a batch of 1 to
+    BLK_RING_SIZE requests completes after `now`, within BLK_LATENCY_TICKS."""
+    if not isinstance(saved, dict) or set(saved) != {"queued", "done", "batch_end", "completes_at"}:
+        return False
+    numbers = [saved[key] for key in ("queued", "done", "batch_end")]
+    if not all(type(number) is int and 0 <= number <= M32 for number in numbers):
+        return False
+    queued, done, batch_end = numbers
+    at = saved["completes_at"]
+    if at is None:
+        return queued == done == batch_end
+    return (type(at) is int and now < at <= now + BLK_LATENCY_TICKS
+            and 1 <= (batch_end - done) & M32 <= (queued - done) & M32 <= BLK_RING_SIZE)

@@ -36,6 +36,10 @@ The guest's U bit is written as given: both guest modes run in machine user
 mode, so a guest entry without U is unreachable for the guest; user/kernel
 isolation comes from the two roots (kernel base, user base) of set_base.
 
+A checkpoint (vmm/monitor/checkpoint.py) saves the accounting in guest frame
+numbers (saved_state) and never restores it as saved: revalidate rebuilds it
+through pin_table and set_base, and the caller compares the result.
+
 Counters (self.counters): updates_accepted, updates_rejected (mmu_update
 elements, including unreadable batch elements), batches, pins, unpins,
 base_switches, tlb_flushes (guest requests), invlpgs, forced_flushes.
@@ -385,6 +389,41 @@ class DirectPaging:
                 self._put_ref(mfn)
                 self._put_type(mfn)
         self.kernel_base = self.user_base = None
+
+    # --- checkpoints (vmm/monitor/checkpoint.py) ----------------------------------------
+
+    def saved_state(self) -> dict:
+        """The accounting in guest frame numbers, never machine ones: `pins`
+        ([gfn, "l1" or "l2"] by gfn), `bases` ([kernel gfn, user gfn] or None),
+        `held` (the VMM's holds, sorted gfns) and `frames` (accounting())."""
+        gfn = self.physmap.gfn
+        return {"pins": [[gfn(mfn), self._info[mfn].type] for mfn in self.physmap.p2m if self._info[mfn].pinned],
+                "bases": None if self.kernel_base is None else [gfn(self.kernel_base), gfn(self.user_base)],
+                "held": sorted(gfn(mfn) for mfn in self._held),
+                "frames": self.accounting()}
+
+    def accounting(self) -> list[list]:
+        """[gfn, type, type_count, ref_count] of every frame with a type or a
+        reference, by gfn (a frame mapped read-only only: type none, refs)."""
+        return [[gfn, info.type, info.type_count, info.ref_count] for gfn, mfn in enumerate(self.physmap.p2m)
+                if (info := self._info[mfn]).type != TYPE_NONE or info.type_count or info.ref_count]
+
+    def revalidate(self, pins: list[tuple[int, str]], bases: tuple[int, int], typed_l1: list[int]) -> None:
+        """Rebuild a fresh VM's accounting from saved_state's guest frames
+        through the checks a guest's hypercalls pass: pin every L1 of `pins`
+        and of `typed_l1` (saved l1 tables, pinned or only referenced), then
+        the L2s of `pins` (their PDEs need typed L1s), set `bases`, and drop
+        the pins only the rebuild took.  Raises Rejected at the first
+        refusal (the caller discards the VM).  Takes no holds."""
+        p2m = self.physmap.p2m
+        pinned_l1 = {gfn for gfn, kind in pins if kind == TYPE_L1}
+        for gfn in sorted(pinned_l1 | set(typed_l1)):
+            self.pin_table(p2m[gfn], PIN_L1)
+        for gfn in sorted(gfn for gfn, kind in pins if kind != TYPE_L1):
+            self.pin_table(p2m[gfn], PIN_L2)
+        self.set_base(p2m[bases[0]], p2m[bases[1]])
+        for gfn in sorted(set(typed_l1) - pinned_l1):
+            self._drop_pin(p2m[gfn])
 
     # --- TLB and teardown -----------------------------------------------------------
 

@@ -142,13 +142,25 @@ class Monitor:
     def run(self, max_instructions: int | None = None) -> tuple[RunResult, list[VmResult]]:
         """Run every VM until all are done (or crashed), or the machine's
         instruction limit.  Returns the machine's result and one per VM."""
+        self.start()
+        return self.run_on(max_instructions)
+
+    def start(self) -> None:
+        """Boot the VMs: the first one switched in, the machine timer armed;
+        then machine.advance runs them (run() is this and run_on)."""
         if not self.vms:
             raise KiteError("no VM to run")
         self._share_shadow_pool()
         self.cpu.reset(0, 0)
         self._switch_to(self.vms[0])
         self._program_timer()
-        return self.run_on(max_instructions)
+
+    def settle(self) -> None:
+        """Between two stretches of machine.advance: the running VM charged
+        its instructions so far, every VM's console output written out."""
+        self._account()
+        for vm in self.vms:
+            vm.uart.flush()
 
     def restore_vm(self, config: VmConfig) -> VM:
         """A VM for a restored checkpoint (vmm/monitor/checkpoint.py): its
@@ -176,6 +188,18 @@ class Monitor:
         self.load_mode(vm, user_flags=user_flags)
         self._resumed_at, self._walks_at = resumed_at, walks_at
         self._slice_end, self._timer_target = slice_end, timer_target
+
+    def restore_pv_pages(self, vm: VM, pvcpu_gfn: int | None, ring_gfn: int | None) -> None:
+        """Register a restored direct-mode `vm`'s per-vCPU page and block ring
+        (`vm` with a disk) at guest frames `pvcpu_gfn` and `ring_gfn` (None:
+        not registered) through the hypercalls' path: the validator holds the
+        frame writable (hold_writable: this VM's RAM, not a page table), then
+        set_pv_cpu / set_block_ring.  Raises direct.Rejected."""
+        for gfn, register in ((pvcpu_gfn, self.set_pv_cpu), (ring_gfn, self.set_block_ring)):
+            if gfn is not None:
+                mfn = vm.physmap.p2m[gfn]
+                vm.mode.direct.hold_writable(mfn)
+                register(vm, MA(mfn << PAGE_SHIFT))
 
     def run_on(self, max_instructions: int | None = None) -> tuple[RunResult, list[VmResult]]:
         """run() from where the machine is now (after run() set it up, or a restore)."""

@@ -35,6 +35,11 @@ translator; the semantics stay this module's tables):
 - The devices are brought to each tick as before, but only when the tick
   reaches the next device event or an instruction touched a device: the UART
   has no timed events and the timer none before its deadline.
+
+Checkpoints (`--sim --checkpoint-at`, vmm/monitor/sim_checkpoint.py): the
+simulated CPU gives and takes its state in the bare CPU's checkpoint form
+(checkpoint, restore) without calling the machine CPU; the decode cache and
+the remembered walks are caches and start empty.
 """
 
 from __future__ import annotations
@@ -194,6 +199,7 @@ class Simulator:
         self.interrupts: dict[int, int] = {}
         self.state, self.stop_reason = CpuState.RUNNING, ""
         self.symbols = Symbolizer([])
+        self.cmdline = ""                 # the kernel command line load() put in the boot-info block
         self.entering_trap = False        # a trap was entered and no instruction has retired since
         # the trace hook (vmm/tracing.py), None without --trace: trace("insn", pc, word) before each
         # instruction runs, trace("trap", cause, epc, badaddr) at each trap entry (_interpret_traced)
@@ -215,8 +221,35 @@ class Simulator:
         """Load the image and modules as the bare machine's loader does; boot state."""
         image = load(self.memory, image_path, list(modules), cmdline)
         self.pc, self.regs[REG_A0], self.cr[CR_STATUS] = image.entry_paddr, BOOTINFO_ADDR, STATUS_KM
-        self.symbols = image.symbols
+        self.symbols, self.cmdline = image.symbols, cmdline
         return image
+
+    def checkpoint(self) -> dict:
+        """The CPU's state and counters as JSON values, in the form of the
+        machine CPU's checkpoint() (vmm/machine/snapshot.py): with no TLB,
+        every translation is a miss and a walk, so translations = tlb_misses
+        = page_walks."""
+        counters = {"instructions": self.instructions, "ticks_idle": self.ticks_idle,
+                    "translations": self.page_walks, "tlb_misses": self.page_walks, "page_walks": self.page_walks,
+                    "walk_refs": self.ram.refs,
+                    "exceptions": {str(code): count for code, count in self.exceptions.items()},
+                    "interrupts": {str(irq): count for irq, count in self.interrupts.items()}}
+        return {"regs": list(self.regs), "cr": list(self.cr), "pc": self.pc, "ticks": self.ticks,
+                "state": str(self.state), "entering_trap": self.entering_trap, "counters": counters}
+
+    def restore(self, state: dict) -> None:
+        """Take a checkpoint()'s `state` (checked by the caller; a bare CPU's
+        will do) on a fresh Simulator, whose caches are empty: registers, pc,
+        ticks, mode, paging and counters (the walks from page_walks and
+        walk_refs)."""
+        self.regs[:], self.cr[:] = state["regs"], state["cr"]       # in place: the executors hold them
+        self.pc, self.ticks = state["pc"], state["ticks"]
+        self.state, self.entering_trap = CpuState(state["state"]), state["entering_trap"]
+        counters = state["counters"]
+        self.instructions, self.ticks_idle = counters["instructions"], counters["ticks_idle"]
+        self.page_walks, self.ram.refs = counters["page_walks"], counters["walk_refs"]
+        self.exceptions.update({int(code): count for code, count in counters["exceptions"].items()})
+        self.interrupts.update({int(irq): count for irq, count in counters["interrupts"].items()})
 
     # --- the interpreter loop -------------------------------------------------------------
 

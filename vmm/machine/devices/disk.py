@@ -25,12 +25,19 @@ leaves the file with every sector entirely old or entirely new.  An image
 opened from a file holds an advisory lock on it (flock) until closed:
 exclusive when writable, shared when read-only, so a second writer (another
 VM, another kite process) is refused with a DiskError.
+
+A checkpoint (vmm/machine/snapshot.py, docs/snapshot.md "A disk") saves the
+device whole (Disk.checkpoint: the registers, the command in flight and the
+tick it completes at, the figures) and names the image by its path and the
+SHA-256 of its contents (DiskImage.sha256).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import stat
 from typing import Callable, Protocol
 
 from asm.files import write_atomically
@@ -41,6 +48,7 @@ from vmm.machine.irq import InterruptLines
 
 SECTOR_SIZE = 512
 DISK_LATENCY_TICKS = 1000   # a fixed, round figure: long enough that a guest notices it waits
+MAX_DISK_SIZE = 1 << 30    # bytes of a disk image: the whole image is held in memory (docs/vmm.md)
 
 DISK_SECTOR = 0x00
 DISK_DMA_ADDR = 0x04
@@ -88,12 +96,19 @@ class DiskImage:
     @classmethod
     def open(cls, path: str, read_only: bool = False) -> "DiskImage":
         """Read the image at `path` and lock it (module doc).  Raises
-        DiskError if it is missing, unreadable, locked by another user,
-        empty or not a whole number of sectors."""
+        DiskError if it is missing, unreadable, not a regular file (a FIFO or
+        a device would block or never end), larger than MAX_DISK_SIZE, locked
+        by another user, empty or not a whole number of sectors."""
         try:
-            lock = open(path, "rb")
+            lock = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
         except OSError as error:
             raise DiskError(f"{path}: cannot read disk image: {error.strerror}") from None
+        size = os.fstat(lock.fileno())
+        if not stat.S_ISREG(size.st_mode) or size.st_size > MAX_DISK_SIZE:
+            lock.close()
+            raise DiskError(f"{path}: not a disk image (not a regular file)" if not stat.S_ISREG(size.st_mode)
+                            else f"{path}: disk image of {size.st_size} bytes, more than the "
+                                 f"{MAX_DISK_SIZE >> 20} MiB allowed")
         try:
             fcntl.flock(lock, (fcntl.LOCK_SH if read_only else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError:
@@ -116,6 +131,10 @@ class DiskImage:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def sha256(self) -> str:
+        """The SHA-256 (hex) of the contents as the guest sees them."""
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def capacity(self) -> int:
@@ -176,6 +195,23 @@ class Disk:
         self._completes_at: int | None = None
         self.requests = 0            # commands completed (failed ones included)
         self.bytes_moved = 0         # bytes the completed commands transferred
+
+    def checkpoint(self) -> dict:
+        """The device's state as JSON values (vmm/machine/snapshot.py): the
+        registers, the command latched and not yet completed, the tick it
+        completes at, and the figures.  The image is not part of it."""
+        return {"sector": self.sector, "dma_addr": self.dma_addr, "count": self.count, "status": self.status,
+                "ctrl": self.ctrl, "pending": None if self._pending is None else list(self._pending),
+                "completes_at": self._completes_at, "requests": self.requests, "bytes": self.bytes_moved}
+
+    def restore(self, saved: dict) -> None:
+        """Take checkpoint()'s `saved` (checked by the caller): the command in
+        flight completes at its saved tick."""
+        self.sector, self.dma_addr, self.count = saved["sector"], saved["dma_addr"], saved["count"]
+        self.status, self.ctrl = saved["status"], saved["ctrl"]
+        self._pending = None if saved["pending"] is None else tuple(saved["pending"])
+        self._completes_at = saved["completes_at"]
+        self.requests, self.bytes_moved = saved["requests"], saved["bytes"]
 
     def read(self, offset: int, width: int) -> int:
         """The register's value; CMD and ACK read 0."""

@@ -13,16 +13,23 @@ Input arrives deterministically: scripted input (tests, --input, --input-text)
 and non-interactive stdin are all available from tick 0, one byte visible at
 a time.  An interactive stdin (a TTY) is read a line at a time, only when the
 guest polls with nothing pending (or the machine is idle in wfi: see
-`wait_for_input`).
+`wait_for_input`).  A replayed input log (--replay, vmm/machine/replay.py)
+delivers each arrival at its tick: the UART's next event, when the engine
+brings it current (`advance`), never earlier.
 """
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, Sequence
 
 from asm.isa import IRQ_CONSOLE
 from vmm.machine.devices import is_register_access
 from vmm.machine.irq import InterruptLines
+
+if TYPE_CHECKING:
+    from vmm.machine.replay import Arrival
+
+Listener = Callable[[bytes, bool, "int | None"], None]     # (data, eof, tick or None for now)
 
 UART_TX = 0x00
 UART_RX = 0x04
@@ -37,15 +44,20 @@ CTRL_RX_IRQ_ENABLE = 1 << 0
 
 
 class ConsoleInput:
-    """Bytes waiting for the guest, plus an optional interactive source.
-
-    `interactive` is a binary stream read a line at a time by `poll` when the
-    buffer is empty; without one, the input is closed once the buffer drains."""
+    """Bytes waiting for the guest, and where more come from: an optional
+    interactive stream (a TTY) read a line at a time by `poll` when nothing
+    is buffered, or timed arrivals (`schedule`: a replayed input log) that
+    join the buffer at their tick (`advance`).  Without either, the input is
+    closed once the buffer drains.  A listener (`listen`: the recorder of
+    vmm/machine/replay.py) hears every arrival."""
 
     def __init__(self, data: bytes = b"", interactive: BinaryIO | None = None):
         self._buffer = bytes(data)
         self._next = 0                      # index of the next byte to hand out
         self._interactive = interactive
+        self._arrivals: list[Arrival] = []  # scheduled, ascending ticks; [_due:] not yet delivered
+        self._due = 0
+        self._listener: Listener | None = None
 
     @classmethod
     def from_stdin(cls, stream: BinaryIO, is_tty: bool) -> "ConsoleInput":
@@ -53,6 +65,32 @@ class ConsoleInput:
         if is_tty:
             return cls(interactive=stream)
         return cls(stream.read())
+
+    @classmethod
+    def replaying(cls, arrivals: Sequence[Arrival]) -> "ConsoleInput":
+        """An input that holds nothing but `arrivals`, from tick 0 (those at tick 0 at once)."""
+        console_input = cls()
+        console_input.schedule(arrivals, 0)
+        return console_input
+
+    def schedule(self, arrivals: Sequence[Arrival], now: int) -> None:
+        """Deliver `arrivals` (ticks ascending, none before those scheduled
+        already) each at its tick, those due by `now` at once.  Never for an
+        input with an interactive stream (ValueError)."""
+        if self._interactive is not None:
+            raise ValueError("an interactive console input cannot also replay arrivals")
+        self._arrivals += arrivals
+        self.advance(now)
+
+    def listen(self, listener: Listener) -> None:
+        """Tell `listener(data, eof, tick)` every arrival from now on (tick
+        None: now); the bytes buffered already arrive now, and so does the
+        end of a source that can bring nothing more."""
+        self._listener = listener
+        if self.remaining():
+            listener(self.remaining(), False, None)
+        if self._interactive is None and self.scheduled() == []:
+            listener(b"", True, None)
 
     def peek(self) -> int | None:
         """The next byte without consuming it, or None if none is buffered."""
@@ -71,19 +109,46 @@ class ConsoleInput:
         if self.peek() is not None or self._interactive is None:
             return
         line = self._interactive.readline()
-        if line:
-            self._buffer, self._next = line, 0
-        else:
+        if not line:
             self._interactive = None
+        self._arrive(line, not line, None)
+
+    def next_event(self) -> int | None:
+        """The tick of the next scheduled arrival, or None."""
+        return self._arrivals[self._due].tick if self._due < len(self._arrivals) else None
+
+    def advance(self, now: int) -> bool:
+        """Deliver the scheduled arrivals due by tick `now`; whether any came."""
+        came = False
+        while self._due < len(self._arrivals) and self._arrivals[self._due].tick <= now:
+            arrival = self._arrivals[self._due]
+            self._due += 1
+            if arrival.eof:
+                self._arrivals = self._arrivals[:self._due]     # the end: nothing after it
+            self._arrive(arrival.data, arrival.eof, arrival.tick)
+            came = True
+        return came
+
+    def _arrive(self, data: bytes, eof: bool, tick: int | None) -> None:
+        """`data` joins the buffer (and/or the source ended); the listener hears it."""
+        if data:
+            self._buffer, self._next = self._buffer[self._next:] + data, 0
+        if self._listener is not None:
+            self._listener(data, eof, tick)
 
     def remaining(self) -> bytes:
         """The buffered bytes the guest has not read yet (what a checkpoint saves)."""
         return self._buffer[self._next:]
 
+    def scheduled(self) -> list[Arrival] | None:
+        """The arrivals still to come, if known: the scheduled ones not yet
+        delivered ([] for scripted input); None while a TTY may bring more."""
+        return None if self._interactive is not None else self._arrivals[self._due:]
+
     @property
     def closed(self) -> bool:
         """True once no byte will ever arrive again."""
-        return self.peek() is None and self._interactive is None
+        return self.peek() is None and self._interactive is None and self._due == len(self._arrivals)
 
     @property
     def interactive(self) -> bool:
@@ -143,12 +208,20 @@ class Uart:
             value |= STATUS_RX_EOF
         return value
 
+    @property
+    def output(self) -> BinaryIO:
+        """The stream transmitted bytes go to."""
+        return self._output
+
     def next_event(self) -> int | None:
-        """Input timing is not modelled as events: always None."""
-        return None
+        """The tick of the input's next scheduled arrival (a replayed log), or None."""
+        return self._input.next_event()
 
     def advance(self, now: int) -> None:
-        """Nothing happens with time alone."""
+        """Scheduled input due by `now` arrives; the line follows RX_READY
+        (also when another UART on the same input took the arrival)."""
+        self._input.advance(now)
+        self._update_irq()
 
     def input_may_arrive(self) -> bool:
         """Whether an RX interrupt can still come: the guest enabled it and
