@@ -232,10 +232,13 @@ class MMU:
 
     def _walk_2d(self, va: int, access: Access, user: bool) -> int:
         """The guest-mode walk of `va` (module doc): the guest's tables, every
-        entry address and the final frame through the nested map, then A/D
-        in the guest's tables (through it too, needing nested W), then the
-        composed TLB entry.  Raises Fault (the guest's page fault, or the
-        nested-fault exit) and changes nothing then."""
+        entry address through the nested map, then A/D in the guest's tables
+        (through it too, needing nested W), then the final frame through the
+        nested map, then the composed TLB entry.  A/D come before the final
+        frame as on the bare machine, whose walk sets them before the access
+        that may find no RAM there.  Raises Fault (the guest's page fault, or
+        the nested-fault exit); a fault in the guest's walk or at its tables
+        changes nothing."""
         self.counters.page_walks += 1
         if not self.guest_paging:
             frame, writable = self._nested(va, access, va, user, table=False)
@@ -246,7 +249,6 @@ class MMU:
         found = walk(self.root, va, access, user, lambda gpa: self._read_guest_entry(gpa, seen, va, user))
         if isinstance(found, WalkFault):
             raise Fault(page_fault_cause(found.error), va)
-        frame, writable = self._nested(found.address | (va & PAGE_MASK), access, va, user, table=False)
         writes = [(address, old, new) for address, old, new in (
             (found.pde_address, found.pde, accessed_entry(found.pde, access, leaf=False)),
             (found.pte_address, found.pte, accessed_entry(found.pte, access, leaf=True))) if new != old]
@@ -256,6 +258,7 @@ class MMU:
         for address, _, new in writes:
             self.counters.walk_refs += 1
             self.memory.write(seen[address][0] | (address & PAGE_MASK), 4, new)
+        frame, writable = self._nested(found.address | (va & PAGE_MASK), access, va, user, table=False)
         entry = composed_entry(tlb_entry(found.pde, accessed_entry(found.pte, access, leaf=True)),
                                frame, writable)
         self.tlb[va >> PAGE_SHIFT] = entry
