@@ -1,4 +1,5 @@
-"""`kite compare`: every workload under bare, shadow, shadow-basic, direct and sim, side by side.
+"""`kite compare`: every workload under bare, shadow, shadow-basic, direct and sim (and nested, when
+--configs names it), side by side.
 
     workloads.toml --> runs (kite.runs, -j N in parallel) --> records --> checks  (same output and exit code)
                                                                       --> tables, summary (stdout)
@@ -27,7 +28,7 @@ from pathlib import Path
 import click
 
 from asm.files import write_atomically
-from kite.runs import (CATEGORIES, CONFIGS, KERNEL_NATIVE, KERNEL_PV, PAGING_COUNTERS, WORKLOADS, Kernels,
+from kite.runs import (ALL_CONFIGS, CATEGORIES, CONFIGS, KERNEL_NATIVE, KERNEL_PV, PAGING_COUNTERS, WORKLOADS, Kernels,
                        RunOutcome, RunSpec, Workload, expected_output, figures, plan, read_workloads, run)
 from vmm.machine.costs import DEFAULT_COST_MODEL, load_cost_model
 from vmm.machine.errors import KiteError
@@ -49,7 +50,8 @@ RECORD_FIELDS = {
     "workload": str, "category": str, "config": str, "phase": str, "exit_code": int,
     "guest_instructions": int, "vm_exits": int, "exits_per_kinsn": float, "exits": dict, "hypercalls": int,
     **dict.fromkeys(PAGING_COUNTERS, int), "io_requests": int, "io_bytes": int, "mmio_exits_per_request": float,
-    "requests_per_notification": float, "tlb_misses": int, "walk_refs": int, "modeled_cycles": int,
+    "requests_per_notification": float, "tlb_misses": int, "walk_refs": int, "walk_refs_per_miss": float,
+    "modeled_cycles": int,
     "overhead": float, "wall_seconds": float,
 }
 # (table header, record key) after the configuration's name: the default table (the workload phase) ...
@@ -63,12 +65,15 @@ COLUMNS = (
     ("per 1k", "exits_per_kinsn"), ("exits by reason", "exits"),
     ("hypercalls", "hypercalls"), ("hidden PF", "hidden_faults"), ("true PF", "true_faults"),
     ("PT write traps", "pt_write_traps"), ("shadow built", "shadow_entries_created"),
-    ("shadow inval.", "shadow_entries_invalidated"), ("I/O req", "io_requests"), ("I/O bytes", "io_bytes"),
-    ("MMIO/req", "mmio_exits_per_request"), ("req/notify", "requests_per_notification"), ("TLB misses", "tlb_misses"),
-    ("walk refs", "walk_refs"), ("modeled cycles", "modeled_cycles"), ("vs bare", "overhead"),
+    ("shadow inval.", "shadow_entries_invalidated"), ("nested faults", "nested_faults"),
+    ("nested refs", "nested_walk_refs"), ("PWC hits", "pwc_hits"), ("I/O req", "io_requests"),
+    ("I/O bytes", "io_bytes"), ("MMIO/req", "mmio_exits_per_request"), ("req/notify", "requests_per_notification"),
+    ("TLB misses", "tlb_misses"), ("walk refs", "walk_refs"), ("refs/miss", "walk_refs_per_miss"),
+    ("modeled cycles", "modeled_cycles"), ("vs bare", "overhead"),
     ("wall s", "wall_seconds"),
 )
 CONFIG_WORDS = {"shadow": "shadow paging", "shadow-basic": "basic shadow paging", "direct": "direct mapping",
+                "nested": "nested paging", "nested-nopwc": "nested paging without the page-walk cache",
                 "sim": "machine simulation"}
 
 
@@ -131,7 +136,7 @@ def cell(key: str, record: dict) -> str:
         return f"{value:,.2f}x"
     if key == "wall_seconds":
         return f"{value:.2f}"
-    if key in ("exits_per_kinsn", "mmio_exits_per_request", "requests_per_notification"):
+    if key in ("exits_per_kinsn", "mmio_exits_per_request", "requests_per_notification", "walk_refs_per_miss"):
         return f"{value:,.2f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -268,6 +273,12 @@ def overall_overhead(records: list[dict], config: str) -> float | None:
     return sum(c for c, b in pairs if b is not None) / base if base else None
 
 
+def walk_ratio(records: list[dict], config: str) -> float | None:
+    """`config`'s walk references per TLB miss over all its records, or None."""
+    misses, refs = totals(records, config, "tlb_misses"), totals(records, config, "walk_refs")
+    return refs / misses if misses and refs is not None else None
+
+
 def summary(records: list[dict], problems: list[str]) -> list[str]:
     """Plain-language sentences generated from the totals of the workload
     phase (and, last, whether every run agreed)."""
@@ -285,6 +296,13 @@ def summary(records: list[dict], problems: list[str]) -> list[str]:
         sentences.append(f"With write-flood detection, out-of-sync tables and prefetch, shadow paging took "
                          f"{exits:,} VM exits where the basic shadow took {basic_exits:,} ({writes or 0:,} "
                          f"page-table write traps against {basic_writes:,}).")
+    nested_exits = totals(records, "nested", "vm_exits")
+    if nested_exits is not None and exits is not None:
+        per_miss = {config: ratio for config in ("bare", "shadow", "nested", "nested-nopwc")
+                    for ratio in [walk_ratio(records, config)] if ratio is not None}
+        sentences.append(f"Nested paging took {nested_exits:,} VM exits where shadow paging took {exits:,}"
+                         + (f"; a TLB miss cost {', '.join(f'{r:.1f} walk references under {c}' for c, r in per_miss.items())}"
+                            if per_miss else "") + ".")
     true = totals(records, "shadow", "true_faults")
     if hidden is not None and true is not None:
         built = totals(records, "shadow", "shadow_entries_created") or 0
@@ -524,7 +542,7 @@ def plan_runs(workloads: list[Workload], configs: list[str], kernels: Kernels, c
               cmdline: str = "") -> list[RunSpec]:
     """Every (workload, configuration) pair the workload supports, workloads outer."""
     return [plan(workload, config, kernels, cost_model, cmdline)
-            for workload in workloads for config in configs if config in workload.configs()]
+            for workload in workloads for config in configs if config in workload.configs(ALL_CONFIGS)]
 
 
 def report(records: list[dict], problems: list[str], skipped: list[str], wide: bool = False) -> None:
@@ -553,7 +571,7 @@ def report(records: list[dict], problems: list[str], skipped: list[str], wide: b
 def compare_main(options: dict) -> int:
     """The command behind the click wrapper; returns the exit code.  Raises
     KiteError for bad files and click.UsageError for bad options."""
-    configs = choose(options["configs"], list(CONFIGS), "--configs")
+    configs = choose(options["configs"], list(ALL_CONFIGS), "--configs") if options["configs"] else list(CONFIGS)
     available = read_workloads(options["workloads_file"])
     categories = {category: [workload.name for workload in available if workload.category == category]
                   for category in CATEGORIES if any(workload.category == category for workload in available)}
@@ -572,9 +590,9 @@ def compare_main(options: dict) -> int:
     expected = {workload.name: expected_output(workload) for workload in workloads}
     specs = plan_runs(workloads, configs, Kernels(options["kernel_native"], options["kernel_pv"]), model,
                       f"slice={options['slice']}")
-    skipped = [f"{w.name}: not run under {', '.join(c for c in configs if c not in w.configs())} "
+    skipped = [f"{w.name}: not run under {', '.join(c for c in configs if c not in w.configs(ALL_CONFIGS))} "
                f"(it gives its own image; direct needs the PV kernel)"
-               for w in workloads if set(configs) - set(w.configs())]
+               for w in workloads if set(configs) - set(w.configs(ALL_CONFIGS))]
     if not specs:
         raise click.UsageError("no workload runs under the chosen configurations")
     ensure_images(specs)
@@ -606,12 +624,12 @@ def write_outputs(records: list[dict], options: dict) -> None:
                epilog="Example: kite compare --workloads hello --configs bare,shadow,sim --plot compare.png")
 @click.option("--workloads", metavar="A,B", help="Run only these workloads or categories (cpu, syscall, fork, "
               "memory, ipc, io; default: all in the file).")
-@click.option("--configs", metavar="bare,shadow,shadow-basic,direct,sim",
-              help="Run only these configurations (default: all five).")
+@click.option("--configs", metavar="bare,shadow,shadow-basic,direct,nested,sim",
+              help="Run only these configurations (default: all but nested and nested-nopwc, which run when named).")
 @click.option("--workloads-file", type=click.Path(dir_okay=False, path_type=Path), default=WORKLOADS,
               show_default=True, help="The workload list.")
 @click.option("--kernel-native", type=click.Path(dir_okay=False, path_type=Path), default=KERNEL_NATIVE,
-              show_default=True, help="The unmodified guest kernel (bare, shadow, sim).")
+              show_default=True, help="The unmodified guest kernel (bare, shadow, nested, sim).")
 @click.option("--kernel-pv", type=click.Path(dir_okay=False, path_type=Path), default=KERNEL_PV,
               show_default=True, help="The paravirtual guest kernel (direct).")
 @click.option("--cost-model", type=click.Path(dir_okay=False), help="JSON or TOML file overriding the cycle costs.")
@@ -625,7 +643,8 @@ def write_outputs(records: list[dict], options: dict) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the runs in this many processes (the results are the same).")
 def compare(**options) -> None:
-    """Run every workload under bare, shadow, shadow-basic, direct and sim; check they print
+    """Run every workload under bare, shadow, shadow-basic, direct and sim (nested too, if --configs
+    names it); check they print
     the same output and exit code; show their figures side by side.
 
     Exit code: 0 when every run agrees; 1 on a mismatch or a run that did not

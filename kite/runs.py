@@ -8,20 +8,24 @@ The configurations (CONFIGS), each one runner in RUNNERS:
     bare    kernel-native on the bare machine            vmm.machine.machine.Machine
     shadow  kernel-native under the VMM, shadow paging   vmm.monitor.monitor.Monitor
     direct  kernel-pv under the VMM, direct paging       vmm.monitor.monitor.Monitor
+    nested  kernel-native under the VMM in the machine's guest mode, nested paging
+            (page-walk cache on; nested-nopwc: off)      vmm.monitor.monitor.Monitor
+            nested and nested-nopwc run only when --configs names them (ALL_CONFIGS)
     sim     kernel-native under machine simulation       vmm.monitor.simulate.Simulator
 
 A workload is a list of boot modules (the first is init) run under the guest
 kernel of the configuration, or an `image` of its own run directly (bare,
-shadow and sim only: direct needs the paravirtual kernel).  Console output is
+shadow, nested and sim only: direct needs the paravirtual kernel).  Console output is
 captured; console input is the workload's `input`, then end of input.
 
 Every run goes through vmm/launch.py, as `kite run` does.  A run gives a
 record per phase (boot, workload, total: vmm/machine/phases.py).  Every
 figure in a record is copied from that phase of the run's launch.RunStats,
 the figures `kite run --stats-json` writes: the machine's for bare and sim,
-the VM's for shadow and direct (TLB misses and walk references included:
-the machine's while the VM ran), and the page-fault figures from the VM's
-exits by reason (FAULT_EXITS).  A figure the run's stats do not have is None.
+the VM's for shadow, direct and nested (TLB misses and walk references
+included: the machine's while the VM ran), and the page-fault figures from
+the VM's exits by reason (FAULT_EXITS); walk references per TLB miss are
+computed for every configuration.  A figure the run's stats do not have is None.
 """
 
 from __future__ import annotations
@@ -44,10 +48,13 @@ WORKLOADS = GUESTOS / "workloads.toml"
 KERNEL_NATIVE = GUESTOS / "build" / "kernel-native.elf"
 KERNEL_PV = GUESTOS / "build" / "kernel-pv.elf"
 
-CONFIGS = ("bare", "shadow", "shadow-basic", "direct", "sim")
+CONFIGS = ("bare", "shadow", "shadow-basic", "direct", "sim")            # kite compare's default set
+ALL_CONFIGS = ("bare", "shadow", "shadow-basic", "direct", "nested", "nested-nopwc", "sim")   # --configs may name
 PV_CONFIGS = ("direct",)                 # the configurations that boot kernel-pv
-# the VMM configurations: (paging mode, shadow paging's techniques as for --shadow-opt)
-VMM_CONFIGS = {"shadow": ("shadow", "all"), "shadow-basic": ("shadow", "none"), "direct": ("direct", "all")}
+# the VMM configurations: (paging mode, its options: shadow paging's techniques as for --shadow-opt, nested
+# paging's page-walk cache as for --nested-opt)
+VMM_CONFIGS = {"shadow": ("shadow", "all"), "shadow-basic": ("shadow", "none"), "direct": ("direct", "all"),
+               "nested": ("nested", "pwc"), "nested-nopwc": ("nested", "nopwc")}
 GUEST_MEM = 16 << 20                     # the guest's RAM, as `kite run`'s default --mem
 DEFAULT_MAX_INSTRUCTIONS = 50_000_000    # a runaway guest stops here instead of hanging the compare
 VM_NAME = "vm1"
@@ -57,9 +64,11 @@ MAX_DISK_SECTORS = 1 << 16               # a workload's blank disk: at most 32 M
 CATEGORIES = ("cpu", "syscall", "fork", "memory", "ipc", "io")     # what each workload stresses
 PHASES = ("boot", "workload", "total")   # vmm/machine/phases.py; a record per phase
 
-# the shadow and direct counters a record carries (None where the paging mode has no such counter)
+# the paging modes' counters a record carries (None where the paging mode has no such counter): shadow's,
+# then nested paging's (vmm/monitor/nested.py: its nested-fault exits, and the machine's nested walk
+# references and page-walk-cache hits while the VM ran)
 PAGING_COUNTERS = ("hidden_faults", "true_faults", "pt_write_traps", "shadow_entries_created",
-                   "shadow_entries_invalidated")
+                   "shadow_entries_invalidated", "nested_faults", "nested_walk_refs", "pwc_hits")
 # the page-fault figures come from the VM's exits by reason, which both paging modes count (direct mode
 # has no hidden faults or page-table write traps by design: 0, not "no figure"); the shadow-entry
 # figures from the shadow's own counters
@@ -81,11 +90,11 @@ class Workload:
     disk: Path | None = None           # the disk image every run starts from (a fresh copy per run)
     disk_sectors: int | None = None    # or a blank (zero) disk of this many sectors
 
-    def configs(self) -> tuple[str, ...]:
-        """The configurations this workload can run under."""
+    def configs(self, among: tuple[str, ...] = CONFIGS) -> tuple[str, ...]:
+        """The configurations of `among` (the default set unless given) this workload can run under."""
         if self.image is None:
-            return CONFIGS
-        return tuple(config for config in CONFIGS if config not in PV_CONFIGS)
+            return among
+        return tuple(config for config in among if config not in PV_CONFIGS)
 
 
 @dataclass(frozen=True)
@@ -270,14 +279,17 @@ def run_machine(spec: RunSpec) -> Ran:
 
 def run_vmm(spec: RunSpec) -> Ran:
     """The spec's image as the only VM under the VMM, as `kite run --paging
-    shadow|direct` (shadow-basic: `--paging shadow --shadow-opt none`)."""
+    shadow|direct|nested` (shadow-basic: `--paging shadow --shadow-opt none`)."""
     from vmm.launch import Options, run_vmm as launch_vmm
+    from vmm.monitor.nested import NestedOptions
     from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
-    paging, shadow = VMM_CONFIGS[spec.config]
+    paging, options = VMM_CONFIGS[spec.config]
+    nested = NestedOptions.parse(options) if paging == "nested" else NestedOptions()
     config = VmConfig(str(spec.image), paging, GUEST_MEM, VM_NAME,
-                      tuple(str(module) for module in spec.modules), spec.cmdline, ShadowOptions.parse(shadow),
-                      str(spec.disk) if spec.disk is not None else None)
+                      tuple(str(module) for module in spec.modules), spec.cmdline,
+                      ShadowOptions.parse(options) if paging == "shadow" else ShadowOptions(),
+                      str(spec.disk) if spec.disk is not None else None, nested=nested)
     output = io.BytesIO()
     finished = launch_vmm([config], _console(spec, output),
                           Options(spec.workload.max_instructions, spec.cost_model))
@@ -285,7 +297,8 @@ def run_vmm(spec: RunSpec) -> Ran:
 
 
 RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {
-    "bare": run_machine, "shadow": run_vmm, "shadow-basic": run_vmm, "direct": run_vmm, "sim": run_machine,
+    "bare": run_machine, "shadow": run_vmm, "shadow-basic": run_vmm, "direct": run_vmm, "nested": run_vmm,
+    "nested-nopwc": run_vmm, "sim": run_machine,
 }
 
 
@@ -328,6 +341,7 @@ def _record(outcome: RunOutcome, phase: str, own, machine) -> dict:
     record.update({
         "tlb_misses": own.tlb_misses,
         "walk_refs": own.walk_refs,
+        "walk_refs_per_miss": round(own.walk_refs / own.tlb_misses, 2) if own.tlb_misses else None,
         "modeled_cycles": own.modeled_cycles,
         "wall_seconds": round(outcome.wall_seconds, 4) if phase == "total" else None,
     })

@@ -1,6 +1,6 @@
 """`kite run`: boot an ELF image on the Kite32 machine.
 
-`--bare`, `--sim`, `--paging shadow|direct` and `--vm` select the machine
+`--bare`, `--sim`, `--paging shadow|direct|nested` and `--vm` select the machine
 (`dispatch_run`): the bare machine (the image owns the hardware), machine
 simulation, or the VMM with one or several VMs.  Loading, console, stats and
 exit codes are shared.
@@ -33,7 +33,7 @@ DEFAULT_MEM = "16M"
 SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
-PAGING_MODES = ("shadow", "direct")      # vmm.monitor.paging.MODES, without importing the VMM for --help
+PAGING_MODES = ("shadow", "direct", "nested")   # vmm.monitor.paging.MODES, without importing the VMM for --help
 
 
 class MemSize(click.ParamType):
@@ -325,13 +325,14 @@ def report(finished, stats: bool, stats_json: str | None) -> None:
 
 
 def parse_vm_spec(spec: str, default_mem: int, index: int):
-    """A --vm value: IMAGE[,paging=shadow|direct][,mem=SIZE][,name=NAME][,module=FILE]...[,shadow=OPTS]
-    (OPTS as --shadow-opt, with + between names).  Raises click.BadParameter naming the bad part."""
+    """A --vm value: IMAGE[,paging=shadow|direct|nested][,mem=SIZE][,name=NAME][,module=FILE]...[,shadow=OPTS]
+    [,nested=pwc|nopwc] (OPTS as --shadow-opt, with + between names).  Raises click.BadParameter naming the
+    bad part."""
     from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
     image, *parts = spec.split(",")
     settings = {"paging": "shadow", "mem": default_mem, "name": f"vm{index}", "modules": [],
-                "shadow": ShadowOptions(), "disk": None, "disk_readonly": False}
+                "shadow": ShadowOptions(), "disk": None, "disk_readonly": False, "nested": None}
     for part in parts:
         key, equals, value = part.partition("=")
         if key == "module":
@@ -348,17 +349,32 @@ def parse_vm_spec(spec: str, default_mem: int, index: int):
             settings["name"] = value
         elif key == "shadow":
             settings["shadow"] = shadow_options(value, "--vm")
+        elif key == "nested":
+            settings["nested"] = nested_options(value, "--vm")
         else:
-            raise click.BadParameter(f"'{part}' in '{spec}' (expected paging=shadow|direct, mem=SIZE, "
-                                     f"name=NAME, module=FILE, shadow=OPTS, disk=FILE or disk-readonly)",
+            raise click.BadParameter(f"'{part}' in '{spec}' (expected paging=shadow|direct|nested, mem=SIZE, "
+                                     f"name=NAME, module=FILE, shadow=OPTS, nested=pwc|nopwc, disk=FILE or "
+                                     f"disk-readonly)",
                                      param_hint="--vm")
     if not image:
         raise click.BadParameter(f"'{spec}' names no image", param_hint="--vm")
     if settings["disk_readonly"] and not settings["disk"]:
         raise click.BadParameter(f"'{spec}': disk-readonly needs disk=FILE", param_hint="--vm")
+    if settings["nested"] is not None and settings["paging"] != "nested":
+        raise click.BadParameter(f"'{spec}': nested= applies to paging=nested", param_hint="--vm")
+    nested = {"nested": settings["nested"]} if settings["nested"] is not None else {}
     return VmConfig(image, settings["paging"], settings["mem"], settings["name"],
                     tuple(settings["modules"]), shadow=settings["shadow"], disk=settings["disk"],
-                    disk_readonly=settings["disk_readonly"])
+                    disk_readonly=settings["disk_readonly"], **nested)
+
+
+def nested_options(text: str, option: str):
+    """The NestedOptions of --nested-opt or nested= (pwc, nopwc)."""
+    from vmm.monitor.nested import NestedOptions
+    try:
+        return NestedOptions.parse(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
 
 
 def shadow_options(text: str, option: str):
@@ -386,6 +402,9 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     options["trace"] = trace_options(options, "bare" if bare else "sim" if sim else "vmm")
     migrate = migration_options(options, bool(paging))
     checkpoint = checkpoint_options(options, bare or sim or paging in ("shadow", "direct"))
+    nested_opt = options.pop("nested_opt")
+    if nested_opt and paging != "nested":
+        raise click.UsageError("--nested-opt applies to --paging nested (with --vm: nested=pwc|nopwc)")
     if bare:
         options["checkpoint"] = checkpoint
         if options.pop("shadow_opt"):
@@ -400,6 +419,8 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
                                                   "disk_readonly")}
     if paging:
         configs = [single_vm_config(image, paging, vmm_only)]
+        if nested_opt:
+            configs = [replace(configs[0], nested=nested_options(nested_opt, "--nested-opt"))]
     else:
         if vmm_only["modules"] or vmm_only["cmdline"] or vmm_only["shadow_opt"] or vmm_only["disk"]:
             raise click.UsageError("with --vm, give each VM its modules, shadow options and disk in its spec "
@@ -445,13 +466,17 @@ def single_vm_config(image: str, paging: str, options: dict):
 @click.option("--sim", is_flag=True,
               help="Run IMAGE under machine simulation: the VMM interprets every instruction.")
 @click.option("--paging", type=click.Choice(PAGING_MODES),
-              help="Run IMAGE under the VMM: shadow (unmodified kernel) or direct (paravirtual kernel).")
+              help="Run IMAGE under the VMM: shadow (unmodified kernel, trap-and-emulate with shadow page "
+                   "tables), direct (paravirtual kernel) or nested (unmodified kernel in the machine's guest "
+                   "mode, hardware nested paging).")
 @click.option("--vm", "vm_specs", multiple=True,
-              metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..][,shadow=..][,disk=..]",
+              metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..][,shadow=..][,nested=..][,disk=..]",
               help="Run a VM under the VMM; repeat to run several side by side.")
 @click.option("--shadow-opt", metavar="all|none|flood,unsync,prefetch",
               help="Shadow paging's techniques (default all): write-flood detection, out-of-sync leaf "
                    "tables, prefetch.")
+@click.option("--nested-opt", type=click.Choice(["pwc", "nopwc"]),
+              help="Nested paging's page-walk cache: on (pwc, the default, as real hardware) or off (nopwc).")
 @click.option("--module", "modules", multiple=True, type=click.Path(dir_okay=False),
               help="A boot module (Kite32 ELF file) to load after the kernel; repeatable.")
 @click.option("--mem", type=MemSize(), default=DEFAULT_MEM, show_default=True,
@@ -495,7 +520,7 @@ def single_vm_config(image: str, paging: str, options: dict):
               help="JSON or TOML file overriding the cycle costs.")
 def run(image, bare, sim, paging, vm_specs, **options) -> None:
     """Boot the Kite32 ELF IMAGE: on the bare machine (--bare), or under the
-    VMM (--paging shadow|direct), or several VMs at once (--vm, repeatable).
+    VMM (--paging shadow|direct|nested), or several VMs at once (--vm, repeatable).
 
     Exit code: the guest's (of several VMs, the first nonzero one); 124 at
     the instruction limit; 125 on a fault; 70 for an internal VMM error; 2

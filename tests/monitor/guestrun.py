@@ -25,7 +25,7 @@ from vmm.cli import run as run_command
 GUESTS = Path(__file__).resolve().parent / "guests"
 TEXT_ADDRESS = 0x00100000
 # machine -> the `kite run` options selecting it
-MACHINE_OPTIONS = {"bare": ["--bare"], "shadow": ["--paging", "shadow"]}
+MACHINE_OPTIONS = {"bare": ["--bare"], "shadow": ["--paging", "shadow"], "nested": ["--paging", "nested"]}
 MAX_INSTRUCTIONS = 20_000_000     # far above any guest's need: a runaway guest stops with 124
 
 

@@ -1,7 +1,7 @@
 """Booting a guest under the VMM: the image's paging note, and the direct-mode
 domain builder (docs/hypercalls.md, "The start-info block").
 
-A shadow-mode guest boots exactly as on the bare machine (virtual kernel mode,
+A shadow-mode or nested-mode guest boots exactly as on the bare machine (virtual kernel mode,
 virtual paging off, a0 = the boot-info block).  A direct-mode guest cannot run
 with paging off (that would be machine-physical), so the VMM builds bootstrap
 page tables first, as Xen's domain builder does:

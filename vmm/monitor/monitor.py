@@ -18,6 +18,12 @@ then `_resume`: deliver a pending virtual interrupt if the guest enabled
 them, switch VMs if the current one cannot run, and program the machine timer
 for the next virtual timer event or the end of the slice.
 
+A nested-paging VM (--paging nested) runs in the machine's guest mode
+instead: its exits reach Monitor.exit through guestmode.py, which loads its
+state into the register file and maps each exit onto this same dispatch;
+the one seam here is _run_current (enter it again after the exit), with
+load_mode and _inject leaving its state and interrupts to the hardware.
+
 Virtual time is machine time: a guest's timer counts machine ticks, and an
 instruction the VMM completes by emulation is charged one tick, so a single
 guest sees its timer at the same instruction count as on the bare machine.
@@ -54,6 +60,7 @@ from vmm.machine.machine import Machine
 from vmm.machine.outcome import CpuState, RunResult
 from vmm.machine.phases import split
 from vmm.monitor import boot, emulate, hypercalls
+from vmm.monitor.nested import NestedMode
 from vmm.monitor.paging import MODES, ShadowMode
 from vmm.monitor.physmap import MA, OWNER_FREE, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 from vmm.monitor.pvcpu import PvCpu, interrupted_status
@@ -154,6 +161,7 @@ class Monitor:
         self.cpu.reset(0, 0)
         self._switch_to(self.vms[0])
         self._program_timer()
+        self._run_current()
 
     def settle(self) -> None:
         """Between two stretches of machine.advance: the running VM charged
@@ -248,12 +256,14 @@ class Monitor:
 
     # --- the exit handler ----------------------------------------------------------------
 
-    def exit(self, cause: int, epc: int, badaddr: int | None) -> None:
+    def exit(self, cause: int, epc: int, badaddr: int | None, dispatch: Callable | None = None) -> None:
         """The CPU's vm_exit hook: devices current, one dispatch on the exit
-        reason, then resume.  The one time discipline (module doc): every
-        VM's devices are brought up to the current tick before the exit is
-        handled, so a device access, an interrupt decision or a time-reading
-        hypercall sees what the bare machine would see at this tick."""
+        reason (`dispatch`, else _dispatch), then resume, and back into guest
+        mode if the VM to run next uses it (guestmode.py maps its exits
+        here).  The one time discipline (module doc): every VM's devices
+        are brought up to the current tick before the exit is handled, so a
+        device access, an interrupt decision or a time-reading hypercall sees
+        what the bare machine would see at this tick."""
         vm = self.current
         if self._account():
             vm.entering_trap, vm.stalled = False, 0
@@ -264,9 +274,10 @@ class Monitor:
         self._bring_devices_current()
         if vm.pvcpu is not None:
             vm.pvcpu.sync_in(vm.vcpu)
-        self._contained(vm, self._handling, self._dispatch, vm, cause, epc, badaddr)
+        self._contained(vm, self._handling, dispatch or self._dispatch, vm, cause, epc, badaddr)
         self._take_marks(vm)
         self._resume()
+        self._run_current()
 
     def _take_marks(self, vm: VM) -> None:
         """The VM's figures for each phase mark its emulated store just made
@@ -521,17 +532,39 @@ class Monitor:
     def load_mode(self, vm: VM, user_flags: int | None = None) -> None:
         """Put the machine in the state that follows from vm's virtual state:
         user mode with interrupts on (the VMM's), the guest's user flags, and
-        the root for its base and virtual mode (a ptb write: flushes the TLB)."""
+        the root for its base and virtual mode (a ptb write: flushes the TLB).
+        A guest-mode VM's state is loaded by its entry (_run_current): the
+        host only keeps its interrupts on, to take the machine timer while
+        no VM runs."""
+        if isinstance(vm.mode, NestedMode):
+            self.cpu.write_cr(CR_STATUS, STATUS_IE)
+            return
         flags = self.cpu.cr[CR_STATUS] & STATUS_UF if user_flags is None else user_flags
         self.cpu.write_cr(CR_STATUS, STATUS_IE | flags)
         self.cpu.write_cr(CR_PTB, vm.mode.machine_ptb(vm.vcpu))
 
     def _inject(self, vm: VM) -> None:
         """Reflect the pending virtual interrupt the bare machine would take
-        (asm.arch.interrupt_to_take) if the guest enabled them."""
+        (asm.arch.interrupt_to_take) if the guest enabled them; a guest-mode
+        VM's are delivered by the hardware (guestmode.py)."""
+        if isinstance(vm.mode, NestedMode):
+            return
         irq = interrupt_to_take(vm.irq.pending, vm.vcpu.interrupts_enabled)
         if irq is not None:
             self.reflect(vm, CAUSE_INTERRUPT | irq, self.cpu.pc, None, "interrupt injected")
+
+    def _run_current(self) -> None:
+        """The seam to hardware-assisted VMs: if the current VM runs in the
+        machine's guest mode and may run now, enter it (guestmode.py); the
+        CPU goes on in the guest.  A trap-and-emulate VM needs nothing: the
+        machine registers are already its own."""
+        vm = self.current
+        if (isinstance(vm.mode, NestedMode) and vm.state == RUNNABLE and not self.cpu.in_guest
+                and self.cpu.state in (CpuState.RUNNING, CpuState.STOPPED)):
+            self._contained(vm, lambda vm, monitor: "entering guest mode", vm.mode.guest.enter, vm, self)
+            if not vm.alive:                   # the entry failed (an internal error): the next VM
+                self._resume()
+                self._run_current()
 
     def _program_timer(self) -> None:
         """Arm the machine timer for the earliest device event of the running
@@ -574,20 +607,23 @@ class Monitor:
         instructions, the machine's TLB misses and walk references while it
         ran, and modelled cycles (instructions, walk references, VM exits and
         hypercalls priced by the cost model; an exit is priced as a VM exit,
-        not also as a trap)."""
+        not also as a trap; under nested paging also the nested walk
+        references and the traps the guest took in guest mode)."""
         exits = dict(sorted(vm.exits.items()))
         vm_exits = sum(exits.values())
         hypercall_count = sum(count for reason, count in exits.items() if reason.startswith("hypercall"))
         guest_instructions = vm.instructions + vm.emulated
+        counters = dict(vm.final_counters if vm.torn_down else vm.mode.counters)
         cycles = modeled_cycles({"instructions": guest_instructions, "walk_refs": vm.walk_refs,
+                                 "nested_walk_refs": counters.get("nested_walk_refs", 0),
+                                 "exceptions": {"in guest mode": counters.get("guest_traps", 0)},
                                  "vm_exits": vm_exits - hypercall_count, "hypercalls": hypercall_count},
                                 {}, self.cost_model)
         return VmStats(paging=vm.config.paging, state=str(vm.state), exit_code=vm.exit_code, message=vm.message,
                        guest_instructions=guest_instructions, emulated_instructions=vm.emulated,
                        vm_exits=vm_exits, hypercalls=hypercall_count, tlb_misses=vm.tlb_misses,
                        walk_refs=vm.walk_refs, exits=exits,
-                       counters=dict(vm.final_counters if vm.torn_down else vm.mode.counters),
-                       modeled_cycles=cycles, io=vm.io_figures())
+                       counters=counters, modeled_cycles=cycles, io=vm.io_figures())
 
 def log_internal_error(vm_name: str, doing: str, error: BaseException) -> str:
     """Append the traceback of an internal VMM error to this process's log

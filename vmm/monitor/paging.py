@@ -1,9 +1,12 @@
-"""The two ways the VMM virtualizes a guest's memory, behind one interface.
+"""The three ways the VMM virtualizes a guest's memory, behind one interface.
 
     ShadowMode  (--paging shadow)  unmodified guest: its V→P tables are walked
                 in software; the MMU runs on V→M shadow tables (shadow.py)
     DirectMode  (--paging direct)  paravirtual guest: its tables hold machine
                 frames and the MMU walks them; every update is validated (direct.py)
+    NestedMode  (--paging nested)  unmodified guest in the machine's guest mode:
+                the MMU walks its V→P tables and the VMM's P→M nested tables
+                (nested.py; the run in guest mode: guestmode.py)
 
 The monitor asks each mode the same questions (the PagingMode protocol):
 which machine ptb to load for the guest's current base and virtual mode, what
@@ -22,6 +25,7 @@ from asm.arch import Access
 from asm.isa import CR_PTB, MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PF_USER
 from vmm.monitor.direct import TYPE_L1, TYPE_L2, DirectPaging, ptb_value
 from vmm.monitor.guestwalk import GuestTables, Translation
+from vmm.monitor.nested import NestedMode
 from vmm.monitor.physmap import GPA, GVA, MA, GuestPhysMap, MachineFrames
 from vmm.monitor.shadow import FaultKind, FaultOutcome, ShadowPaging
 from vmm.monitor.vcpu import VirtualCPU
@@ -219,4 +223,5 @@ class DirectMode:
         self.direct.teardown()
 
 
-MODES: dict[str, type] = {"shadow": ShadowMode, "direct": DirectMode}   # --paging NAME -> its class
+MODES: dict[str, type] = {"shadow": ShadowMode, "direct": DirectMode,   # --paging NAME -> its class
+                          "nested": NestedMode}

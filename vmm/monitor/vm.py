@@ -27,6 +27,7 @@ from vmm.machine.devices.uart import ConsoleInput, Uart
 from vmm.machine.errors import BusError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.outcome import EXIT_FAULT, EXIT_VMM_ERROR
+from vmm.monitor.nested import NestedOptions
 from vmm.monitor.physmap import GuestPhysMap
 from vmm.monitor.shadow import ShadowOptions
 from vmm.monitor.vcpu import VirtualCPU
@@ -64,7 +65,7 @@ class VmStats:
     phases: dict[str, VmStats] = field(default_factory=dict)   # "boot", "workload" (vmm/machine/phases.py)
 
     LATEST: ClassVar[frozenset[str]] = frozenset({"exit_code"})     # not a count: a phase keeps the later value
-    GAUGES: ClassVar[frozenset[str]] = frozenset({"shadow_pages"})  # in counters: a level, not a count
+    GAUGES: ClassVar[frozenset[str]] = frozenset({"shadow_pages", "nested_frames"})  # in counters: levels, not counts
 
     def as_dict(self) -> dict:
         """The figures by name, JSON-ready; "phases" only when there are phases."""
@@ -78,7 +79,7 @@ class VmStats:
 class VmConfig:
     """What `kite run` says about one VM."""
     image: str
-    paging: str                       # a name of paging.MODES: "shadow" or "direct"
+    paging: str                       # a name of paging.MODES: "shadow", "direct" or "nested"
     mem: int                          # bytes of guest RAM
     name: str = "vm1"
     modules: tuple[str, ...] = ()
@@ -86,6 +87,7 @@ class VmConfig:
     shadow: ShadowOptions = ShadowOptions()   # shadow paging's techniques (--shadow-opt)
     disk: str | None = None           # the disk image file (--disk, disk= in --vm)
     disk_readonly: bool = False       # never write the guest's disk writes back
+    nested: NestedOptions = NestedOptions()   # nested paging's page-walk cache (--nested-opt)
 
 
 class GuestMemory:
