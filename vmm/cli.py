@@ -176,10 +176,14 @@ def run_bare(image, modules, mem, disk, disk_readonly, max_instructions, trace, 
 
 
 def report_run(finished, checkpoint: tuple[int, str] | None, stats: bool, stats_json: str | None) -> int:
-    """A run's end (report), or the checkpoint it stopped to write; its exit code."""
+    """A run's end (report), or the checkpoint it stopped to write (of one VM
+    out of several: then the others' end too); its exit code."""
     if finished.checkpointed:
         click.echo(f"kite: checkpoint at instruction {checkpoint[0]} written to {checkpoint[1]}", err=True)
-        return 0
+        if len(finished.vms) < 2:
+            return 0
+        report(finished, stats, stats_json)
+        return finished.exit_code
     if checkpoint is not None:
         click.echo(f"kite: the guest ended before instruction {checkpoint[0]}: no checkpoint written", err=True)
     report(finished, stats, stats_json)
@@ -202,14 +206,14 @@ def run_sim(image, modules, mem, disk, disk_readonly, max_instructions, trace, s
 
 
 def run_vmm(configs, max_instructions, trace, stats, stats_json, input_file, input_text,
-            cost_model, checkpoint=None, migrate=None, record=None, replay=None) -> int:
+            cost_model, checkpoint=None, migrate=None, record=None, replay=None, move_vm=None) -> int:
     """Run the VMs under the VMM (stopping at `checkpoint`'s (N, FILE) to
     write it, or migrating the VM live with `migrate`'s (N, bandwidth,
     rounds), if given); returns the process exit code (the only VM's, or
     the first nonzero one of several; a migrated VM's destination's).
     Raises KiteError."""
     from vmm.launch import run_vmm as launch_vmm
-    options = run_options(max_instructions, cost_model, None, None, checkpoint)
+    options = replace(run_options(max_instructions, cost_model, None, None, checkpoint), move_vm=move_vm)
     if migrate is not None:
         options = replace(options, migrate=migration_of(migrate, max_instructions, stats, stats_json, cost_model))
     with trace_config(trace) as config, console(input_file, input_text, record, replay) as run_console:
@@ -242,7 +246,7 @@ def migration_options(options: dict, supported: bool) -> tuple[int, int, int] | 
             raise click.UsageError("--migrate-bandwidth and --migrate-rounds go with --migrate-at")
         return None
     if not supported:
-        raise click.UsageError("--migrate-at works with --paging shadow|direct (docs/encapsulation.md)")
+        raise click.UsageError("--migrate-at works with --paging shadow|direct or --vm (docs/encapsulation.md)")
     if options.get("checkpoint_at") is not None:
         raise click.UsageError("--migrate-at and --checkpoint-at cannot be combined")
     from vmm.monitor.migration import DEFAULT_BANDWIDTH, DEFAULT_ROUNDS
@@ -400,8 +404,9 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     if options["disk_readonly"] and not options["disk"]:
         raise click.UsageError("--disk-readonly needs --disk")
     options["trace"] = trace_options(options, "bare" if bare else "sim" if sim else "vmm")
-    migrate = migration_options(options, bool(paging))
-    checkpoint = checkpoint_options(options, bare or sim or paging in ("shadow", "direct"))
+    migrate = migration_options(options, bool(paging or vm_specs))
+    checkpoint = checkpoint_options(options, bare or sim or paging in ("shadow", "direct") or bool(vm_specs))
+    move_vm = moved_vm_option(options, checkpoint, migrate, len(vm_specs) > 1)
     nested_opt = options.pop("nested_opt")
     if nested_opt and paging != "nested":
         raise click.UsageError("--nested-opt applies to --paging nested (with --vm: nested=pwc|nopwc)")
@@ -430,7 +435,23 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     names = [config.name for config in configs]
     if len(set(names)) != len(names):
         raise click.UsageError(f"two VMs named alike: {', '.join(names)}")
-    return run_vmm(configs, **options, checkpoint=checkpoint, migrate=migrate)
+    if move_vm is not None and move_vm not in names:
+        raise click.UsageError(f"no VM named {move_vm!r} (the VMs: {', '.join(names)})")
+    return run_vmm(configs, **options, checkpoint=checkpoint, migrate=migrate, move_vm=move_vm)
+
+
+def moved_vm_option(options: dict, checkpoint, migrate, several: bool) -> str | None:
+    """Take --checkpoint-vm and --migrate-vm out of `options`: the VM the
+    checkpoint or migration takes, of several --vm (required then).  UsageError."""
+    names = {"--checkpoint-vm": (options.pop("checkpoint_vm"), checkpoint),
+             "--migrate-vm": (options.pop("migrate_vm"), migrate)}
+    for option, (name, wanted) in names.items():
+        if name is not None and (wanted is None or not several):
+            raise click.UsageError(f"{option} goes with {option.replace('-vm', '-at')} and several --vm")
+        if wanted is not None and several and name is None:
+            raise click.UsageError(f"with several --vm, name the VM {option.replace('-vm', '-at')} takes: "
+                                   f"{option} NAME")
+    return names["--checkpoint-vm"][0] or names["--migrate-vm"][0]
 
 
 def refuse_overwriting_inputs(image, vm_specs, options) -> None:
@@ -499,6 +520,8 @@ def single_vm_config(image: str, paging: str, options: dict):
               help="Stop after N instructions and write the machine to --checkpoint FILE (--bare or --sim, "
                    "or one VM: --paging shadow or direct; with its disk if any; kite resume FILE goes on).")
 @click.option("--checkpoint", metavar="FILE", help="The checkpoint file --checkpoint-at writes.")
+@click.option("--checkpoint-vm", metavar="NAME",
+              help="With several --vm: the VM --checkpoint-at writes (the others run on).")
 @click.option("--migrate-at", type=click.IntRange(min=1), metavar="N",
               help="From instruction N, migrate the VM live to a second monitor process (--paging; "
                    "docs/encapsulation.md).")
@@ -506,6 +529,8 @@ def single_vm_config(image: str, paging: str, options: dict):
               help="The migration link's speed, in bytes per guest instruction (default 128).")
 @click.option("--migrate-rounds", type=click.IntRange(min=0, max=1000), metavar="K",
               help="At most K pre-copy rounds after round 0 before stop-and-copy (default 29).")
+@click.option("--migrate-vm", metavar="NAME",
+              help="With several --vm: the VM --migrate-at migrates (the others run on at the source).")
 @click.option("--cmdline", default="", help="The kernel command line (in the boot-info block).")
 @click.option("--input", "input_file", type=click.Path(dir_okay=False),
               help="Console input from FILE instead of stdin.")
@@ -548,7 +573,11 @@ def run(image, bare, sim, paging, vm_specs, **options) -> None:
               help="JSON or TOML file overriding the cycle costs.")
 @click.option("--disk", type=click.Path(dir_okay=False),
               help="The disk image of a checkpoint taken with a disk (required then; checked by its SHA-256).")
-def resume(checkpoint, max_instructions, stats, stats_json, cost_model, disk) -> None:
+@click.option("--checkpoint-at", type=click.IntRange(min=1), metavar="N",
+              help="Stop once N instructions have run since boot and write a new checkpoint to --checkpoint FILE.")
+@click.option("--checkpoint", "next_checkpoint", metavar="FILE", help="The checkpoint file --checkpoint-at writes.")
+def resume(checkpoint, max_instructions, stats, stats_json, cost_model, disk, checkpoint_at,
+           next_checkpoint) -> None:
     """Go on with the run saved in CHECKPOINT (kite run --checkpoint-at), on a
     fresh machine: its output follows the checkpointed run's, as if it had
     never stopped (docs/snapshot.md).
@@ -560,15 +589,19 @@ def resume(checkpoint, max_instructions, stats, stats_json, cost_model, disk) ->
         if stats_json and os.path.realpath(stats_json) in {os.path.realpath(path) for path in (checkpoint, disk)
                                                             if path}:
             raise click.UsageError(f"--stats-json {stats_json} would overwrite an input of the run")
-        finished = resume_bare(checkpoint, sys.stdout.buffer, run_options(max_instructions, cost_model), disk)
-        report(finished, stats, stats_json)
+        later = checkpoint_options({"checkpoint_at": checkpoint_at, "checkpoint": next_checkpoint}, True)
+        if later is not None and os.path.realpath(later[1]) == os.path.realpath(checkpoint):
+            raise click.UsageError(f"--checkpoint {later[1]} would overwrite the checkpoint resumed")
+        finished = resume_bare(checkpoint, sys.stdout.buffer,
+                               run_options(max_instructions, cost_model, checkpoint=later), disk)
+        exit_code = report_run(finished, later, stats, stats_json)
     except KiteError as error:
         click.echo(f"kite: error: {error}", err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("kite: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(finished.exit_code)
+    sys.exit(exit_code)
 
 
 @click.command("migrate-receive", hidden=True, context_settings={"help_option_names": ["-h", "--help"]},

@@ -84,6 +84,7 @@ class Options:
     disk: DiskImage | None = None
     checkpoint: tuple[int, str] | None = None
     migrate: "Migrate | None" = None
+    move_vm: str | None = None          # the VM a checkpoint or migration takes, of several (None: the only one)
 
 
 @dataclass(frozen=True)
@@ -202,27 +203,35 @@ def _run_to_checkpoint(engine, options: Options, capture: Callable, name: str,
 
 def resume_bare(path: str, console_out: BinaryIO, options: Options, disk: str | None = None) -> Finished:
     """Restore the checkpoint at `path` on a fresh machine of its engine (the
-    bare machine, the simulator or the VMM) and run it to the end, on the
-    disk image `disk` if it was taken with a disk.  Raises KiteError
-    (CheckpointError: nothing runs)."""
+    bare machine, the simulator or the VMM) and run it to the end (or to
+    options.checkpoint, a later one), on the disk image `disk` if it was
+    taken with a disk.  Raises KiteError (CheckpointError: nothing runs)."""
     from vmm.machine import snapshot
     from vmm.monitor import checkpoint, sim_checkpoint
     engine, state, ram = snapshot.read(path, {"bare": snapshot.check_state, "sim": sim_checkpoint.check_state,
                                               "vmm": checkpoint.check_state})
     _choose_disk(path, state, disk)
+    cpu = state["machine"]["cpu"] if engine == "vmm" else state["cpu"]
+    if options.checkpoint is not None and options.checkpoint[0] <= cpu["counters"]["instructions"]:
+        raise KiteError(f"{path}: the checkpoint is at instruction {cpu['counters']['instructions']}: "
+                        f"--checkpoint-at {options.checkpoint[0]} is not later")
     if engine == "vmm":
         monitor = checkpoint.restore(path, state, ram, console_out, options.cost_model)
         _attach(monitor)
+        if options.checkpoint is not None:
+            return _vmm_to_checkpoint(monitor, options, monitor.run_on)
         return _vmm_finished(*monitor.run_on(options.max_instructions))
-    if engine == "sim":
-        simulator = sim_checkpoint.restore(path, state, ram, console_out, options.cost_model)
-        _attach(simulator)
-        result = simulator.run(options.max_instructions)
-        return Finished(result, RunStats(result.stats), result.exit_code)
-    machine = snapshot.restore(path, state, ram, console_out, options.cost_model)
-    _attach(machine)
-    result = machine.run(options.max_instructions)
-    return Finished(result, RunStats(result.stats), result.exit_code, register_dump=machine.register_dump)
+    restore, capture = ((sim_checkpoint.restore, sim_checkpoint.capture) if engine == "sim"
+                        else (snapshot.restore, snapshot.capture))
+    restored = restore(path, state, ram, console_out, options.cost_model)
+    _attach(restored)
+
+    def finished(result: RunResult) -> Finished:
+        dump = restored.register_dump if engine == "bare" else None
+        return Finished(result, RunStats(result.stats), result.exit_code, register_dump=dump)
+    if options.checkpoint is not None:
+        return _run_to_checkpoint(restored, options, capture, engine, finished)
+    return finished(restored.run(options.max_instructions))
 
 
 def _choose_disk(path: str, state: dict, disk: str | None) -> None:
@@ -299,18 +308,55 @@ def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Fini
     from vmm.monitor import checkpoint
     at, path = options.checkpoint
     try:
-        checkpoint.capture_ok(monitor)
+        vm = checkpoint.vm_named(monitor, options.move_vm)
+        checkpoint.capture_ok(vm)
     except KiteError:
         monitor.release_disks(write_back=False)
         raise
+    if len(monitor.vms) > 1:
+        return _checkpoint_one_of_several(monitor, vm, options)
+    return _vmm_to_checkpoint(monitor, options, monitor.run)
+
+
+def _vmm_to_checkpoint(monitor, options: Options, run: Callable) -> Finished:
+    """Run the only VM by `run` (monitor.run from its boot, run_on after a
+    restore) to the checkpoint's instruction and write it (Finished with
+    checkpointed); a guest that ends first (or an instruction limit before
+    it) ends as it would have.  Raises KiteError (CheckpointError)."""
+    from vmm.machine import snapshot
+    from vmm.monitor import checkpoint
+    at, path = options.checkpoint
     limit = at if options.max_instructions is None else min(at, options.max_instructions)
-    result, vm_results = monitor.run(limit)
+    result, vm_results = run(limit)
     if result.reason is EndReason.INSTRUCTION_LIMIT and limit == at:
-        from vmm.machine import snapshot
         snapshot.write(path, *checkpoint.capture(monitor), engine=checkpoint.ENGINE)
         return Finished(result, RunStats(result.stats, {vm.name: vm.stats for vm in vm_results}), 0, vm_results,
                         checkpointed=True)
     return _vmm_finished(result, vm_results)
+
+
+def _checkpoint_one_of_several(monitor, vm, options: Options) -> Finished:
+    """Run the VMs to the checkpoint's instruction, write `vm` (its disk
+    written back first, then released) and let it go; the others run on to
+    their ends (Finished with checkpointed, the others' exit code).  If `vm`
+    ended first, nothing is written and every VM runs to its end."""
+    from vmm.machine import snapshot
+    from vmm.monitor import checkpoint
+    (at, path), max_instructions = options.checkpoint, options.max_instructions
+    limit = at if max_instructions is None else min(at, max_instructions)
+    monitor.start()
+    if monitor.machine.advance(limit) is not EndReason.INSTRUCTION_LIMIT or limit != at or not vm.alive:
+        return _vmm_finished(*monitor.run_on(max_instructions))
+    monitor.switch_in(vm)
+    if vm.disk is not None:
+        vm.disk.image.write_back()
+    snapshot.write(path, *checkpoint.capture(monitor, vm), engine=checkpoint.ENGINE)
+    if vm.disk is not None:
+        vm.disk.image.close()
+    monitor.let_go(vm, f"checkpointed at instruction {at} to {path}")
+    finished = _vmm_finished(*monitor.run_on(max_instructions))
+    finished.checkpointed = True
+    return finished
 
 
 def _vmm_finished(result, vm_results) -> Finished:
@@ -331,16 +377,17 @@ def _run_migrating(monitor, options: Options) -> Finished:
     ends first ends here as it would have, and so does the VM if the
     destination fails; the hint says which.  Raises KiteError
     (MigrationError) for a VM this version cannot migrate."""
-    from vmm.monitor import migration
+    from vmm.monitor import checkpoint, migration
     plan, max_instructions = options.migrate.plan, options.max_instructions
     try:
-        migration.migratable(monitor)
+        vm = checkpoint.vm_named(monitor, options.move_vm)
+        migration.migratable(vm)
     except KiteError:
         monitor.release_disks(write_back=False)
         raise
     limit = plan.at if max_instructions is None else min(plan.at, max_instructions)
     monitor.start()
-    if monitor.machine.advance(limit) is not EndReason.INSTRUCTION_LIMIT or limit != plan.at:
+    if monitor.machine.advance(limit) is not EndReason.INSTRUCTION_LIMIT or limit != plan.at or not vm.alive:
         return _ended_here(monitor, max_instructions, f"kite: the guest ended before instruction {plan.at}: "
                                                       f"no migration")
     monitor.settle()
@@ -350,7 +397,7 @@ def _run_migrating(monitor, options: Options) -> Finished:
         with destination:
             child = _start_destination(options.migrate.destination, destination)
         try:
-            figures = migration.migrate(monitor, plan, migration.Channel(source, "the destination"),
+            figures = migration.migrate(monitor, vm, plan, migration.Channel(source, "the destination"),
                                         max_instructions)
         except migration.MigrationError as error:
             monitor.machine.memory.unwatch()
@@ -361,7 +408,12 @@ def _run_migrating(monitor, options: Options) -> Finished:
         child.wait()
         return _ended_here(monitor, max_instructions, "kite: the guest ended during the migration's pre-copy, "
                                                       "at the source")
-    return Finished(None, RunStats(monitor.machine.stats()), child.wait(), migrated=True)
+    if len(monitor.vms) == 1:
+        return Finished(None, RunStats(monitor.machine.stats()), child.wait(), migrated=True)
+    monitor.let_go(vm, f"migrated live at instruction {plan.at}: it goes on in the destination")
+    finished = _vmm_finished(*monitor.run_on(max_instructions))
+    finished.exit_code = finished.exit_code or child.wait()
+    return finished
 
 
 def _ended_here(monitor, max_instructions: int | None, hint: str) -> Finished:

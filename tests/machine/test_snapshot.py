@@ -195,7 +195,7 @@ def test_checkpoint_options_are_checked(tmp_path):
     image = str(BUILD / "kernel-native.elf")
     result = CliRunner().invoke(run, ["--vm", image, "--vm", image, "--checkpoint-at", "5",
                                       "--checkpoint", str(tmp_path / "x.ckpt")])
-    assert result.exit_code == 2 and "--checkpoint-at works with --bare, --sim and --paging shadow or direct" in result.stderr
+    assert result.exit_code == 2 and "name the VM --checkpoint-at takes: --checkpoint-vm NAME" in result.stderr
     result = CliRunner().invoke(resume, [str(tmp_path / "missing.ckpt")])
     assert result.exit_code == 2 and "no such checkpoint file" in result.stderr
 

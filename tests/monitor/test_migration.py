@@ -74,6 +74,26 @@ def test_a_migrated_vm_goes_on_exactly_and_its_downtime_is_small(uninterrupted, 
     assert f"migrated live from instruction {AT}" in stderr and "round 0: 4096 frames sent" in stderr
 
 
+@pytest.mark.slow
+def test_one_vm_of_two_migrates_while_the_other_runs_on_at_the_source(tmp_path):
+    """--migrate-vm b: b's lines go on in the destination, exactly the uninterrupted run's; a runs on
+    at the source undisturbed, every line of it the uninterrupted run's; both exit 0."""
+    build_all()
+    several = ["--vm", f"{BUILD / KERNELS['shadow']},name=a,module={BUILD / 'user-fib.elf'}",
+               "--vm", f"{BUILD / KERNELS['direct']},paging=direct,name=b,module={BUILD / 'user-pagestress.elf'}"]
+    whole = CliRunner().invoke(run, several)
+    moved = subprocess.run([sys.executable, "-m", "kite", "run", *several, "--migrate-at", "600000",
+                            "--migrate-vm", "b"], capture_output=True, timeout=300)
+    assert whole.exit_code == moved.returncode == 0, moved.stderr.decode()
+    for name in ("a", "b"):
+        prefix = f"[{name}] ".encode()
+        assert ([line for line in moved.stdout.splitlines() if line.startswith(prefix)]
+                == [line for line in whole.stdout_bytes.splitlines() if line.startswith(prefix)])
+    stderr = moved.stderr.decode()
+    assert "migrated live from instruction 600000" in stderr and "kite: b: exit code 0 (moved)" in stderr
+    assert "kite: a: exit code 0 (done)" in stderr
+
+
 REFUSING_DESTINATION = """
 import json, socket, struct, sys
 sock = socket.socket(fileno=int(sys.argv[-1]))
@@ -116,6 +136,8 @@ def test_a_guest_that_ends_before_the_migration_point_ends_at_the_source():
 
 @pytest.mark.parametrize("arguments, complaint", [
     (["--bare", str(BUILD / "hello.elf"), "--migrate-at", "5"], "--migrate-at works with --paging"),
+    (["--vm", str(BUILD / "kernel-native.elf"), "--vm", str(BUILD / "kernel-native.elf") + ",name=b",
+      "--migrate-at", "5"], "name the VM --migrate-at takes: --migrate-vm NAME"),
     ([*workload("shadow"), "--migrate-at", "5", "--checkpoint-at", "5", "--checkpoint", "x.ckpt"],
      "cannot be combined"),
     ([*workload("shadow"), "--migrate-bandwidth", "5"], "go with --migrate-at"),

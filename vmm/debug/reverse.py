@@ -57,7 +57,7 @@ def kind_of(engine) -> Kind:
     if isinstance(engine, Monitor):
         from vmm.monitor import checkpoint
         try:
-            checkpoint.capture_ok(engine)
+            checkpoint.capture_ok(checkpoint.vm_named(engine, None))
         except KiteError as error:
             raise DebugError(f"reverse execution under the VMM needs one VM: {error}") from None
         if engine.vms[0].disk is not None:

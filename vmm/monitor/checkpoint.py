@@ -21,7 +21,11 @@ image file named by path, size and SHA-256 after the run's write-back, a
 read-only disk's written sectors after the frames in ram.bin); the block
 ring's progress is saved beside it.
 
-So far: one VM, under shadow or direct paging.
+One VM out of several can be saved (the others go on: Monitor.let_go): it
+is switched in first (Monitor.switch_in), so the machine CPU is its own; the
+checkpoint keeps its machine frames' place (`machine.first_frame`: direct
+paging's tables name machine frames) and whether its output lines carried
+its name (`config.prefixed`).  Restored, it runs alone.
 """
 
 from __future__ import annotations
@@ -48,30 +52,45 @@ DIRECT_KEYS = {"pins", "bases", "held", "frames", "pvcpu", "ring"}
 FRAME_TYPES = (TYPE_NONE, TYPE_WRITABLE, TYPE_L1, TYPE_L2)
 
 
-def capture_ok(monitor) -> None:
-    """CheckpointError unless this version can checkpoint `monitor`: one VM,
-    under shadow or direct paging."""
-    if len(monitor.vms) != 1:
-        raise CheckpointError("checkpoints of several VMs are not supported yet")
-    if monitor.vms[0].config.paging not in PAGING:
-        raise CheckpointError(f"checkpoints under --paging {monitor.vms[0].config.paging} are not supported yet")
+def vm_named(monitor, name: str | None):
+    """The VM a checkpoint or migration takes: the one named `name`, or the
+    only one.  CheckpointError if there is no such VM (or several and no name)."""
+    if name is None:
+        if len(monitor.vms) != 1:
+            raise CheckpointError("several VMs: name the one to take (--checkpoint-vm or --migrate-vm NAME)")
+        return monitor.vms[0]
+    found = [vm for vm in monitor.vms if vm.config.name == name]
+    if not found:
+        raise CheckpointError(f"no VM named {name!r} (the VMs: {', '.join(vm.config.name for vm in monitor.vms)})")
+    return found[0]
 
 
-def capture(monitor) -> tuple[dict, bytes]:
-    """(state, ram) of `monitor`'s only VM, stopped between two instructions;
-    ram is the VM's frames, then its disk's sectors not in the image file
+def capture_ok(vm) -> None:
+    """CheckpointError unless this version can checkpoint `vm`: shadow or direct paging."""
+    if vm.config.paging not in PAGING:
+        raise CheckpointError(f"checkpoints under --paging {vm.config.paging} are not supported yet")
+
+
+def capture(monitor, vm=None) -> tuple[dict, bytes]:
+    """(state, ram) of `vm` (default: the only one), the running VM
+    (Monitor.switch_in), stopped between two instructions; ram is the VM's
+    frames, then its disk's sectors not in the image file
     (snapshot._disk_state).  CheckpointError for what this version cannot save."""
-    capture_ok(monitor)
+    vm = vm or vm_named(monitor, None)
+    capture_ok(vm)
+    if vm is not monitor.current:
+        raise CheckpointError(f"{vm.config.name} is not the running VM: switch it in first (Monitor.switch_in)")
     monitor._bring_devices_current()    # the time discipline: a device is read only when current
-    (vm,) = monitor.vms
     machine, config = monitor.machine, vm.config
     frames, ram = _guest_ram(vm)
     disk, sectors = snapshot._disk_state(vm.disk)
     state = {
         "config": {"image": config.image, "paging": config.paging, "mem": config.mem, "name": config.name,
                    "modules": list(config.modules), "cmdline": config.cmdline,
-                   "shadow": [config.shadow.flood, config.shadow.unsync, config.shadow.prefetch]},
-        "machine": {"mem_size": machine.memory.size, "cpu": monitor.cpu.checkpoint(),
+                   "shadow": [config.shadow.flood, config.shadow.unsync, config.shadow.prefetch],
+                   "prefixed": len(monitor.vms) > 1},
+        "machine": {"mem_size": machine_mem_at(vm.physmap.p2m[0], config.mem), "first_frame": vm.physmap.p2m[0],
+                    "cpu": _cpu_of(monitor, vm),
                     "timer": _timer(machine.timer), "irq_pending": machine.irq.pending},
         "monitor": {"resumed_at": list(monitor._resumed_at), "walks_at": list(monitor._walks_at),
                     "slice_end": monitor._slice_end, "timer_target": monitor._timer_target},
@@ -88,6 +107,25 @@ def capture(monitor) -> tuple[dict, bytes]:
         "frames": frames,
     }
     return state, ram + sectors
+
+
+def machine_mem_at(first_frame: int, mem: int) -> int:
+    """The machine RAM a restored VM of `mem` bytes needs with its frames from
+    machine frame `first_frame` on: what it would have alone (launch.machine_mem_for)
+    with the frames below it kept out of use."""
+    from vmm.launch import machine_mem_for
+    from vmm.monitor.monitor import VMM_FRAMES
+    return machine_mem_for([VmConfig("", "shadow", mem + (first_frame - VMM_FRAMES) * PAGE_SIZE)])
+
+
+def _cpu_of(monitor, vm) -> dict:
+    """The machine CPU's state as the VM's: waiting in wfi if the VM is (the
+    machine waits only when every VM does, so one out of several may be
+    switched in waiting while another ran)."""
+    cpu = monitor.cpu.checkpoint()
+    if vm.state == VmState.WAITING:
+        cpu["state"] = "waiting"
+    return cpu
 
 
 def _direct_state(vm) -> dict | None:
@@ -151,15 +189,20 @@ def _check_config(need, config: dict) -> None:
          and isinstance(config.get("cmdline"), str) and isinstance(config.get("modules"), list)
          and all(isinstance(module, str) for module in config["modules"]), "config")
     need(config.get("paging") in PAGING, "config.paging")
+    need(isinstance(config.get("prefixed", False), bool), "config.prefixed")
     need(_is_int(config.get("mem"), PAGE_SIZE, snapshot.MAX_RAM) and config["mem"] % PAGE_SIZE == 0, "config.mem")
     need(isinstance(config.get("shadow"), list) and len(config["shadow"]) == 3
          and all(isinstance(flag, bool) for flag in config["shadow"]), "config.shadow")
 
 
 def _check_machine(need, machine: dict, monitor: dict, mem: int) -> None:
-    """The machine the VM runs on (RAM, CPU, timer, lines) and the monitor's bookkeeping of its time."""
-    from vmm.launch import machine_mem_for
-    need(machine.get("mem_size") == machine_mem_for([VmConfig("", "shadow", mem)]),
+    """The machine the VM runs on (RAM, its first frame, CPU, timer, lines)
+    and the monitor's bookkeeping of its time."""
+    from vmm.monitor.monitor import VMM_FRAMES
+    first = machine.get("first_frame", VMM_FRAMES)
+    need(_is_int(first, VMM_FRAMES, snapshot.MAX_RAM >> PAGE_SHIFT)
+         and (first << PAGE_SHIFT) + mem <= snapshot.MAX_RAM, "machine.first_frame")
+    need(machine.get("mem_size") == machine_mem_at(first, mem),
          "machine.mem_size (not the machine the VM's RAM calls for)")
     snapshot.check_cpu(need, machine.get("cpu"), "machine.cpu")
     snapshot.check_timer(need, machine.get("timer"), "machine.timer")
@@ -258,7 +301,7 @@ def restore(path: str, state: dict, ram: bytes, console_out, cost_model):
     disk file changed since or direct-paging accounting that does not
     re-validate."""
     from vmm.machine.devices.uart import ConsoleInput
-    from vmm.monitor.monitor import Monitor
+    from vmm.monitor.monitor import VMM_FRAMES, Monitor
     saved, machine_state, vm_state = state["config"], state["machine"], state["vm"]
     disk = state.get("disk")
     config = VmConfig(saved["image"], saved["paging"], saved["mem"], saved["name"], tuple(saved["modules"]),
@@ -266,7 +309,7 @@ def restore(path: str, state: dict, ram: bytes, console_out, cost_model):
                       bool(disk and disk["read_only"]))
     monitor = Monitor(machine_state["mem_size"], console_out=console_out,
                       console_in=ConsoleInput(bytes.fromhex(vm_state["input"])), cost_model=cost_model)
-    vm = monitor.restore_vm(config)
+    vm = monitor.restore_vm(config, saved.get("prefixed", False), machine_state.get("first_frame", VMM_FRAMES))
     for index, gfn in enumerate(state["frames"]):
         mfn = vm.physmap.p2m[gfn]
         vm.mode.memory.ram[mfn << PAGE_SHIFT:(mfn + 1) << PAGE_SHIFT] = ram[index * PAGE_SIZE:(index + 1) * PAGE_SIZE]

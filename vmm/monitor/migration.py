@@ -155,22 +155,22 @@ class Channel:
 
 # --- the source --------------------------------------------------------------------------------
 
-def migratable(monitor) -> None:
-    """MigrationError unless this version can migrate `monitor`'s VM: one VM, without a disk."""
-    if len(monitor.vms) != 1:
-        raise MigrationError("live migration of one VM out of several is not supported yet")
-    if monitor.vms[0].disk is not None:
+def migratable(vm) -> None:
+    """MigrationError unless this version can migrate `vm`: shadow or direct paging, without a disk."""
+    if vm.disk is not None:
         raise MigrationError("live migration of a VM with a disk is not supported yet")
+    if vm.config.paging not in ("shadow", "direct"):
+        raise MigrationError(f"live migration under --paging {vm.config.paging} is not supported yet")
 
 
-def migrate(monitor, plan: Plan, channel: Channel, max_instructions: int | None) -> Figures | None:
-    """Pre-copy the running VM (module doc) from where the machine stands
-    (instruction plan.at) and hand it over.  Returns the figures once the
-    destination has it (the source must then let the VM go), None if the
-    guest ended (or reached `max_instructions`) during pre-copy (the
-    destination is told to abort).  MigrationError if the destination refuses
-    the VM or fails: the VM is whole and paused at the source then."""
-    (vm,) = monitor.vms
+def migrate(monitor, vm, plan: Plan, channel: Channel, max_instructions: int | None) -> Figures | None:
+    """Pre-copy `vm` (module doc) from where the machine stands (instruction
+    plan.at), every VM running meanwhile, and hand it over.  Returns the
+    figures once the destination has it (the source must then let the VM
+    go: Monitor.let_go), None if the VM ended (or the machine reached
+    `max_instructions`) during pre-copy (the destination is told to abort).
+    MigrationError if the destination refuses the VM or fails: the VM is
+    whole at the source then."""
     figures = Figures(plan.at, plan.bandwidth)
     channel.send({"kind": "hello", "format": FORMAT, "version": VERSION, "mem": vm.config.mem})
     dirty = list(range(vm.physmap.frames))
@@ -178,7 +178,7 @@ def migrate(monitor, plan: Plan, channel: Channel, max_instructions: int | None)
         monitor.machine.watch_writes(vm.physmap.p2m)
         count, sent = len(dirty), _send_round(channel, vm, len(figures.rounds), dirty)
         lasts = _instructions_for(sent, plan.bandwidth)
-        if not _run_for(monitor, lasts, max_instructions):
+        if not _run_for(monitor, lasts, max_instructions) or not vm.alive:
             monitor.machine.memory.unwatch()
             channel.send({"kind": "abort"})
             return None
@@ -224,9 +224,9 @@ def _stop_and_copy(monitor, vm, channel: Channel, dirty: list[int], figures: Fig
     """Stop the VM, send its last dirty frames and its state, and wait for
     the destination's answer (module doc)."""
     from vmm.monitor import checkpoint
-    monitor.settle()
+    monitor.switch_in(vm)
     try:
-        state, _ = checkpoint.capture(monitor)
+        state, _ = checkpoint.capture(monitor, vm)
     except snapshot.CheckpointError as error:
         raise MigrationError(f"the VM's state cannot be sent: {error}") from None
     del state["frames"]

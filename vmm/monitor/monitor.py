@@ -170,17 +170,42 @@ class Monitor:
         for vm in self.vms:
             vm.uart.flush()
 
-    def restore_vm(self, config: VmConfig) -> VM:
+    def switch_in(self, vm: VM) -> None:
+        """Between two stretches of machine.advance: make `vm` the running VM
+        (the current one charged and saved as at any switch), to capture it."""
+        self.settle()
+        if vm is not self.current:
+            self._switch_to(vm)
+            self._program_timer()
+
+    def let_go(self, vm: VM, message: str) -> None:
+        """`vm` left this monitor whole (VM.move): another VM is scheduled if
+        it was running, and its frames and tables are given back; the others
+        go on at the next machine.advance."""
+        vm.move(message)
+        if vm is self.current:
+            self._schedule()
+        self._contained(vm, lambda vm: "tearing the VM down", self._tear_down, vm)
+        vm.torn_down = True
+        if self.cpu.state is not CpuState.STOPPED:
+            self._program_timer()
+
+    def restore_vm(self, config: VmConfig, prefix_output: bool = False, first_frame: int = VMM_FRAMES) -> VM:
         """A VM for a restored checkpoint (vmm/monitor/checkpoint.py): its
-        frames and paging mode as create_vm gives them, nothing loaded."""
+        frames from machine frame `first_frame` on (where it had them: the
+        frames below it, another VM's at the checkpoint, are kept out of
+        use), its paging mode as create_vm gives it, nothing loaded."""
         vm_id = len(self.vms) + 1
         try:
+            self.frames.allocate(OWNER_VMM, first_frame - VMM_FRAMES)
             mfns = self.frames.allocate(vm_id, frames_for(config.mem))
         except OutOfFrames as error:
             raise KiteError(f"{config.name}: not enough machine memory for {config.mem >> 10} KiB: {error}") from None
         physmap = GuestPhysMap(vm_id, mfns)
         mode = MODES[config.paging](self.machine.memory, self.frames, physmap, vm_id, self.cpu, config)
-        vm = VM(vm_id, config, physmap, mode, self.console_out, self.console_in, self._clock, self._timer_changed)
+        output = VmConsole(self._shared_console, f"[{config.name}] ".encode()) if prefix_output \
+            else self.console_out
+        vm = VM(vm_id, config, physmap, mode, output, self.console_in, self._clock, self._timer_changed)
         self.vms.append(vm)
         return vm
 

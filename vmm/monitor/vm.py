@@ -39,9 +39,10 @@ class VmState(enum.StrEnum):
     DONE = "done"              # halted or powered off: exit_code is the guest's
     CRASHED = "crashed"        # stopped by the VMM: message says why, exit code EXIT_FAULT
     VMM_ERROR = "vmm error"    # stopped by the VMM's own failure: message says what, exit code EXIT_VMM_ERROR
+    MOVED = "moved"            # checkpointed or migrated away: it goes on elsewhere (message says where)
 
 
-RUNNABLE, WAITING, DONE, CRASHED, VMM_ERROR = VmState
+RUNNABLE, WAITING, DONE, CRASHED, VMM_ERROR, MOVED = VmState
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,12 @@ class VM:
         """The guest stopped by itself (halt, power off, shutdown)."""
         if self.alive:
             self.state, self.exit_code = DONE, exit_code
+
+    def move(self, message: str) -> None:
+        """The VM left this monitor whole (a checkpoint, a migration): it runs
+        no more here, and its end is not this run's (exit code 0)."""
+        if self.alive:
+            self.state, self.exit_code, self.message = MOVED, 0, message
 
     def crash(self, message: str) -> None:
         """The VMM stops this guest (and only it) for what the guest did."""
