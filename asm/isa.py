@@ -161,12 +161,13 @@ VMEXIT_NESTED_FAULT = 7        # qualification = the guest-physical address; VMC
 VMEXIT_TRIPLE_FAULT = 8        # qualification = the cause the trap handler's first instruction raised
 VMEXIT_NO_VECTOR = 9           # a guest trap while the guest's tvec is 0; qualification = the cause
 VMEXIT_VMENTER = 10            # vmenter in guest kernel mode; qualification 0
+VMEXIT_HOST = 11               # the host's own request between two instructions (CPU.leave_guest); qualification 0
 
 VMEXIT_NAMES = {
     VMEXIT_EXTERNAL: "external interrupt", VMEXIT_HYPERCALL: "hypercall", VMEXIT_HALT: "halt",
     VMEXIT_WFI: "wfi", VMEXIT_MTCR: "mtcr", VMEXIT_SENSITIVE: "sensitive instruction",
     VMEXIT_NESTED_FAULT: "nested fault", VMEXIT_TRIPLE_FAULT: "triple fault",
-    VMEXIT_NO_VECTOR: "no trap vector", VMEXIT_VMENTER: "vmenter",
+    VMEXIT_NO_VECTOR: "no trap vector", VMEXIT_VMENTER: "vmenter", VMEXIT_HOST: "host request",
 }
 
 # --- Physical memory map ----------------------------------------------------

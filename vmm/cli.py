@@ -144,19 +144,16 @@ def _parsed(parse: Callable, text: str | None, option: str):
         raise click.BadParameter(str(error), param_hint=option) from None
 
 
-def checkpoint_options(options: dict, supported: bool) -> tuple[int, str] | None:
+def checkpoint_options(options: dict) -> tuple[int, str] | None:
     """Take --checkpoint-at and --checkpoint out of `options`: (N, FILE) or
-    None.  Raises UsageError unless both are given, on a machine that
-    `supported` says can be checkpointed (--bare, --sim, or one VM:
-    --paging shadow or direct)."""
+    None.  Raises UsageError unless both are given (every machine can be
+    checkpointed; a VM whose paging mode cannot is refused when the run
+    starts, docs/snapshot.md)."""
     at, path = options.pop("checkpoint_at"), options.pop("checkpoint")
     if at is None and path is None:
         return None
     if at is None or path is None:
         raise click.UsageError("--checkpoint-at N and --checkpoint FILE go together")
-    if not supported:
-        raise click.UsageError("--checkpoint-at works with --bare, --sim and --paging shadow or direct, so far "
-                               "(docs/snapshot.md)")
     return at, path
 
 
@@ -239,14 +236,14 @@ def migration_of(migrate: tuple[int, int, int], max_instructions, stats, stats_j
 def migration_options(options: dict, supported: bool) -> tuple[int, int, int] | None:
     """Take --migrate-at, --migrate-bandwidth and --migrate-rounds out of
     `options`: (N, bandwidth, rounds) or None.  UsageError unless the run
-    can migrate (`supported`: one VM under --paging) and has no checkpoint."""
+    can migrate (`supported`: under --paging or --vm) and has no checkpoint."""
     at, bandwidth, rounds = (options.pop(key) for key in ("migrate_at", "migrate_bandwidth", "migrate_rounds"))
     if at is None:
         if bandwidth is not None or rounds is not None:
             raise click.UsageError("--migrate-bandwidth and --migrate-rounds go with --migrate-at")
         return None
     if not supported:
-        raise click.UsageError("--migrate-at works with --paging shadow|direct or --vm (docs/encapsulation.md)")
+        raise click.UsageError("--migrate-at works with --paging and --vm (docs/encapsulation.md)")
     if options.get("checkpoint_at") is not None:
         raise click.UsageError("--migrate-at and --checkpoint-at cannot be combined")
     from vmm.monitor.migration import DEFAULT_BANDWIDTH, DEFAULT_ROUNDS
@@ -405,7 +402,7 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
         raise click.UsageError("--disk-readonly needs --disk")
     options["trace"] = trace_options(options, "bare" if bare else "sim" if sim else "vmm")
     migrate = migration_options(options, bool(paging or vm_specs))
-    checkpoint = checkpoint_options(options, bare or sim or paging in ("shadow", "direct") or bool(vm_specs))
+    checkpoint = checkpoint_options(options)
     move_vm = moved_vm_option(options, checkpoint, migrate, len(vm_specs) > 1)
     nested_opt = options.pop("nested_opt")
     if nested_opt and paging != "nested":
@@ -589,7 +586,7 @@ def resume(checkpoint, max_instructions, stats, stats_json, cost_model, disk, ch
         if stats_json and os.path.realpath(stats_json) in {os.path.realpath(path) for path in (checkpoint, disk)
                                                             if path}:
             raise click.UsageError(f"--stats-json {stats_json} would overwrite an input of the run")
-        later = checkpoint_options({"checkpoint_at": checkpoint_at, "checkpoint": next_checkpoint}, True)
+        later = checkpoint_options({"checkpoint_at": checkpoint_at, "checkpoint": next_checkpoint})
         if later is not None and os.path.realpath(later[1]) == os.path.realpath(checkpoint):
             raise click.UsageError(f"--checkpoint {later[1]} would overwrite the checkpoint resumed")
         finished = resume_bare(checkpoint, sys.stdout.buffer,

@@ -1,5 +1,5 @@
 """Checkpoint and resume are invisible wherever they fall, for every guest OS workload
-(guestos/workloads.toml) on the bare machine and under shadow and direct paging.
+(guestos/workloads.toml) on the bare machine and under shadow, direct and nested paging.
 
 One chained run per workload and machine: run to the first of twenty points and write a
 checkpoint, resume it to the second and write the next one (`kite resume --checkpoint-at`),
@@ -28,7 +28,8 @@ POINTS = 20
 MEM = "4M"          # enough for every workload; a smaller RAM makes each checkpoint cheaper
 MACHINES = {"bare": ["--bare", str(BUILD / "kernel-native.elf")],
             "shadow": ["--paging", "shadow", str(BUILD / "kernel-native.elf")],
-            "direct": ["--paging", "direct", str(BUILD / "kernel-pv.elf")]}
+            "direct": ["--paging", "direct", str(BUILD / "kernel-pv.elf")],
+            "nested": ["--paging", "nested", str(BUILD / "kernel-native.elf")]}
 WORKLOADS = [workload for workload in read_workloads() if workload.image is None]
 
 

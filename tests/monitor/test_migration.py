@@ -26,7 +26,7 @@ from vmm.monitor.migration import DIRTY_EXIT, HEADER, Channel, Plan
 from vmm.monitor.vm import VmConfig
 
 BUILD = GUESTOS / "build"
-KERNELS = {"shadow": "kernel-native.elf", "direct": "kernel-pv.elf"}
+KERNELS = {"shadow": "kernel-native.elf", "direct": "kernel-pv.elf", "nested": "kernel-native.elf"}
 AT = 300_000          # in pagestress's workload, after boot
 BANDWIDTH = 32        # slow enough for a second pre-copy round on pagestress
 

@@ -60,6 +60,9 @@ def kind_of(engine) -> Kind:
             checkpoint.capture_ok(checkpoint.vm_named(engine, None))
         except KiteError as error:
             raise DebugError(f"reverse execution under the VMM needs one VM: {error}") from None
+        if engine.vms[0].config.paging == "nested":
+            # a capture takes the VM out of guest mode, and the debugger's stepping does not enter it again
+            raise DebugError("reverse execution under --paging nested is not supported yet")
         if engine.vms[0].disk is not None:
             raise DebugError("reverse execution of a VM with a disk is not supported (its file is held by the run)")
         return Kind(checkpoint.capture, checkpoint.restore, lambda monitor: monitor.console_in,

@@ -101,7 +101,7 @@ from asm.isa import (BY_MNEMONIC, CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_PTB, CR_S
                      VMCS_EXIT_CONTROLS, VMCS_EXIT_GVA, VMCS_EXIT_INFO, VMCS_EXIT_QUALIFICATION,
                      VMCS_EXIT_REASON, VMCS_EXIT_WORD, VMCS_GUEST, VMCS_HOST, VMCS_MTCR_EXITS, VMCS_NPTB,
                      VMCS_SIZE, VMCS_VIRQ, VMEXIT_EXTERNAL, VMEXIT_HYPERCALL, VMEXIT_NESTED_FAULT,
-                     VMEXIT_NO_VECTOR, VMEXIT_SENSITIVE, VMEXIT_TRIPLE_FAULT)
+                     VMEXIT_HOST, VMEXIT_NO_VECTOR, VMEXIT_SENSITIVE, VMEXIT_TRIPLE_FAULT)
 from vmm.machine.bus import Bus
 from vmm.machine.counters import Counters
 from vmm.machine.errors import BusError, KiteError
@@ -626,6 +626,20 @@ class CPU:
             raise ValueError(f"vmenter {vmcs:#010x}: " + ("the VMCS is not a page of RAM" if problem == EXC_BUS_ERROR
                                                           else "the VMCS's nptb is not enabled or not in RAM"))
         self._enter(vmcs, self.pc)
+
+    def leave_guest(self) -> None:
+        """Leave guest mode now, between two guest instructions, at the host's
+        own request (docs/isa.md, VMEXIT_HOST): the guest state and the exit
+        information go to the VMCS as at any VM exit and the host state is
+        loaded; guest_exit is not called (the host asked).  Nothing in host mode."""
+        if self._guest is None:
+            return
+        hook, self.guest_exit = self.guest_exit, None
+        try:
+            self.exit_word = None
+            self._vm_exit(VMEXIT_HOST, 0)
+        finally:
+            self.guest_exit = hook
 
     @property
     def in_guest(self) -> bool:

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
-from asm.isa import CR_STATUS, PAGE_SHIFT, PAGE_SIZE, STATUS_UF
+from asm.isa import CR_STATUS, PAGE_SHIFT, PAGE_SIZE, STATUS_UF, VMEXIT_NAMES
 from vmm.machine import snapshot
 from vmm.machine.devices.disk import SECTOR_SIZE
 from vmm.machine.snapshot import CheckpointError, _is_hex, _is_int
 from vmm.machine.symbols import Symbolizer
-from vmm.monitor import blkback, direct
+from vmm.monitor import blkback, direct, nested
 from vmm.monitor.blkback import BlockCounts
 from vmm.monitor.direct import TYPE_L1, TYPE_L2, TYPE_NONE, TYPE_WRITABLE, Rejected
 from vmm.monitor.shadow import COUNTER_KEYS, ShadowOptions
@@ -47,8 +47,10 @@ ENGINE = "vmm"
 VM_COUNTS = ("instructions", "emulated", "tlb_misses", "walk_refs", "stalled", "reflections", "disk_mmio_exits")
 TICKS_MAX = snapshot.TICKS_MAX
 M32 = 0xFFFFFFFF
-PAGING = ("shadow", "direct")       # the paging modes a checkpoint saves
+PAGING = ("shadow", "direct", "nested")       # the paging modes a checkpoint saves
 DIRECT_KEYS = {"pins", "bases", "held", "frames", "pvcpu", "ring"}
+COUNTERS = {"shadow": set(COUNTER_KEYS), "direct": set(direct.COUNTER_KEYS),    # each mode's counter names
+            "nested": set(nested.COUNTER_KEYS) | {f"exits: {name}" for name in VMEXIT_NAMES.values()}}
 FRAME_TYPES = (TYPE_NONE, TYPE_WRITABLE, TYPE_L1, TYPE_L2)
 
 
@@ -72,14 +74,13 @@ def capture_ok(vm) -> None:
 
 
 def capture(monitor, vm=None) -> tuple[dict, bytes]:
-    """(state, ram) of `vm` (default: the only one), the running VM
-    (Monitor.switch_in), stopped between two instructions; ram is the VM's
+    """(state, ram) of `vm` (default: the only one), switched in to be
+    captured (Monitor.switch_in), stopped between two instructions; ram is the VM's
     frames, then its disk's sectors not in the image file
     (snapshot._disk_state).  CheckpointError for what this version cannot save."""
     vm = vm or vm_named(monitor, None)
     capture_ok(vm)
-    if vm is not monitor.current:
-        raise CheckpointError(f"{vm.config.name} is not the running VM: switch it in first (Monitor.switch_in)")
+    monitor.switch_in(vm)               # the machine CPU is the VM's, in host mode
     monitor._bring_devices_current()    # the time discipline: a device is read only when current
     machine, config = monitor.machine, vm.config
     frames, ram = _guest_ram(vm)
@@ -88,7 +89,7 @@ def capture(monitor, vm=None) -> tuple[dict, bytes]:
         "config": {"image": config.image, "paging": config.paging, "mem": config.mem, "name": config.name,
                    "modules": list(config.modules), "cmdline": config.cmdline,
                    "shadow": [config.shadow.flood, config.shadow.unsync, config.shadow.prefetch],
-                   "prefixed": len(monitor.vms) > 1},
+                   "nested_pwc": config.nested.pwc, "prefixed": len(monitor.vms) > 1},
         "machine": {"mem_size": machine_mem_at(vm.physmap.p2m[0], config.mem), "first_frame": vm.physmap.p2m[0],
                     "cpu": _cpu_of(monitor, vm),
                     "timer": _timer(machine.timer), "irq_pending": machine.irq.pending},
@@ -190,6 +191,7 @@ def _check_config(need, config: dict) -> None:
          and all(isinstance(module, str) for module in config["modules"]), "config")
     need(config.get("paging") in PAGING, "config.paging")
     need(isinstance(config.get("prefixed", False), bool), "config.prefixed")
+    need(isinstance(config.get("nested_pwc", True), bool), "config.nested_pwc")
     need(_is_int(config.get("mem"), PAGE_SIZE, snapshot.MAX_RAM) and config["mem"] % PAGE_SIZE == 0, "config.mem")
     need(isinstance(config.get("shadow"), list) and len(config["shadow"]) == 3
          and all(isinstance(flag, bool) for flag in config["shadow"]), "config.shadow")
@@ -225,8 +227,8 @@ def _check_vm(need, vm: dict, paging: str) -> None:
     need(isinstance(vm.get("entering_trap"), bool), "vm.entering_trap")
     need(all(_is_int(vm.get(name), 0, TICKS_MAX) for name in VM_COUNTS), "vm counts")
     need(_counts(vm.get("exits")), "vm.exits")
-    need(_counts(vm.get("counters")) and (set(vm["counters"]) <= set(COUNTER_KEYS) if paging == "shadow"
-                                          else set(vm["counters"]) == set(direct.COUNTER_KEYS)), "vm.counters")
+    need(_counts(vm.get("counters")) and set(vm["counters"]) <= COUNTERS[paging]
+         and (paging != "direct" or set(vm["counters"]) == COUNTERS["direct"]), "vm.counters")
     snapshot.check_timer(need, vm.get("timer"), "vm.timer")
     need(_is_int(vm.get("uart"), 0, 1), "vm.uart")
     need(isinstance(vm.get("input"), str) and len(vm["input"]) <= 2 * snapshot.MAX_JSON and _is_hex(vm["input"]),
@@ -239,10 +241,11 @@ def _check_vm(need, vm: dict, paging: str) -> None:
 
 def _check_direct(need, saved, paging: str, frames: int) -> None:
     """Direct paging's saved accounting, in guest frames below `frames`
-    (None under shadow paging): pins, both bases (a VM runs with its tables
-    from boot on), at most two holds, frame types and counts, shared pages."""
-    if paging == "shadow":
-        need(saved is None, "direct (a shadow-paging VM has none)")
+    (None under shadow and nested paging): pins, both bases (a VM runs with
+    its tables from boot on), at most two holds, frame types and counts,
+    shared pages."""
+    if paging != "direct":
+        need(saved is None, f"direct (a {paging}-paging VM has none)")
         return
     def gfn(value) -> bool:
         return _is_int(value, 0, frames - 1)
@@ -306,7 +309,7 @@ def restore(path: str, state: dict, ram: bytes, console_out, cost_model):
     disk = state.get("disk")
     config = VmConfig(saved["image"], saved["paging"], saved["mem"], saved["name"], tuple(saved["modules"]),
                       saved["cmdline"], ShadowOptions(*saved["shadow"]), disk and disk["path"],
-                      bool(disk and disk["read_only"]))
+                      bool(disk and disk["read_only"]), nested.NestedOptions(saved.get("nested_pwc", True)))
     monitor = Monitor(machine_state["mem_size"], console_out=console_out,
                       console_in=ConsoleInput(bytes.fromhex(vm_state["input"])), cost_model=cost_model)
     vm = monitor.restore_vm(config, saved.get("prefixed", False), machine_state.get("first_frame", VMM_FRAMES))

@@ -39,7 +39,8 @@ from asm.arch import is_fetch_fault, triple_fault_message, unhandled_trap_messag
 from asm.isa import (CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_BADADDR, CR_EPC, EXC_ILLEGAL, EXC_PAGE_FAULT,
                      EXC_PRIVILEGED, EXIT_INFO_GVA, EXIT_INFO_WORD, NUM_REGS, VMCS_AREA_CR, VMCS_AREA_PC,
                      VMCS_AREA_REGS, VMCS_EXIT_ACCESS, VMCS_EXIT_GVA, VMCS_EXIT_INFO, VMCS_EXIT_WORD,
-                     VMCS_GUEST, VMCS_VIRQ, VMEXIT_EXTERNAL, VMEXIT_HALT, VMEXIT_HYPERCALL, VMEXIT_NAMES,
+                     VMCS_GUEST, VMCS_VIRQ, VMEXIT_EXTERNAL, VMEXIT_HALT, VMEXIT_HOST, VMEXIT_HYPERCALL,
+                     VMEXIT_NAMES,
                      VMEXIT_NESTED_FAULT, VMEXIT_NO_VECTOR, VMEXIT_TRIPLE_FAULT, VMEXIT_VMENTER, VMEXIT_WFI)
 from vmm.machine.cpu import EXIT_HYPERCALL
 
@@ -85,10 +86,7 @@ class GuestMode:
         exit stands for (module doc)."""
         monitor, vm, read = self._monitor, self._vm, self.memory.read
         cpu, vmcs = monitor.cpu, self.tables.vmcs
-        area = vmcs + VMCS_GUEST
-        cpu.regs = [read(area + VMCS_AREA_REGS + 4 * number, 4) for number in range(NUM_REGS)]
-        cpu.pc = read(area + VMCS_AREA_PC, 4)
-        vm.vcpu.cr[:] = [read(area + VMCS_AREA_CR + 4 * number, 4) for number in range(NUM_CRS)]
+        self._take_state(cpu, vm)
         info = read(vmcs + VMCS_EXIT_INFO, 4)
         cpu.exit_word = read(vmcs + VMCS_EXIT_WORD, 4) if info & EXIT_INFO_WORD else None
         gva = read(vmcs + VMCS_EXIT_GVA, 4) if info & EXIT_INFO_GVA else None
@@ -99,6 +97,22 @@ class GuestMode:
             cpu.vm_exit(cause, cpu.pc, badaddr)     # Monitor.exit, or the tracer's wrapper of it
         else:
             monitor.exit(cause, cpu.pc, badaddr, dispatch)
+
+    def pause(self, vm, monitor) -> None:
+        """Leave guest mode between two instructions at the VMM's request
+        (CPU.leave_guest: VMEXIT_HOST, nothing to handle), the guest's state
+        back where the monitor keeps it, as after any exit: for a checkpoint or
+        a migration to capture.  Monitor._run_current enters again."""
+        monitor.cpu.leave_guest()
+        self._take_state(monitor.cpu, vm)
+        self._count(monitor.cpu, VMEXIT_HOST)
+
+    def _take_state(self, cpu, vm) -> None:
+        """The VMCS guest area into the register file and the vCPU's control registers."""
+        read, area = self.memory.read, self.tables.vmcs + VMCS_GUEST
+        cpu.regs = [read(area + VMCS_AREA_REGS + 4 * number, 4) for number in range(NUM_REGS)]
+        cpu.pc = read(area + VMCS_AREA_PC, 4)
+        vm.vcpu.cr[:] = [read(area + VMCS_AREA_CR + 4 * number, 4) for number in range(NUM_CRS)]
 
     def _count(self, cpu, reason: int) -> None:
         """The mode's counters: exits by reason, and since the entry the nested

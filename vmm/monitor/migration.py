@@ -24,7 +24,7 @@ Dirty logging is write-protection, by the machine's write-watch on the VM's
 machine frames (memory.py), armed at the start of each round: the first
 write to a frame in a round (a guest store, the page walker's A/D bits, the
 VMM's own emulated writes) logs it and lifts the protection.  It works alike
-under shadow and direct paging and never touches a table the guest can see
+under shadow, direct and nested paging and never touches a table the guest can see
 (the D bits of direct paging's tables belong to the guest, which may clear
 them).  Each logged write is a write-protection fault on real hardware, so it
 is counted as a VM exit ("dirty-log write fault") and priced by the cost model.
@@ -156,11 +156,9 @@ class Channel:
 # --- the source --------------------------------------------------------------------------------
 
 def migratable(vm) -> None:
-    """MigrationError unless this version can migrate `vm`: shadow or direct paging, without a disk."""
+    """MigrationError unless this version can migrate `vm`: one without a disk."""
     if vm.disk is not None:
         raise MigrationError("live migration of a VM with a disk is not supported yet")
-    if vm.config.paging not in ("shadow", "direct"):
-        raise MigrationError(f"live migration under --paging {vm.config.paging} is not supported yet")
 
 
 def migrate(monitor, vm, plan: Plan, channel: Channel, max_instructions: int | None) -> Figures | None:

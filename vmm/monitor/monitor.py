@@ -174,6 +174,8 @@ class Monitor:
         """Between two stretches of machine.advance: make `vm` the running VM
         (the current one charged and saved as at any switch), to capture it."""
         self.settle()
+        if self.cpu.in_guest:
+            self.current.mode.guest.pause(self.current, self)
         if vm is not self.current:
             self._switch_to(vm)
             self._program_timer()
@@ -235,7 +237,10 @@ class Monitor:
                 register(vm, MA(mfn << PAGE_SHIFT))
 
     def run_on(self, max_instructions: int | None = None) -> tuple[RunResult, list[VmResult]]:
-        """run() from where the machine is now (after run() set it up, or a restore)."""
+        """run() from where the machine is now (after run() set it up, or a
+        restore, or a capture that took a guest-mode VM out of guest mode:
+        it enters again first)."""
+        self._run_current()
         finished = False
         try:
             result = self.machine.run(max_instructions)
