@@ -20,12 +20,13 @@ import pytest
 from click.testing import CliRunner
 
 from kite.build import GUESTOS, build_all
-from kite.runs import fresh_disk, read_workloads
+from kite.runs import expected_output, fresh_disk, read_workloads
 from vmm.cli import resume, run
 
 BUILD = GUESTOS / "build"
 POINTS = 20
-MEM = "4M"          # enough for every workload; a smaller RAM makes each checkpoint cheaper
+MEM = "2M"          # enough for every workload (its expected output is checked); a smaller RAM makes each
+                    # checkpoint cheaper
 MACHINES = {"bare": ["--bare", str(BUILD / "kernel-native.elf")],
             "shadow": ["--paging", "shadow", str(BUILD / "kernel-native.elf")],
             "direct": ["--paging", "direct", str(BUILD / "kernel-pv.elf")],
@@ -63,6 +64,8 @@ def test_twenty_chained_checkpoints_are_invisible(workload, machine, tmp_path):
     stats = tmp_path / "whole.json"
     whole = CliRunner().invoke(run, [*arguments(workload, machine, whole_disk), "--stats-json", str(stats)])
     assert whole.exception is None or isinstance(whole.exception, SystemExit), whole.stderr
+    assert expected_output(workload) in (None, whole.stdout_bytes), "the workload does not run right in " + MEM
+    assert workload.exit_code in (None, whole.exit_code)
     total = instructions_of(stats, machine)
     at = points(total)
     first = CliRunner().invoke(run, [*arguments(workload, machine, chain_disk), "--checkpoint-at", str(at[0]),
