@@ -547,8 +547,14 @@ def run(image, bare, sim, paging, vm_specs, **options) -> None:
     Exit code: the guest's (of several VMs, the first nonzero one); 124 at
     the instruction limit; 125 on a fault; 70 for an internal VMM error; 2
     for a bad image, disk or option."""
+    exit_as_kite(lambda: dispatch_run(image, bare, sim, paging, vm_specs, options))
+
+
+def exit_as_kite(command: Callable[[], int]) -> None:
+    """Run a command and exit with its exit code; a KiteError is reported as
+    `kite: error: ...` with exit code 2, Ctrl-C as `kite: interrupted` (130)."""
     try:
-        exit_code = dispatch_run(image, bare, sim, paging, vm_specs, options)
+        exit_code = command()
     except KiteError as error:
         click.echo(f"kite: error: {error}", err=True)
         sys.exit(EXIT_USAGE)
@@ -582,23 +588,17 @@ def resume(checkpoint, max_instructions, stats, stats_json, cost_model, disk, ch
     Exit code: as kite run's; 2 for a bad, corrupt or tampered checkpoint
     (nothing runs)."""
     from vmm.launch import resume_bare
-    try:
-        if stats_json and os.path.realpath(stats_json) in {os.path.realpath(path) for path in (checkpoint, disk)
-                                                            if path}:
-            raise click.UsageError(f"--stats-json {stats_json} would overwrite an input of the run")
-        later = checkpoint_options({"checkpoint_at": checkpoint_at, "checkpoint": next_checkpoint})
-        if later is not None and os.path.realpath(later[1]) == os.path.realpath(checkpoint):
-            raise click.UsageError(f"--checkpoint {later[1]} would overwrite the checkpoint resumed")
+    if stats_json and os.path.realpath(stats_json) in {os.path.realpath(path) for path in (checkpoint, disk) if path}:
+        raise click.UsageError(f"--stats-json {stats_json} would overwrite an input of the run")
+    later = checkpoint_options({"checkpoint_at": checkpoint_at, "checkpoint": next_checkpoint})
+    if later is not None and os.path.realpath(later[1]) == os.path.realpath(checkpoint):
+        raise click.UsageError(f"--checkpoint {later[1]} would overwrite the checkpoint resumed")
+
+    def resumed() -> int:
         finished = resume_bare(checkpoint, sys.stdout.buffer,
                                run_options(max_instructions, cost_model, checkpoint=later), disk)
-        exit_code = report_run(finished, later, stats, stats_json)
-    except KiteError as error:
-        click.echo(f"kite: error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        click.echo("kite: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(exit_code)
+        return report_run(finished, later, stats, stats_json)
+    exit_as_kite(resumed)
 
 
 @click.command("migrate-receive", hidden=True, context_settings={"help_option_names": ["-h", "--help"]},
@@ -615,22 +615,18 @@ def migrate_receive(fd, max_instructions, stats, stats_json, cost_model) -> None
     it over, run it to its end and report as kite run would, with the
     migration's figures.  Exit code: the run's; 2 for a stream it refuses."""
     from vmm.launch import receive_migration
-    try:
-        received = receive_migration(fd, sys.stdout.buffer, run_options(max_instructions, cost_model))
-        if received is None:
-            sys.exit(0)
-        finished, figures = received
+
+    def received() -> int:
+        taken = receive_migration(fd, sys.stdout.buffer, run_options(max_instructions, cost_model))
+        if taken is None:
+            return 0
+        finished, figures = taken
         report(finished, stats, None)
         report_migration(figures, finished.stats.only_vm().guest_instructions)
         if stats_json:
             write_stats_json(stats_json, {**finished.stats.as_dict(), "migration": figures})
-    except KiteError as error:
-        click.echo(f"kite: error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        click.echo("kite: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(finished.exit_code)
+        return finished.exit_code
+    exit_as_kite(received)
 
 
 def report_migration(figures: dict, instructions: int) -> None:

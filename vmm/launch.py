@@ -306,13 +306,7 @@ def run_vmm(configs: list[VmConfig], console: Console, options: Options) -> Fini
     if options.checkpoint is None:
         return _vmm_finished(*monitor.run(options.max_instructions))
     from vmm.monitor import checkpoint
-    at, path = options.checkpoint
-    try:
-        vm = checkpoint.vm_named(monitor, options.move_vm)
-        checkpoint.capture_ok(vm)
-    except KiteError:
-        monitor.release_disks(write_back=False)
-        raise
+    vm = _vm_to_take(monitor, options, checkpoint.capture_ok)
     if len(monitor.vms) > 1:
         return _checkpoint_one_of_several(monitor, vm, options)
     return _vmm_to_checkpoint(monitor, options, monitor.run)
@@ -333,6 +327,19 @@ def _vmm_to_checkpoint(monitor, options: Options, run: Callable) -> Finished:
         return Finished(result, RunStats(result.stats, {vm.name: vm.stats for vm in vm_results}), 0, vm_results,
                         checkpointed=True)
     return _vmm_finished(result, vm_results)
+
+
+def _vm_to_take(monitor, options: Options, check: Callable) -> "VM":
+    """The VM a checkpoint or migration takes (options.move_vm, or the only
+    one), check(vm) passed.  Raises KiteError, the disks released first."""
+    from vmm.monitor import checkpoint
+    try:
+        vm = checkpoint.vm_named(monitor, options.move_vm)
+        check(vm)
+    except KiteError:
+        monitor.release_disks(write_back=False)
+        raise
+    return vm
 
 
 def _checkpoint_one_of_several(monitor, vm, options: Options) -> Finished:
@@ -377,14 +384,9 @@ def _run_migrating(monitor, options: Options) -> Finished:
     ends first ends here as it would have, and so does the VM if the
     destination fails; the hint says which.  Raises KiteError
     (MigrationError) for a VM this version cannot migrate."""
-    from vmm.monitor import checkpoint, migration
+    from vmm.monitor import migration
     plan, max_instructions = options.migrate.plan, options.max_instructions
-    try:
-        vm = checkpoint.vm_named(monitor, options.move_vm)
-        migration.migratable(vm)
-    except KiteError:
-        monitor.release_disks(write_back=False)
-        raise
+    vm = _vm_to_take(monitor, options, migration.migratable)
     limit = plan.at if max_instructions is None else min(plan.at, max_instructions)
     monitor.start()
     if monitor.machine.advance(limit) is not EndReason.INSTRUCTION_LIMIT or limit != plan.at or not vm.alive:
