@@ -1,5 +1,6 @@
 """Checkpoint and resume are invisible wherever they fall, for every guest OS workload
-(guestos/workloads.toml) on the bare machine and under shadow, direct and nested paging.
+(guestos/workloads.toml) on the bare machine and under shadow and direct paging, and two of them
+under nested paging.
 
 One chained run per workload and machine: run to the first of twenty points and write a
 checkpoint, resume it to the second and write the next one (`kite resume --checkpoint-at`),
@@ -32,6 +33,10 @@ MACHINES = {"bare": ["--bare", str(BUILD / "kernel-native.elf")],
             "direct": ["--paging", "direct", str(BUILD / "kernel-pv.elf")],
             "nested": ["--paging", "nested", str(BUILD / "kernel-native.elf")]}
 WORKLOADS = [workload for workload in read_workloads() if workload.image is None]
+# every workload on bare, shadow and direct; under nested paging (a capture takes the VM out of guest
+# mode) the two that exercise paging most, to keep the suite within its time
+CHAINS = [(workload, machine) for workload in WORKLOADS for machine in MACHINES
+          if machine != "nested" or workload.name in ("pagestress", "spawnstorm")]
 
 
 def instructions_of(stats: Path, machine: str) -> int:
@@ -53,8 +58,7 @@ def points(total: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("machine", MACHINES)
-@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda workload: workload.name)
+@pytest.mark.parametrize("workload, machine", CHAINS, ids=[f"{workload.name}-{machine}" for workload, machine in CHAINS])
 def test_twenty_chained_checkpoints_are_invisible(workload, machine, tmp_path):
     build_all()
     whole_dir, chain_dir = tmp_path / "whole", tmp_path / "chain"
