@@ -452,3 +452,20 @@ def test_shadow_never_maps_a_frame_outside_the_vm_whatever_the_guest_writes(gues
             if entry & P:
                 assert vm.frames.owner(entry >> PAGE_SHIFT) in (VM_ID, OWNER_VMM)
                 assert vm.frames.owner(entry >> PAGE_SHIFT) != NEIGHBOUR_VM
+
+
+@pytest.mark.parametrize("machine", [MachineModel, MachineMMU])
+def test_a_fault_through_a_second_gva_of_a_shared_shadow_leaf_flushes_its_stale_tlb_entry(guest_vm, shadow_driver,
+                                                                                         machine):
+    """Found by the property above.  PD_B's PDE 0 names PT_KERNEL, the kernel window's own leaf
+    table, so one shadow PT serves gva 0 and KERNBASE.  PD_A (frame 0), no longer shadowed, is
+    read through KERNBASE while still read-only, then written through gva 4, which makes the shared
+    leaf writable and invalidates gva 4 only; the write through KERNBASE must then not fault
+    forever on its stale read-only TLB entry."""
+    vm, driver = boot(guest_vm, shadow_driver, max_cached_roots=3, machine=machine)
+    map_user(vm, 0, 5)
+    map_user(vm, 1, 6, flags=P | U)
+    map_user(vm, 0, 7, pd=PD_B, pt=PT_OTHER)
+    run_ops(driver, [("access", 4, "read"), ("switch", PAGING_OFF, False), ("pte", PT_USER, 0, 0, 0),
+                     ("pde", PD_B, 0, PT_KERNEL, P | W), ("switch", PTB_B, True), ("access", KERNBASE, "read"),
+                     ("access", 4, "write"), ("pde", PD_A, 0, PT_USER, 0)])

@@ -260,9 +260,9 @@ class ShadowPaging:
 
     def _install(self, root: ShadowPage, gva: int, walk: Translation) -> None:
         """Map `gva` in `root` from a successful guest walk whose gpa is in guest
-        RAM: link the shadow PT (creating it, which traces its guest frame) and
-        write the derived leaf, invalidating `gva` in the machine TLB, unless
-        the leaf is that already (_holds)."""
+        RAM: link the shadow PT (creating it, which traces its guest frame),
+        write the derived leaf unless it is that already (_holds), and
+        invalidate `gva` in the machine TLB."""
         table = root.children.get(pdx(gva))
         if table is None:
             if root.role.direct:
@@ -276,7 +276,9 @@ class ShadowPaging:
         writable = self._leaf_writable(table, walk.pte, gfn)
         if not self._holds(table, ptx(gva), gfn, writable, walk.pte):
             self._set_leaf(table, ptx(gva), gfn, writable, walk.pte)
-            self.invlpg_machine(gva)
+        # also when the leaf held already: then the machine's TLB entry for gva is stale (the leaf of a
+        # shadow PT that two guest PDEs share changed through the other gva), and the fault would repeat
+        self.invlpg_machine(gva)
         table.writes = 0
         if self.options.prefetch and not table.role.direct:
             self._prefetch(table, ptx(gva), walk.pde)
