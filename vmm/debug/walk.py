@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from asm.isa import (CR_PTB, PAGE_MASK, PAGE_SHIFT, PTB_ENABLE, PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P,
                      PTE_U, PTE_W)
-from asm.arch import Access
+from asm.arch import Access, pde_address, pte_address
 from vmm.debug.target import View
 from vmm.monitor.guestwalk import ENTRIES, ENTRY_SIZE, Translation, pdx, ptx
 from vmm.monitor.shadow import Role
@@ -59,24 +59,21 @@ def walk(view: View, va: int) -> list[str]:
 def _guest_entries(space, va: int, lines: list[str]) -> int | None:
     """Append the guest PDE and PTE lines; returns the physical address `va`
     maps to (None if a level is not present or outside RAM)."""
-    side, who = space.physical, "PDE" if space.physical == "physical" else "guest PDE"
-    pde_at = frame(space.ptb) + pdx(va) * ENTRY_SIZE
-    pde = space.tables.read_entry(pde_at)
-    if pde is None:
-        lines.append(f"  {who:<10} #{pdx(va)} at {side} {pde_at:#010x}: outside RAM (bus error)")
-        return None
-    lines.append(f"  {who:<10} #{pdx(va)} at {side} {pde_at:#010x} = {pde:#010x}  {bits(pde)}"
-                 + (f"  -> page table {frame(pde):#010x}" if pde & PTE_P else "  not present: a page fault"))
-    if not pde & PTE_P:
-        return None
-    pte_at = frame(pde) + ptx(va) * ENTRY_SIZE
-    pte = space.tables.read_entry(pte_at)
-    if pte is None:
-        lines.append(f"  {who.replace('PDE', 'PTE'):<10} #{ptx(va)} at {side} {pte_at:#010x}: outside RAM (bus error)")
-        return None
-    lines.append(f"  {who.replace('PDE', 'PTE'):<10} #{ptx(va)} at {side} {pte_at:#010x} = {pte:#010x}  {bits(pte)}"
-                 + (f"  -> frame {frame(pte):#010x}" if pte & PTE_P else "  not present: a page fault"))
-    return frame(pte) | (va & PAGE_MASK) if pte & PTE_P else None
+    side, who = space.physical, "" if space.physical == "physical" else "guest "
+    entry_at, entry = pde_address(space.ptb, va), None
+    for name, index, target in (("PDE", pdx(va), "page table"), ("PTE", ptx(va), "frame")):
+        if entry is not None:
+            entry_at = pte_address(entry, va)
+        entry = space.tables.read_entry(entry_at)
+        label = f"{who}{name}"
+        if entry is None:
+            lines.append(f"  {label:<10} #{index} at {side} {entry_at:#010x}: outside RAM (bus error)")
+            return None
+        lines.append(f"  {label:<10} #{index} at {side} {entry_at:#010x} = {entry:#010x}  {bits(entry)}"
+                     + (f"  -> {target} {frame(entry):#010x}" if entry & PTE_P else "  not present: a page fault"))
+        if not entry & PTE_P:
+            return None
+    return frame(entry) | (va & PAGE_MASK)
 
 
 def _frames(view: View, va: int, physical: int) -> list[str]:
@@ -99,7 +96,7 @@ def _frames(view: View, va: int, physical: int) -> list[str]:
 def _direct_types(view: View, va: int, data_mfn: int) -> list[str]:
     """The validation type and counts of the directory, the table and the data frame."""
     direct, space = view.vm.mode.direct, view.space
-    pde = space.tables.read_entry(frame(space.ptb) + pdx(va) * ENTRY_SIZE)
+    pde = space.tables.read_entry(pde_address(space.ptb, va))
     frames = (("directory", space.ptb >> PAGE_SHIFT), ("table", pde >> PAGE_SHIFT), ("data", data_mfn))
     lines = []
     for role, mfn in frames:
@@ -158,14 +155,14 @@ def _shadow(view: View, va: int) -> list[str]:
     if root is None:
         return ["  shadow     no root for this base and mode (built at the next switch to it)"]
     memory, mode = view.space.memory, "kernel" if view.kernel else "user"
-    spde = memory.read((root << PAGE_SHIFT) + pdx(va) * ENTRY_SIZE, ENTRY_SIZE)
+    spde_at = pde_address(root << PAGE_SHIFT, va)
+    spde = memory.read(spde_at, ENTRY_SIZE)
     lines = [f"  shadow root mfn {root:#x} ({mode} role)",
-             f"  shadow PDE #{pdx(va)} at machine {(root << PAGE_SHIFT) + pdx(va) * 4:#010x} = {spde:#010x}  "
-             f"{bits(spde)}"]
+             f"  shadow PDE #{pdx(va)} at machine {spde_at:#010x} = {spde:#010x}  {bits(spde)}"]
     if not spde & PTE_P:
         return lines + ["    why: not yet filled; the next access takes a hidden page fault that links it"
                         if _guest_maps(view, va) else "    why: the guest maps nothing here (a true fault)"]
-    spte_at = frame(spde) + ptx(va) * ENTRY_SIZE
+    spte_at = pte_address(spde, va)
     spte = memory.read(spte_at, ENTRY_SIZE)
     lines.append(f"  shadow PTE #{ptx(va)} at machine {spte_at:#010x} = {spte:#010x}  {bits(spte)}")
     return lines + [f"    why: {reason}" for reason in _differences(view, va, spte)]
