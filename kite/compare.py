@@ -66,7 +66,9 @@ COLUMNS = (
     ("hypercalls", "hypercalls"), ("hidden PF", "hidden_faults"), ("true PF", "true_faults"),
     ("PT write traps", "pt_write_traps"), ("shadow built", "shadow_entries_created"),
     ("shadow inval.", "shadow_entries_invalidated"), ("nested faults", "nested_faults"),
-    ("nested refs", "nested_walk_refs"), ("PWC hits", "pwc_hits"), ("I/O req", "io_requests"),
+    ("nested refs", "nested_walk_refs"), ("PWC hits", "pwc_hits"), ("callouts", "bt_callouts"),
+    ("TC extra insns", "bt_overhead_instructions"), ("translated", "bt_instructions_translated"),
+    ("I/O req", "io_requests"),
     ("I/O bytes", "io_bytes"), ("MMIO/req", "mmio_exits_per_request"), ("req/notify", "requests_per_notification"),
     ("TLB misses", "tlb_misses"), ("walk refs", "walk_refs"), ("refs/miss", "walk_refs_per_miss"),
     ("modeled cycles", "modeled_cycles"), ("vs bare", "overhead"),
@@ -74,7 +76,7 @@ COLUMNS = (
 )
 CONFIG_WORDS = {"shadow": "shadow paging", "shadow-basic": "basic shadow paging", "direct": "direct mapping",
                 "nested": "nested paging", "nested-nopwc": "nested paging without the page-walk cache",
-                "sim": "machine simulation"}
+                "bt": "binary translation", "sim": "machine simulation"}
 
 
 # --- records -------------------------------------------------------------------------------------
@@ -303,6 +305,12 @@ def summary(records: list[dict], problems: list[str]) -> list[str]:
         sentences.append(f"Nested paging took {nested_exits:,} VM exits where shadow paging took {exits:,}"
                          + (f"; a TLB miss cost {', '.join(f'{r:.1f} walk references under {c}' for c, r in per_miss.items())}"
                             if per_miss else "") + ".")
+    bt_exits, callouts = totals(records, "bt", "vm_exits"), totals(records, "bt", "bt_callouts")
+    if bt_exits is not None and exits is not None:
+        extra, guest = totals(records, "bt", "bt_overhead_instructions") or 0, totals(records, "bt", "guest_instructions")
+        sentences.append(f"Binary translation took {bt_exits:,} VM exits and {callouts or 0:,} callouts where "
+                         f"shadow paging took {exits:,} VM exits; its translated code ran {extra:,} instructions "
+                         f"beyond the guest's {guest or 0:,}.")
     true = totals(records, "shadow", "true_faults")
     if hidden is not None and true is not None:
         built = totals(records, "shadow", "shadow_entries_created") or 0

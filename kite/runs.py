@@ -7,10 +7,11 @@ The configurations (CONFIGS), each one runner in RUNNERS:
 
     bare    kernel-native on the bare machine            vmm.machine.machine.Machine
     shadow  kernel-native under the VMM, shadow paging   vmm.monitor.monitor.Monitor
+            (shadow-basic: none of its techniques; bt: its kernel code binary-translated, --cpu bt)
     direct  kernel-pv under the VMM, direct paging       vmm.monitor.monitor.Monitor
     nested  kernel-native under the VMM in the machine's guest mode, nested paging
             (page-walk cache on; nested-nopwc: off)      vmm.monitor.monitor.Monitor
-            nested and nested-nopwc run only when --configs names them (ALL_CONFIGS)
+            bt, nested and nested-nopwc run only when --configs names them (ALL_CONFIGS)
     sim     kernel-native under machine simulation       vmm.monitor.simulate.Simulator
 
 A workload is a list of boot modules (the first is init) run under the guest
@@ -49,12 +50,13 @@ KERNEL_NATIVE = GUESTOS / "build" / "kernel-native.elf"
 KERNEL_PV = GUESTOS / "build" / "kernel-pv.elf"
 
 CONFIGS = ("bare", "shadow", "shadow-basic", "direct", "sim")            # kite compare's default set
-ALL_CONFIGS = ("bare", "shadow", "shadow-basic", "direct", "nested", "nested-nopwc", "sim")   # --configs may name
+ALL_CONFIGS = ("bare", "shadow", "shadow-basic", "bt", "direct", "nested", "nested-nopwc", "sim")   # --configs may name
 PV_CONFIGS = ("direct",)                 # the configurations that boot kernel-pv
 # the VMM configurations: (paging mode, its options: shadow paging's techniques as for --shadow-opt, nested
-# paging's page-walk cache as for --nested-opt)
-VMM_CONFIGS = {"shadow": ("shadow", "all"), "shadow-basic": ("shadow", "none"), "direct": ("direct", "all"),
-               "nested": ("nested", "pwc"), "nested-nopwc": ("nested", "nopwc")}
+# paging's page-walk cache as for --nested-opt; how the guest kernel's code runs, as for --cpu)
+VMM_CONFIGS = {"shadow": ("shadow", "all", "trap"), "shadow-basic": ("shadow", "none", "trap"),
+               "bt": ("shadow", "all", "bt"), "direct": ("direct", "all", "trap"),
+               "nested": ("nested", "pwc", "trap"), "nested-nopwc": ("nested", "nopwc", "trap")}
 GUEST_MEM = 16 << 20                     # the guest's RAM, as `kite run`'s default --mem
 DEFAULT_MAX_INSTRUCTIONS = 50_000_000    # a runaway guest stops here instead of hanging the compare
 VM_NAME = "vm1"
@@ -66,9 +68,11 @@ PHASES = ("boot", "workload", "total")   # vmm/machine/phases.py; a record per p
 
 # the paging modes' counters a record carries (None where the paging mode has no such counter): shadow's,
 # then nested paging's (vmm/monitor/nested.py: its nested-fault exits, and the machine's nested walk
-# references and page-walk-cache hits while the VM ran)
+# references and page-walk-cache hits while the VM ran), then binary translation's (vmm/monitor/bt/runner.py:
+# its callouts, the extra instructions of translated code, the guest instructions translated)
 PAGING_COUNTERS = ("hidden_faults", "true_faults", "pt_write_traps", "shadow_entries_created",
-                   "shadow_entries_invalidated", "nested_faults", "nested_walk_refs", "pwc_hits")
+                   "shadow_entries_invalidated", "nested_faults", "nested_walk_refs", "pwc_hits",
+                   "bt_callouts", "bt_overhead_instructions", "bt_instructions_translated")
 # the page-fault figures come from the VM's exits by reason, which both paging modes count (direct mode
 # has no hidden faults or page-table write traps by design: 0, not "no figure"); the shadow-entry
 # figures from the shadow's own counters
@@ -284,12 +288,12 @@ def run_vmm(spec: RunSpec) -> Ran:
     from vmm.monitor.nested import NestedOptions
     from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
-    paging, options = VMM_CONFIGS[spec.config]
+    paging, options, cpu = VMM_CONFIGS[spec.config]
     nested = NestedOptions.parse(options) if paging == "nested" else NestedOptions()
     config = VmConfig(str(spec.image), paging, GUEST_MEM, VM_NAME,
                       tuple(str(module) for module in spec.modules), spec.cmdline,
                       ShadowOptions.parse(options) if paging == "shadow" else ShadowOptions(),
-                      str(spec.disk) if spec.disk is not None else None, nested=nested)
+                      str(spec.disk) if spec.disk is not None else None, nested=nested, cpu=cpu)
     output = io.BytesIO()
     finished = launch_vmm([config], _console(spec, output),
                           Options(spec.workload.max_instructions, spec.cost_model))
@@ -297,7 +301,8 @@ def run_vmm(spec: RunSpec) -> Ran:
 
 
 RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {
-    "bare": run_machine, "shadow": run_vmm, "shadow-basic": run_vmm, "direct": run_vmm, "nested": run_vmm,
+    "bare": run_machine, "shadow": run_vmm, "shadow-basic": run_vmm, "bt": run_vmm, "direct": run_vmm,
+    "nested": run_vmm,
     "nested-nopwc": run_vmm, "sim": run_machine,
 }
 

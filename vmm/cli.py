@@ -34,6 +34,7 @@ SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
 PAGING_MODES = ("shadow", "direct", "nested")   # vmm.monitor.paging.MODES, without importing the VMM for --help
+CPU_MODES = ("trap", "bt")                      # vmm.monitor.vm.CPU_MODES, likewise
 
 
 class MemSize(click.ParamType):
@@ -326,14 +327,14 @@ def report(finished, stats: bool, stats_json: str | None) -> None:
 
 
 def parse_vm_spec(spec: str, default_mem: int, index: int):
-    """A --vm value: IMAGE[,paging=shadow|direct|nested][,mem=SIZE][,name=NAME][,module=FILE]...[,shadow=OPTS]
-    [,nested=pwc|nopwc] (OPTS as --shadow-opt, with + between names).  Raises click.BadParameter naming the
+    """A --vm value: IMAGE[,paging=shadow|direct|nested][,cpu=trap|bt][,mem=SIZE][,name=NAME][,module=FILE]...
+    [,shadow=OPTS][,nested=pwc|nopwc] (OPTS as --shadow-opt, with + between names).  Raises click.BadParameter naming the
     bad part."""
     from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
     image, *parts = spec.split(",")
     settings = {"paging": "shadow", "mem": default_mem, "name": f"vm{index}", "modules": [],
-                "shadow": ShadowOptions(), "disk": None, "disk_readonly": False, "nested": None}
+                "shadow": ShadowOptions(), "disk": None, "disk_readonly": False, "nested": None, "cpu": "trap"}
     for part in parts:
         key, equals, value = part.partition("=")
         if key == "module":
@@ -352,10 +353,12 @@ def parse_vm_spec(spec: str, default_mem: int, index: int):
             settings["shadow"] = shadow_options(value, "--vm")
         elif key == "nested":
             settings["nested"] = nested_options(value, "--vm")
+        elif key == "cpu" and value in CPU_MODES:
+            settings["cpu"] = value
         else:
             raise click.BadParameter(f"'{part}' in '{spec}' (expected paging=shadow|direct|nested, mem=SIZE, "
-                                     f"name=NAME, module=FILE, shadow=OPTS, nested=pwc|nopwc, disk=FILE or "
-                                     f"disk-readonly)",
+                                     f"name=NAME, module=FILE, shadow=OPTS, nested=pwc|nopwc, cpu=trap|bt, "
+                                     f"disk=FILE or disk-readonly)",
                                      param_hint="--vm")
     if not image:
         raise click.BadParameter(f"'{spec}' names no image", param_hint="--vm")
@@ -363,10 +366,12 @@ def parse_vm_spec(spec: str, default_mem: int, index: int):
         raise click.BadParameter(f"'{spec}': disk-readonly needs disk=FILE", param_hint="--vm")
     if settings["nested"] is not None and settings["paging"] != "nested":
         raise click.BadParameter(f"'{spec}': nested= applies to paging=nested", param_hint="--vm")
+    if settings["cpu"] == "bt" and settings["paging"] != "shadow":
+        raise click.BadParameter(f"'{spec}': cpu=bt needs paging=shadow", param_hint="--vm")
     nested = {"nested": settings["nested"]} if settings["nested"] is not None else {}
     return VmConfig(image, settings["paging"], settings["mem"], settings["name"],
                     tuple(settings["modules"]), shadow=settings["shadow"], disk=settings["disk"],
-                    disk_readonly=settings["disk_readonly"], **nested)
+                    disk_readonly=settings["disk_readonly"], cpu=settings["cpu"], **nested)
 
 
 def nested_options(text: str, option: str):
@@ -407,6 +412,9 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     nested_opt = options.pop("nested_opt")
     if nested_opt and paging != "nested":
         raise click.UsageError("--nested-opt applies to --paging nested (with --vm: nested=pwc|nopwc)")
+    cpu = options.pop("cpu")
+    if cpu == "bt" and paging != "shadow":
+        raise click.UsageError("--cpu bt needs --paging shadow (with --vm: paging=shadow,cpu=bt)")
     if bare:
         options["checkpoint"] = checkpoint
         if options.pop("shadow_opt"):
@@ -420,7 +428,7 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
     vmm_only = {key: options.pop(key) for key in ("modules", "mem", "cmdline", "shadow_opt", "disk",
                                                   "disk_readonly")}
     if paging:
-        configs = [single_vm_config(image, paging, vmm_only)]
+        configs = [replace(single_vm_config(image, paging, vmm_only), cpu=cpu)]
         if nested_opt:
             configs = [replace(configs[0], nested=nested_options(nested_opt, "--nested-opt"))]
     else:
@@ -429,6 +437,8 @@ def dispatch_run(image, bare, sim, paging, vm_specs, options) -> int:
                                    "(--vm IMAGE,module=FILE,shadow=OPTS,disk=FILE); --module, --cmdline, "
                                    "--shadow-opt and --disk apply to --paging")
         configs = [parse_vm_spec(spec, vmm_only["mem"], index) for index, spec in enumerate(vm_specs, 1)]
+    if any(config.cpu == "bt" for config in configs) and (checkpoint or migrate or options["trace"]["path"]):
+        raise click.UsageError("a VM under --cpu bt cannot be checkpointed, migrated or traced yet")
     names = [config.name for config in configs]
     if len(set(names)) != len(names):
         raise click.UsageError(f"two VMs named alike: {', '.join(names)}")
@@ -488,11 +498,14 @@ def single_vm_config(image: str, paging: str, options: dict):
                    "tables), direct (paravirtual kernel) or nested (unmodified kernel in the machine's guest "
                    "mode, hardware nested paging).")
 @click.option("--vm", "vm_specs", multiple=True,
-              metavar="IMAGE[,paging=..][,mem=..][,name=..][,module=..][,shadow=..][,nested=..][,disk=..]",
+              metavar="IMAGE[,paging=..][,cpu=..][,mem=..][,name=..][,module=..][,shadow=..][,nested=..][,disk=..]",
               help="Run a VM under the VMM; repeat to run several side by side.")
 @click.option("--shadow-opt", metavar="all|none|flood,unsync,prefetch",
               help="Shadow paging's techniques (default all): write-flood detection, out-of-sync leaf "
                    "tables, prefetch.")
+@click.option("--cpu", type=click.Choice(CPU_MODES), default="trap", show_default=True,
+              help="How the guest kernel's code runs under --paging shadow: trap (deprivileged, "
+                   "trap-and-emulate) or bt (binary translation, as VMware's).")
 @click.option("--nested-opt", type=click.Choice(["pwc", "nopwc"]),
               help="Nested paging's page-walk cache: on (pwc, the default, as real hardware) or off (nopwc).")
 @click.option("--module", "modules", multiple=True, type=click.Path(dir_okay=False),

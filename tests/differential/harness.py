@@ -11,7 +11,8 @@ names (generator.console_input):
     bare     vmm.machine.machine.Machine          state from its CPU
     sim      vmm.monitor.simulate.Simulator       state from the simulator
     shadow   vmm.monitor.monitor.Monitor, one VM, shadow paging with every technique
-             (shadow-basic: none of them, docs/shadow.md "Optimizations"): registers and pc
+             (shadow-basic: none of them, docs/shadow.md "Optimizations"; run_bt: the guest
+             kernel's code binary-translated, --cpu bt, checked by tests/monitor/test_bt.py): registers and pc
              from the CPU while the VM is switched in (else from the VM), status
              = vm.vcpu.status(machine status), the other CRs from vm.vcpu.cr, RAM
              through the VM's guest-physical map (vm.memory)
@@ -161,7 +162,7 @@ def run_sim(image: Path, console_in: bytes) -> State:
                  simulator.memory.read_bytes(0, L.RAM_SIZE), result.message)
 
 
-def run_shadow(image: Path, console_in: bytes, options: str = "all") -> State:
+def run_shadow(image: Path, console_in: bytes, options: str = "all", cpu: str = "trap") -> State:
     """`image` as the only VM under the VMM with shadow paging (its techniques
     `options`, as --shadow-opt), its state read as the module doc says.
     Raises VmmError when the VMM stopped the guest for a failure of its own."""
@@ -170,7 +171,7 @@ def run_shadow(image: Path, console_in: bytes, options: str = "all") -> State:
     from vmm.monitor.shadow import ShadowOptions
     from vmm.monitor.vm import VmConfig
     console = io.BytesIO()
-    config = VmConfig(str(image), "shadow", L.RAM_SIZE, shadow=ShadowOptions.parse(options))
+    config = VmConfig(str(image), "shadow", L.RAM_SIZE, shadow=ShadowOptions.parse(options), cpu=cpu)
     monitor = Monitor(machine_mem_for([config]), console_out=console, console_in=ConsoleInput(console_in))
     vm = monitor.create_vm(config)
     result, (vm_result,) = monitor.run(L.MAX_INSTRUCTIONS)
@@ -200,6 +201,7 @@ class VmmError(Exception):
 Engine = Callable[[Path, bytes], State]          # (image, console input) -> the state at the end
 ENGINES: dict[str, Engine] = {"bare": run_bare, "sim": run_sim, "shadow": run_shadow,
                               "shadow-basic": partial(run_shadow, options="none")}
+run_bt = partial(run_shadow, cpu="bt")           # the shadow engine under --cpu bt (tests/monitor/test_bt.py)
 
 
 # --- comparing -------------------------------------------------------------------------------------

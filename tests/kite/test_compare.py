@@ -342,7 +342,7 @@ def test_the_cost_model_option_prices_the_runs(tree, tmp_path):
 def test_an_unknown_configuration_is_a_usage_error_listing_the_known_ones(tree):
     result = invoke(*kernel_options(tree), "--configs", "bare,kvm")
     assert result.exit_code == 2
-    assert ("--configs: unknown name 'kvm'; known: bare, shadow, shadow-basic, direct, nested, nested-nopwc, sim"
+    assert ("--configs: unknown name 'kvm'; known: bare, shadow, shadow-basic, bt, direct, nested, nested-nopwc, sim"
             in result.output)
 
 

@@ -131,7 +131,8 @@ def test_bare_figures_are_the_machine_counters_with_no_vmm_figures(tmp_path):
                       "vm_exits": None, "exits": None, "hypercalls": None, "hidden_faults": None,
                       "true_faults": None, "pt_write_traps": None, "shadow_entries_created": None,
                       "shadow_entries_invalidated": None, "nested_faults": None, "nested_walk_refs": None,
-                      "pwc_hits": None, "io_requests": None, "io_bytes": None,
+                      "pwc_hits": None, "bt_callouts": None, "bt_overhead_instructions": None,
+                      "bt_instructions_translated": None, "io_requests": None, "io_bytes": None,
                       "mmio_exits_per_request": None, "requests_per_notification": None,
                       "tlb_misses": 7, "walk_refs": 26, "walk_refs_per_miss": 3.71, "modeled_cycles": 1500,
                       "wall_seconds": 0.5}

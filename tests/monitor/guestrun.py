@@ -25,7 +25,8 @@ from vmm.cli import run as run_command
 GUESTS = Path(__file__).resolve().parent / "guests"
 TEXT_ADDRESS = 0x00100000
 # machine -> the `kite run` options selecting it
-MACHINE_OPTIONS = {"bare": ["--bare"], "shadow": ["--paging", "shadow"], "nested": ["--paging", "nested"]}
+MACHINE_OPTIONS = {"bare": ["--bare"], "shadow": ["--paging", "shadow"], "nested": ["--paging", "nested"],
+                   "bt": ["--paging", "shadow", "--cpu", "bt"]}
 MAX_INSTRUCTIONS = 20_000_000     # far above any guest's need: a runaway guest stops with 124
 
 

@@ -47,7 +47,7 @@ from asm.arch import (describe_cause, interrupt_to_take, is_fetch_fault, triple_
 from asm.isa import (BOOTINFO_ADDR, CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CAUSE_INTERRUPT, CR_PTB,
                      CR_STATUS, CR_TVEC, EXC_BUS_ERROR, EXC_PAGE_FAULT, EXC_PRIVILEGED, EXCEPTION_NAMES,
                      IRQ_DISK, IRQ_TIMER, PAGE_SHIFT, PF_FETCH, PF_WRITE, POWER_BASE, REG_A0, REG_SP,
-                     STATUS_IE, STATUS_UF, TIMER_BASE)
+                     STATUS_IE, STATUS_PIE, STATUS_PKM, STATUS_UF, TIMER_BASE)
 from vmm.machine.costs import DEFAULT_COST_MODEL, CostModel, modeled_cycles
 from vmm.machine.cpu import EXIT_HYPERCALL
 from vmm.machine.devices.disk import DiskImage
@@ -66,6 +66,7 @@ from vmm.monitor.physmap import MA, OWNER_FREE, OWNER_VMM, GuestPhysMap, Machine
 from vmm.monitor.pvcpu import PvCpu, interrupted_status
 from vmm.monitor.shadow import FaultKind
 from vmm.monitor.blkback import BlockBackend, BlockCounts
+from vmm.monitor.bt.runner import BinaryTranslator
 from vmm.monitor.vm import (RUNNABLE, WAITING, VM, GuestMemory, SharedConsole, VmConfig, VmConsole, VmState,
                             VmStats, earliest, frames_for)
 
@@ -139,10 +140,23 @@ class Monitor:
         vm.pc, vm.regs[REG_A0] = image.entry_paddr, BOOTINFO_ADDR
         if config.paging == "direct":
             boot.build_direct_start(vm, image)
+        if config.cpu == "bt":
+            self._translate(vm)
         if config.disk is not None:
             vm.attach_disk(DiskImage.open(config.disk, read_only=config.disk_readonly))
         self.vms.append(vm)
         return vm
+
+    def _translate(self, vm: VM) -> None:
+        """Make `vm` binary-translated (--cpu bt): its translator, and the
+        VMM window in its shadow tables.  Raises KiteError if the machine has
+        no frames left for the window."""
+        try:
+            vm.bt = BinaryTranslator(vm, self.machine, self.frames, vm.mode.counters)
+        except OutOfFrames as error:
+            raise KiteError(f"{vm.name}: not enough machine memory for the translation cache: {error}") from None
+        vm.mode.shadow.window = vm.bt.window_entry
+        vm.mode.translated = vm.bt.translates
 
     # --- running ------------------------------------------------------------------------
 
@@ -288,13 +302,19 @@ class Monitor:
 
     def exit(self, cause: int, epc: int, badaddr: int | None, dispatch: Callable | None = None) -> None:
         """The CPU's vm_exit hook: devices current, one dispatch on the exit
-        reason (`dispatch`, else _dispatch), then resume, and back into guest
+        reason (`dispatch`, else Monitor.dispatch), then resume, and back into guest
         mode if the VM to run next uses it (guestmode.py maps its exits
         here).  The one time discipline (module doc): every VM's devices
         are brought up to the current tick before the exit is handled, so a
         device access, an interrupt decision or a time-reading hypercall sees
-        what the bare machine would see at this tick."""
+        what the bare machine would see at this tick.  An exit from a
+        binary-translated VM's translated code is first put in the guest's
+        terms (bt/runner.py: leave)."""
         vm = self.current
+        if vm.bt is not None and vm.bt.running:
+            self._contained(vm, lambda *_: f"leaving translated code at {epc:#010x}", vm.bt.leave,
+                            self, vm, cause, epc, badaddr)
+            cause, epc, badaddr, dispatch = vm.bt.exit_as
         if self._account():
             vm.entering_trap, vm.stalled = False, 0
         elif not cause & CAUSE_INTERRUPT:
@@ -304,7 +324,7 @@ class Monitor:
         self._bring_devices_current()
         if vm.pvcpu is not None:
             vm.pvcpu.sync_in(vm.vcpu)
-        self._contained(vm, self._handling, dispatch or self._dispatch, vm, cause, epc, badaddr)
+        self._contained(vm, self._handling, dispatch or self.dispatch, vm, cause, epc, badaddr)
         self._take_marks(vm)
         self._resume()
         self._run_current()
@@ -336,7 +356,7 @@ class Monitor:
         """What the VMM was doing for an exit, as an internal error names it."""
         return f"handling {describe_cause(cause)} at {epc:#010x}"
 
-    def _dispatch(self, vm: VM, cause: int, epc: int, badaddr: int | None) -> None:
+    def dispatch(self, vm: VM, cause: int, epc: int, badaddr: int | None) -> None:
         """One dispatch on the exit reason (module doc)."""
         if cause & CAUSE_INTERRUPT:
             self._machine_interrupt(cause & CAUSE_CODE_MASK)
@@ -347,7 +367,7 @@ class Monitor:
         elif cause & CAUSE_CODE_MASK == EXC_PRIVILEGED:
             emulate.privileged(self, vm, epc)
         elif cause & CAUSE_CODE_MASK == EXC_PAGE_FAULT:
-            self._page_fault(vm, cause, epc, badaddr)
+            self.page_fault(vm, cause, epc, badaddr)
         else:
             self.reflect(vm, cause, epc, badaddr, f"reflect: {EXCEPTION_NAMES.get(cause, cause)}")
 
@@ -358,11 +378,21 @@ class Monitor:
         ticks, idle = self.cpu.ticks, counters.ticks_idle
         retired = (ticks - idle) - (self._resumed_at[0] - self._resumed_at[1])
         if self.current is not None:
+            retired -= self._translation_overhead(self.current)
             self.current.instructions += retired
             self.current.tlb_misses += counters.tlb_misses - self._walks_at[0]
             self.current.walk_refs += counters.walk_refs - self._walks_at[1]
         self._resumed_at, self._walks_at = (ticks, idle), (counters.tlb_misses, counters.walk_refs)
         return retired
+
+    def _translation_overhead(self, vm: VM) -> int:
+        """The instructions `vm`'s translated code ran beyond the guest's own
+        since the last accounting (bt/runner.py; 0 for a trap-and-emulate VM)."""
+        if vm.bt is None:
+            return 0
+        vm.bt.settle(self.cpu)
+        overhead, vm.accounted_offset = vm.tick_offset - vm.accounted_offset, vm.tick_offset
+        return overhead
 
     def complete(self, vm: VM, next_pc: int) -> None:
         """The VMM finished the guest's instruction by emulation: charge its
@@ -396,10 +426,15 @@ class Monitor:
         self.cpu.pc = tvec
         self.load_mode(vm)
 
-    def _page_fault(self, vm: VM, cause: int, epc: int, gva: int) -> None:
+    def page_fault(self, vm: VM, cause: int, epc: int, gva: int) -> None:
         """A machine page fault of the guest, classified by its paging mode."""
         code = (cause >> CAUSE_ERRCODE_SHIFT) & 0xF
         outcome = vm.mode.page_fault(vm.vcpu, gva, bool(code & PF_WRITE), bool(code & PF_FETCH), code)
+        self.fault_outcome(vm, outcome, epc, gva)
+
+    def fault_outcome(self, vm: VM, outcome, epc: int, gva: int) -> None:
+        """What the guest's access at `gva` from `epc` gets, given its paging
+        mode's classification `outcome` (shadow.FaultOutcome)."""
         if outcome.kind is FaultKind.HIDDEN:
             vm.exits["hidden page fault"] += 1
         elif outcome.kind is FaultKind.TRUE:
@@ -452,7 +487,7 @@ class Monitor:
         now = self.cpu.ticks
         for vm in self.vms:
             if vm.alive:
-                vm.advance_devices(now)
+                vm.advance_devices(now - vm.tick_offset)
                 if vm.state == WAITING and vm.irq.pending:
                     vm.state = RUNNABLE
 
@@ -470,6 +505,8 @@ class Monitor:
         self.set_pv_cpu(vm, None)
         if vm.blk is not None:
             self.set_block_ring(vm, None)
+        if vm.bt is not None:
+            vm.bt.teardown()
         vm.mode.teardown()
         self.frames.release(vm.vm_id, self.frames.owned_by(vm.vm_id))
 
@@ -570,6 +607,8 @@ class Monitor:
             self.cpu.write_cr(CR_STATUS, STATUS_IE)
             return
         flags = self.cpu.cr[CR_STATUS] & STATUS_UF if user_flags is None else user_flags
+        if vm.bt is not None:       # its user code run directly reads them with rdsr, as on bare
+            flags |= vm.vcpu.cr[CR_STATUS] & (STATUS_PKM | STATUS_PIE)
         self.cpu.write_cr(CR_STATUS, STATUS_IE | flags)
         self.cpu.write_cr(CR_PTB, vm.mode.machine_ptb(vm.vcpu))
 
@@ -584,17 +623,24 @@ class Monitor:
             self.reflect(vm, CAUSE_INTERRUPT | irq, self.cpu.pc, None, "interrupt injected")
 
     def _run_current(self) -> None:
-        """The seam to hardware-assisted VMs: if the current VM runs in the
-        machine's guest mode and may run now, enter it (guestmode.py); the
-        CPU goes on in the guest.  A trap-and-emulate VM needs nothing: the
-        machine registers are already its own."""
+        """The seam to hardware-assisted and binary-translated VMs: if the
+        current VM runs in the machine's guest mode and may run now, enter
+        it (guestmode.py); if it is binary-translated and in virtual kernel
+        mode, enter its translated code (bt/runner.py).  The CPU goes on
+        there.  A trap-and-emulate VM needs nothing: the machine registers
+        are already its own."""
         vm = self.current
         if (isinstance(vm.mode, NestedMode) and vm.state == RUNNABLE and not self.cpu.in_guest
                 and self.cpu.state in (CpuState.RUNNING, CpuState.STOPPED)):
             self._contained(vm, lambda vm, monitor: "entering guest mode", vm.mode.guest.enter, vm, self)
-            if not vm.alive:                   # the entry failed (an internal error): the next VM
-                self._resume()
-                self._run_current()
+        elif (vm.bt is not None and vm.state == RUNNABLE and vm.bt.translates(vm.vcpu) and not vm.bt.running
+              and self.cpu.state in (CpuState.RUNNING, CpuState.STOPPED)):
+            self._contained(vm, lambda vm, monitor: "entering translated code", vm.bt.enter, vm, self)
+        else:
+            return
+        if not vm.alive:                       # the entry failed (an internal error): the next VM
+            self._resume()
+            self._run_current()
 
     def _program_timer(self) -> None:
         """Arm the machine timer for the earliest device event of the running
@@ -605,7 +651,8 @@ class Monitor:
         for vm in self.vms:
             runnable += vm.state == RUNNABLE
             if vm is self.current and vm.alive or vm.state == WAITING:
-                target = earliest(target, vm.next_device_event())
+                event = vm.next_device_event()
+                target = earliest(target, None if event is None else event + vm.tick_offset)
         if runnable > 1:
             target = earliest(target, self._slice_end)
         if target is not None:
@@ -638,16 +685,21 @@ class Monitor:
         ran, and modelled cycles (instructions, walk references, VM exits and
         hypercalls priced by the cost model; an exit is priced as a VM exit,
         not also as a trap; under nested paging also the nested walk
-        references and the traps the guest took in guest mode)."""
+        references and the traps the guest took in guest mode; under binary
+        translation also the translated code's extra instructions, its
+        callouts and the instructions translated)."""
         exits = dict(sorted(vm.exits.items()))
         vm_exits = sum(exits.values())
         hypercall_count = sum(count for reason, count in exits.items() if reason.startswith("hypercall"))
         guest_instructions = vm.instructions + vm.emulated
         counters = dict(vm.final_counters if vm.torn_down else vm.mode.counters)
-        cycles = modeled_cycles({"instructions": guest_instructions, "walk_refs": vm.walk_refs,
+        cycles = modeled_cycles({"instructions": guest_instructions + counters.get("bt_overhead_instructions", 0),
+                                 "walk_refs": vm.walk_refs,
                                  "nested_walk_refs": counters.get("nested_walk_refs", 0),
                                  "exceptions": {"in guest mode": counters.get("guest_traps", 0)},
-                                 "vm_exits": vm_exits - hypercall_count, "hypercalls": hypercall_count},
+                                 "vm_exits": vm_exits - hypercall_count, "hypercalls": hypercall_count,
+                                 "bt_callouts": counters.get("bt_callouts", 0),
+                                 "bt_instructions_translated": counters.get("bt_instructions_translated", 0)},
                                 {}, self.cost_model)
         return VmStats(paging=vm.config.paging, state=str(vm.state), exit_code=vm.exit_code, message=vm.message,
                        guest_instructions=guest_instructions, emulated_instructions=vm.emulated,

@@ -77,10 +77,13 @@ class ShadowMode:
         self.shadow = ShadowPaging(memory, frames, physmap, cpu.flush_tlb, cpu.invalidate_tlb,
                                    options=config.shadow)
         self.counters = self.shadow.counters
+        self.translated = None       # --cpu bt: whether the guest's code runs translated (bt/runner.py)
 
     def machine_ptb(self, vcpu: VirtualCPU) -> int:
-        """The shadow root for the guest's base and virtual mode (cached per both)."""
-        return self.shadow.activate(vcpu.cr[CR_PTB], vcpu.kernel)
+        """The shadow root for the guest's base and virtual mode (cached per
+        both), with the VMM window while the guest's code runs translated."""
+        window = self.translated is not None and self.translated(vcpu)
+        return self.shadow.activate(vcpu.cr[CR_PTB], vcpu.kernel, window)
 
     def write_ptb(self, vcpu: VirtualCPU, value: int) -> bool:
         """mtcr ptb: the guest may switch its own tables (which, as on the bare

@@ -55,7 +55,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
-from asm.arch import Access
+from asm.arch import Access, page_fault_error
 from asm.isa import (MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_ENABLE, PTE_A, PTE_D,
                      PTE_P, PTE_U, PTE_W)
 from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, GuestFault, GuestTables,
@@ -185,12 +185,15 @@ class ShadowPaging:
         self._rmap: dict[int, set[tuple[ShadowPage, int]]] = {}    # gfn → shadow leaves mapping it
         self._roots: list[ShadowPage] = []                         # most recent first; [0] is current
         self._guest: GuestTables | None = None
+        # (directory index, entry): the VMM window of a binary-translated VM, linked while its code runs translated
+        self.window: tuple[int, int] | None = None
 
     # --- roots -------------------------------------------------------------------------
 
-    def activate(self, guest_ptb: int, virtual_kernel: bool) -> int:
+    def activate(self, guest_ptb: int, virtual_kernel: bool, window: bool = False) -> int:
         """The machine ptb value (root frame | PTB_ENABLE) to load for guest base
-        `guest_ptb` in this virtual mode.  Reuses a cached root if there is one;
+        `guest_ptb` in this virtual mode, with the VMM window (`self.window`)
+        linked if `window`, else not.  Reuses a cached root if there is one;
         otherwise builds an empty one, evicting the least recently used root
         beyond `max_cached_roots`."""
         self._guest = GuestTables(self.memory, self.physmap, guest_ptb)
@@ -206,6 +209,8 @@ class ShadowPaging:
         self._roots.insert(0, root)
         while len(self._roots) > self.max_cached_roots:
             self._free(self._roots.pop())
+        if self.window is not None:
+            self.memory.write(self._entry_ma(root, self.window[0]), ENTRY_SIZE, self.window[1] if window else 0)
         return (root.mfn << PAGE_SHIFT) | PTB_ENABLE
 
     def teardown(self) -> None:
@@ -229,6 +234,8 @@ class ShadowPaging:
         if root.role.virtual_kernel != virtual_kernel:
             raise ValueError("page_fault: virtual mode differs from the active shadow root's")
         access = Access.WRITE if write else Access.FETCH if fetch else Access.READ
+        if self.window is not None and pdx(gva) == self.window[0]:
+            return self._window_fault(gva, access, virtual_kernel)
         result = self._guest.walk(gva, access, user=not virtual_kernel)
         if isinstance(result, GuestFault):
             return self._count("true_faults", FaultOutcome(FaultKind.TRUE, result.error_code))
@@ -248,6 +255,16 @@ class ShadowPaging:
             self._set_unsync(gfn)
             self._install(root, gva, result)            # now writable: the store is retried and goes through
         return self._count("hidden_faults", HIDDEN)
+
+    def _window_fault(self, gva: GVA, access: Access, virtual_kernel: bool) -> FaultOutcome:
+        """A guest access in the VMM window (bt/layout.py): the guest's own
+        mappings there do not count, so it is what the bare machine gives
+        where nothing is mapped: a not-present fault, or with the guest's
+        paging off a bus error (no RAM or device that high)."""
+        if not self._guest.paging:
+            return self._count("bus_errors", FaultOutcome(FaultKind.BUS_ERROR, gpa=gva))
+        error = page_fault_error(access, user=not virtual_kernel, present=False)
+        return self._count("true_faults", FaultOutcome(FaultKind.TRUE, error))
 
     def _count(self, key: str, outcome: FaultOutcome) -> FaultOutcome:
         self.counters[key] += 1
@@ -599,6 +616,8 @@ class ShadowPaging:
 
     def _audit_pde(self, pd: ShadowPage, index: int, entry: int, where: str) -> list[str]:
         """Violations of shadow PDE `index` of `pd` (value `entry`)."""
+        if self.window is not None and index == self.window[0]:
+            return [] if entry in (0, self.window[1]) else [f"{where}: is not the VMM window"]
         table = pd.children.get(index)
         if not entry & PTE_P:
             return [f"{where}: not present but linked"] if table is not None else []

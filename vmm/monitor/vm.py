@@ -76,6 +76,9 @@ class VmStats:
         return figures
 
 
+CPU_MODES = ("trap", "bt")     # --cpu: trap-and-emulate, or binary translation of the guest kernel
+
+
 @dataclass(frozen=True)
 class VmConfig:
     """What `kite run` says about one VM."""
@@ -89,6 +92,7 @@ class VmConfig:
     disk: str | None = None           # the disk image file (--disk, disk= in --vm)
     disk_readonly: bool = False       # never write the guest's disk writes back
     nested: NestedOptions = NestedOptions()   # nested paging's page-walk cache (--nested-opt)
+    cpu: str = "trap"                 # how the guest kernel's code runs: CPU_MODES (--cpu)
 
 
 class GuestMemory:
@@ -202,11 +206,14 @@ class VM:
     reflections: int = 0             # traps delivered to the guest (Monitor.reflect)
     blk: object = None               # the paravirtual disk's ring (blkback.BlockBackend), direct mode only
     blk_counts: object = None        # its figures across registrations (blkback.BlockCounts)
+    bt: object = None                # the binary translator (bt/runner.py), --cpu bt only
+    tick_offset: int = 0             # instructions its translated code ran beyond the guest's own
+    accounted_offset: int = 0        # tick_offset when its instructions were last counted
 
     def __post_init__(self) -> None:
         self.irq = InterruptLines()
         self.uart = Uart(self.irq, self.console_out, self.console_in)
-        self.timer = Timer(self.irq, self.clock, self.timer_changed)
+        self.timer = Timer(self.irq, self.guest_clock, self.timer_changed)
         self.power = Power(self._powered_off)
         self.pending_marks: list[int] = []   # phase marks the VM made in the exit being handled
         self.marks: list[tuple[int, VmStats]] = []   # (marker, the VM's figures right after its store)
@@ -218,6 +225,11 @@ class VM:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def guest_clock(self) -> int:
+        """The VM's virtual time: machine ticks less the overhead of its
+        translated code (tick_offset), so its devices see its own instructions."""
+        return self.clock() - self.tick_offset
 
     @property
     def alive(self) -> bool:
@@ -259,7 +271,7 @@ class VM:
     def attach_disk(self, image: DiskImage) -> None:
         """Give the VM an emulated disk over `image`, its DMA checked by GuestDma."""
         from vmm.monitor.vdisk import GuestDma
-        self.disk = Disk(self.irq, GuestDma(self.mode.memory, self.physmap, self.mode), image, self.clock,
+        self.disk = Disk(self.irq, GuestDma(self.mode.memory, self.physmap, self.mode), image, self.guest_clock,
                          self.timer_changed)
         self.devices[DISK_BASE] = self.disk
         self._retime()
@@ -274,7 +286,7 @@ class VM:
         self.timed = tuple(device for device in (self.uart, self.timer, self.disk, self.blk) if device is not None)
 
     def advance_devices(self, now: int) -> None:
-        """Bring the virtual devices up to machine tick `now`."""
+        """Bring the virtual devices up to virtual tick `now` (guest_clock)."""
         for device in self.timed:
             device.advance(now)
 
@@ -287,7 +299,7 @@ class VM:
                 "notifications": ring.notifications, "mmio_exits": self.disk_mmio_exits}
 
     def next_device_event(self) -> int | None:
-        """The tick the VM's devices next need time at, or None.  A timer whose
+        """The virtual tick the VM's devices next need time at, or None.  A timer whose
         line is still asserted needs none: another expiry changes nothing the
         guest can see until it acknowledges (an exit, which looks again)."""
         event = None

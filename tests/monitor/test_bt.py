@@ -1,0 +1,113 @@
+"""`kite run --paging shadow --cpu bt`: the unmodified kernel's code binary-
+translated (vmm/monitor/bt/), VMware's answer to the sensitive pair.
+
+What is held: the rdsr demonstration guest prints the bare machine's answer
+(trap-and-emulate's wrong one is tests/monitor/test_sensitive.py), its
+critical section included; every guest OS workload and every random
+differential program ends as on the bare machine, to the instruction count
+(virtual time is exact although translated code runs extra instructions);
+traced page-table writes are retranslated into callouts (adaptive
+translation); the translation cache and its window go back to the VMM at the
+end.  Hostile kernels are in test_bt_hostile.py; the translator's output in
+test_bt_translator.py.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from kite.runs import Kernels, figures, plan, read_workloads, run as run_spec
+from tests.differential import harness
+from tests.differential.generator import generate
+from tests.monitor.guestrun import expected_transcript, run_guest
+from vmm.machine.costs import DEFAULT_COST_MODEL
+from vmm.monitor.monitor import Monitor
+from vmm.monitor.physmap import OWNER_FREE
+from vmm.monitor.vm import VmConfig
+
+BUILD = Path(__file__).resolve().parents[2] / "guestos" / "build"
+WORKLOADS = {workload.name: workload for workload in read_workloads()}
+DIFFERENTIAL_SEEDS = 100        # of tests/differential's 300: the suite's share of time
+
+
+def outcome(workload: str, config: str):
+    return run_spec(plan(WORKLOADS[workload], config, Kernels(), DEFAULT_COST_MODEL, "slice=1000000"))
+
+
+def phase(ran_outcome, name: str = "workload") -> dict:
+    return next(record for record in figures(ran_outcome) if record["phase"] == name)
+
+
+# --- the sensitive pair, fixed by translation ------------------------------------------------------
+
+def test_rdsr_demonstration_guest_prints_the_bare_machines_answer_under_bt(guest_run):
+    bt, shadow = guest_run("sensitive", "bt"), guest_run("sensitive", "shadow")
+    assert bt.output == expected_transcript("sensitive") and bt.exit_code == 23, bt.stderr
+    assert shadow.output != bt.output          # trap-and-emulate still reads the machine's user mode
+
+
+def test_the_critical_sections_restoring_wrsr_delivers_the_tick_that_expired_inside_it(guest_run):
+    lines = guest_run("sensitive", "bt").output.splitlines()
+    assert "timer expired inside the critical section, ticks 0" in lines
+    assert "ticks right after the restoring wrsr: 1" in lines
+    assert "rdsr after the restoring wrsr: 0x0000000f (KM=1 IE=1)" in lines
+
+
+def test_the_sensitive_instructions_run_inline_without_a_vm_exit(guest_run):
+    counters = guest_run("sensitive", "bt").stats["vms"]["vm1"]["counters"]
+    exits = guest_run("sensitive", "bt").stats["vms"]["vm1"]["exits"]
+    # rdsr, wrsr, di, ei, mfcr and mtcr of tvec/epc are loads and stores of the virtual CPU page
+    assert not any(reason.startswith(("privileged: mfcr", "privileged: di", "privileged: ei")) for reason in exits)
+    assert counters["bt_blocks_translated"] > 0 and counters["bt_overhead_instructions"] > 0
+
+
+# --- equivalence with the bare machine ---------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_guest_os_workload_under_bt_prints_exits_and_counts_exactly_as_on_the_bare_machine(name):
+    bare, bt = outcome(name, "bare"), outcome(name, "bt")
+    assert bt.ran.message == "", bt.ran.message
+    assert bt.ran.output == bare.ran.output and bt.ran.exit_code == bare.ran.exit_code
+    assert bt.ran.disk_digest == bare.ran.disk_digest
+    for name in ("boot", "workload"):
+        assert phase(bt, name)["guest_instructions"] == phase(bare, name)["guest_instructions"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(DIFFERENTIAL_SEEDS))
+def test_random_program_ends_in_the_same_state_on_bare_and_under_bt(seed):
+    with tempfile.TemporaryDirectory(prefix="kite-bt-differential-") as scratch:
+        checked = harness.check(generate(seed, (30, 100)), Path(scratch),
+                                {"bare": harness.run_bare, "bt": harness.run_bt})
+    assert checked.ok, checked.summary()
+
+
+# --- adaptive translation ------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_stores_that_keep_trapping_as_page_table_writes_are_retranslated_into_callouts():
+    # without the shadow's techniques every guest page-table write is traced: trap-and-emulate takes
+    # 46,313 page-table-write exits on this run (docs/vmm.md "Adaptive translation")
+    bt = run_guest(BUILD / "kernel-native.elf", "bt", "--module", str(BUILD / "user-spawnstorm.elf"),
+                   "--module", str(BUILD / "user-nop.elf"), "--shadow-opt", "none")
+    assert bt.output == (BUILD.parent / "user" / "expected" / "spawnstorm.out").read_text() and bt.exit_code == 0
+    counters, exits = bt.stats["vms"]["vm1"]["counters"], bt.stats["vms"]["vm1"]["exits"]
+    assert counters["bt_adaptive_retranslations"] > 0
+    # the stores that wrote the page tables reach the shadow pager by a callout, not a trap
+    assert 100 * exits["page-table write"] < counters["bt_callout_ptwrite"]
+
+
+# --- the end -----------------------------------------------------------------------------------
+
+def test_the_translation_cache_and_window_frames_go_back_to_the_vmm_at_the_end():
+    monitor = Monitor(8 << 20, console_out=io.BytesIO())
+    free_before = len(monitor.frames.owned_by(OWNER_FREE))
+    monitor.create_vm(VmConfig(str(BUILD / "hello.elf"), "shadow", 2 << 20, cpu="bt"))
+    _, (result,) = monitor.run(5_000_000)
+    assert result.exit_code == 0 and result.stats.counters["bt_blocks_translated"] > 0
+    assert len(monitor.frames.owned_by(OWNER_FREE)) == free_before
