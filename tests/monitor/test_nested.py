@@ -24,15 +24,15 @@ from click.testing import CliRunner
 from asm.assembler import assemble
 from asm.isa import EXC_ILLEGAL, PAGE_SHIFT, PTE_P, PTE_W
 from asm.linker import LinkOptions, link
-from kite.runs import Kernels, figures, plan, read_workloads, run as run_spec
+from kite.runs import figures
 from tests.differential import harness
 from tests.differential import layout as L
 from tests.differential.generator import generate
 from tests.monitor.guestrun import GUEST_MEM, build_pv_guest, expected_transcript
 from tests.monitor.test_direct_guests import kite_run
 from tests.monitor.test_isolation import SHADOW_LINES, lines_of, pv_lines, PV_FIRST_ASKS
+from tests.monitor.workloads import WORKLOADS, workload_run
 from vmm.cli import run
-from vmm.machine.costs import DEFAULT_COST_MODEL
 from vmm.machine.devices.uart import ConsoleInput
 from vmm.monitor.monitor import VMM_FRAMES, Monitor
 from vmm.monitor.nested import NestedOptions
@@ -40,7 +40,6 @@ from vmm.monitor.physmap import OWNER_VMM
 from vmm.monitor.vm import VmConfig
 
 BUILD = Path(__file__).resolve().parents[2] / "guestos" / "build"
-WORKLOADS = {workload.name: workload for workload in read_workloads()}
 PAGE_TABLE_HEAVY = ("spawnstorm", "pagestress")
 DIFFERENTIAL_SEEDS = 100        # of tests/differential's 300 (all 300 agree): the suite's share of time
 
@@ -50,7 +49,7 @@ def kite(*arguments: str):
 
 
 def outcome(workload: str, config: str):
-    return run_spec(plan(WORKLOADS[workload], config, Kernels(), DEFAULT_COST_MODEL, "slice=1000000"))
+    return workload_run(workload, config)
 
 
 def workload_phase(ran_outcome) -> dict:
