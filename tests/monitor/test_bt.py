@@ -110,3 +110,39 @@ def test_the_translation_cache_and_window_frames_go_back_to_the_vmm_at_the_end()
     _, (result,) = monitor.run(5_000_000)
     assert result.exit_code == 0 and result.stats.counters["bt_blocks_translated"] > 0
     assert len(monitor.frames.owned_by(OWNER_FREE)) == free_before
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def kite(*arguments: str):
+    from click.testing import CliRunner
+    from vmm.cli import run
+    return CliRunner().invoke(run, [str(argument) for argument in arguments])
+
+
+def test_the_cli_offers_the_vmms_cpu_modes():
+    from vmm.cli import CPU_MODES
+    from vmm.monitor.vm import CPU_MODES as VM_CPU_MODES
+    assert CPU_MODES == VM_CPU_MODES == ("trap", "bt")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("--paging", "direct", "--cpu", "bt"), "--cpu bt needs --paging shadow"),
+    (("--bare", "--cpu", "bt"), "--cpu bt needs --paging shadow"),
+    (("--paging", "shadow", "--cpu", "bt", "--checkpoint-at", "100", "--checkpoint", "x.ckpt"),
+     "cannot be checkpointed, migrated or traced yet"),
+    (("--paging", "shadow", "--cpu", "bt", "--trace", "-"), "cannot be checkpointed, migrated or traced yet"),
+])
+def test_cpu_bt_where_it_cannot_run_is_a_usage_error(arguments, message):
+    result = kite(*arguments, BUILD / "hello.elf")
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_cpu_bt_in_a_vm_spec_needs_shadow_paging():
+    result = kite("--vm", f"{BUILD / 'hello.elf'},paging=nested,cpu=bt")
+    assert result.exit_code == 2 and "cpu=bt needs paging=shadow" in result.output
+
+
+def test_a_vm_spec_takes_cpu_bt_and_the_vm_runs_translated():
+    result = kite("--vm", f"{BUILD / 'hello.elf'},cpu=bt", "--stats", "--input-text", "")
+    assert result.exit_code == 0 and "bt_blocks_translated" in result.stderr
