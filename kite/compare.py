@@ -1,5 +1,5 @@
-"""`kite compare`: every workload under bare, shadow, shadow-basic, direct and sim (and nested, when
---configs names it), side by side.
+"""`kite compare`: every workload under bare, shadow, shadow-basic, direct and sim (and bt, nested,
+nested-nopwc, when --configs names them), side by side.
 
     workloads.toml --> runs (kite.runs, -j N in parallel) --> records --> checks  (same output and exit code)
                                                                       --> tables, summary (stdout)
@@ -632,8 +632,9 @@ def write_outputs(records: list[dict], options: dict) -> None:
                epilog="Example: kite compare --workloads hello --configs bare,shadow,sim --plot compare.png")
 @click.option("--workloads", metavar="A,B", help="Run only these workloads or categories (cpu, syscall, fork, "
               "memory, ipc, io; default: all in the file).")
-@click.option("--configs", metavar="bare,shadow,shadow-basic,direct,nested,sim",
-              help="Run only these configurations (default: all but nested and nested-nopwc, which run when named).")
+@click.option("--configs", metavar="bare,shadow,shadow-basic,bt,direct,nested,sim",
+              help="Run only these configurations (default: all but bt, nested and nested-nopwc, which run when "
+                   "named).")
 @click.option("--workloads-file", type=click.Path(dir_okay=False, path_type=Path), default=WORKLOADS,
               show_default=True, help="The workload list.")
 @click.option("--kernel-native", type=click.Path(dir_okay=False, path_type=Path), default=KERNEL_NATIVE,
@@ -651,9 +652,9 @@ def write_outputs(records: list[dict], options: dict) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the runs in this many processes (the results are the same).")
 def compare(**options) -> None:
-    """Run every workload under bare, shadow, shadow-basic, direct and sim (nested too, if --configs
-    names it); check they print
-    the same output and exit code; show their figures side by side.
+    """Run every workload under bare, shadow, shadow-basic, direct and sim (bt, nested and
+    nested-nopwc too, if --configs names them); check they print the same output and exit code;
+    show their figures side by side.
 
     Exit code: 0 when every run agrees; 1 on a mismatch or a run that did not
     finish; 2 for a bad option or file."""

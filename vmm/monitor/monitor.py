@@ -378,7 +378,8 @@ class Monitor:
         ticks, idle = self.cpu.ticks, counters.ticks_idle
         retired = (ticks - idle) - (self._resumed_at[0] - self._resumed_at[1])
         if self.current is not None:
-            retired -= self._translation_overhead(self.current)
+            if self.current.bt is not None:
+                retired -= self._translation_overhead(self.current)
             self.current.instructions += retired
             self.current.tlb_misses += counters.tlb_misses - self._walks_at[0]
             self.current.walk_refs += counters.walk_refs - self._walks_at[1]
@@ -386,10 +387,8 @@ class Monitor:
         return retired
 
     def _translation_overhead(self, vm: VM) -> int:
-        """The instructions `vm`'s translated code ran beyond the guest's own
-        since the last accounting (bt/runner.py; 0 for a trap-and-emulate VM)."""
-        if vm.bt is None:
-            return 0
+        """The instructions binary-translated `vm`'s translated code ran beyond
+        the guest's own since the last accounting (bt/runner.py)."""
         vm.bt.settle(self.cpu)
         overhead, vm.accounted_offset = vm.tick_offset - vm.accounted_offset, vm.tick_offset
         return overhead
