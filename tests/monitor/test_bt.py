@@ -146,3 +146,12 @@ def test_cpu_bt_in_a_vm_spec_needs_shadow_paging():
 def test_a_vm_spec_takes_cpu_bt_and_the_vm_runs_translated():
     result = kite("--vm", f"{BUILD / 'hello.elf'},cpu=bt", "--stats", "--input-text", "")
     assert result.exit_code == 0 and "bt_blocks_translated" in result.stderr
+
+
+@pytest.mark.parametrize("machine", [("--paging", "shadow", "--cpu", "bt", str(BUILD / "hello.elf")),
+                                     ("--vm", f"{BUILD / 'hello.elf'},cpu=bt")])
+def test_kite_debug_refuses_a_binary_translated_vm(machine):
+    from click.testing import CliRunner
+    from vmm.debug.cli import main
+    result = CliRunner().invoke(main, [*machine, "--batch"])
+    assert result.exit_code == 2 and "kite debug cannot debug a VM under --cpu bt yet" in result.output

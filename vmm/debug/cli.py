@@ -99,6 +99,10 @@ def debug(image, bare, sim, paging, vm_specs, scripts, batch, guest_output_file,
         click.echo("kite: error: kite debug gives the guest no interactive input: --record has nothing to "
                    "record (--replay replays a log)", err=True)
         sys.exit(EXIT_USAGE)
+    if options["cpu"] == "bt" or any("cpu=bt" in spec.split(",")[1:] for spec in vm_specs):
+        click.echo("kite: error: kite debug cannot debug a VM under --cpu bt yet (its machine runs the "
+                   "translation, not the guest's code)", err=True)
+        sys.exit(EXIT_USAGE)
     if options["input_file"] is None and options["input_text"] is None and options["replay"] is None:
         options["input_text"] = ""
     modules = tuple(options["modules"])
