@@ -2,9 +2,8 @@
 window's TC pages, how the VMM finds them, how they chain, and how they die.
 
     blocks are found by (guest pc, the machine frame the code was read from,
-    the virtual mode it was translated for):
-        starts   every translated guest instruction (where the VMM may enter)
-        entries  every segment start (where a link may enter)
+    the virtual mode it was translated for) among their segments' starts
+    (entries), the only places translated code is entered
     points       every TC address -> its translator.Point (what an exit there means)
 
 Placement is a bump pointer over the TC pages; when a block does not fit,
@@ -61,18 +60,13 @@ class TranslationCache:
         self.memory, self.tc_mfns, self.watch_code, self.counters = memory, tc_mfns, watch_code, counters
         self.points: dict[int, Point] = {}
         self._owners: dict[int, Block] = {}
-        self._starts: dict[tuple[int, int], int] = {}
         self._entries: dict[tuple[int, int], int] = {}
         self._by_frame: dict[int, list[Block]] = {}
         self._next = TC_BASE
 
-    def start(self, guest_pc: int, mfn: int, kernel: bool) -> int | None:
-        """The TC address of guest instruction `guest_pc` read from frame `mfn`
-        for virtual kernel (or user) mode, or None."""
-        return self._starts.get((guest_pc, mfn, kernel))
-
     def entry(self, guest_pc: int, mfn: int, kernel: bool) -> int | None:
-        """The TC address of the segment starting at `guest_pc` (as start), or None."""
+        """The TC address of the segment starting at guest pc `guest_pc`, read
+        from frame `mfn` for virtual kernel (or user) mode, or None."""
         return self._entries.get((guest_pc, mfn, kernel))
 
     def owner(self, address: int) -> Block | None:
@@ -96,8 +90,6 @@ class TranslationCache:
             self._write(block.address + 4 * index, word)
             self.points[block.address + 4 * index] = translation.points[index]
             self._owners[block.address + 4 * index] = block
-        for pc, index in translation.starts.items():
-            self._starts[(pc, mfn, kernel)] = block.address + 4 * index
         for pc, index in translation.entries.items():
             self._entries[(pc, mfn, kernel)] = block.address + 4 * index
         self._by_frame.setdefault(mfn, []).append(block)
@@ -217,11 +209,10 @@ class TranslationCache:
             self._unchain(block, index)
         if block.predicted is not None:
             self._unchain(block, None)
-        for table, places in ((self._starts, block.translation.starts), (self._entries, block.translation.entries)):
-            for pc in places:
-                key = (pc, block.mfn, block.kernel)
-                if self._owners.get(table.get(key)) is block:
-                    del table[key]
+        for pc in block.translation.entries:
+            key = (pc, block.mfn, block.kernel)
+            if self._owners.get(self._entries.get(key)) is block:
+                del self._entries[key]
         for index, point in enumerate(block.translation.points):
             address = block.word_address(index)
             self.points[address] = replace(point, callout=Callout("deliver", point.guest_pc))
@@ -235,7 +226,6 @@ class TranslationCache:
                 block.alive = False
         self.points.clear()
         self._owners.clear()
-        self._starts.clear()
         self._entries.clear()
         self._by_frame.clear()
         self._next = TC_BASE

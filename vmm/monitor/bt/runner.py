@@ -97,6 +97,7 @@ class BinaryTranslator:
         self.traced: Counter = Counter()     # guest pc -> its traced page-table writes that trapped
         self.plain: Counter = Counter()      # adapted guest pc -> its ordinary stores in a row
         self.adaptive: set[int] = set()
+        self.precise: set[int] = set()       # guest pcs whose loads and stores share no check (_window)
         self.exit_as: tuple = ()
         self._exit_address = 0         # the TC address of the exit being handled
         self._left = None              # (TC address, its Point, the machine's registers) at the last exit
@@ -134,22 +135,27 @@ class BinaryTranslator:
         return left[0]
 
     def _translation(self, monitor, pc: int) -> int | None:
-        """The TC address of guest pc `pc` as the CPU would fetch it now
-        (translated now if the cache has none), or None if that fetch faults:
-        the fault is delivered (Monitor.exit)."""
+        """The TC address of a segment starting at guest pc `pc` as the CPU
+        would fetch it now (a new block if the cache has none: translated
+        code is entered only at a segment's start, translator._access), or
+        None if that fetch faults: the fault is delivered (Monitor.exit)."""
         fetched = self._fetch(monitor.cpu, pc)
         if type(fetched) is tuple:
             monitor.cpu.exit_word = None
             monitor.exit(*fetched)
             return None
         kernel = self.vm.vcpu.kernel
-        address = self.cache.start(pc, fetched, kernel)
+        address = self.cache.entry(pc, fetched, kernel)
         if address is None:
-            block = self.cache.install(translate(pc, partial(self._read, fetched), frozenset(self.adaptive), kernel),
-                                       fetched, kernel)
-            return block.address + 4 * block.translation.starts[pc]
+            return self._install(pc, fetched, kernel).address
         self.counters["bt_tc_hits"] += 1
         return address
+
+    def _install(self, pc: int, mfn: int, kernel: bool):
+        """Translate the block at guest pc `pc` (frame `mfn`, virtual mode
+        `kernel`) into the cache; the cache's Block."""
+        translation = translate(pc, partial(self._read, mfn), frozenset(self.adaptive), kernel, frozenset(self.precise))
+        return self.cache.install(translation, mfn, kernel)
 
     def _fetch(self, cpu, pc: int):
         """The machine frame the CPU would fetch `pc` from in the guest's
@@ -300,8 +306,7 @@ class BinaryTranslator:
         if type(fetched) is tuple:
             return None
         if self.cache.entry(target, fetched, block.kernel) is None:
-            self.cache.install(translate(target, partial(self._read, fetched), frozenset(self.adaptive),
-                                         block.kernel), fetched, block.kernel)
+            self._install(target, fetched, block.kernel)
         return fetched if block.alive else None
 
     def _jalr(self, monitor, vm, callout) -> None:
@@ -322,12 +327,19 @@ class BinaryTranslator:
             self.cache.predict(block, target, mfn)
 
     def _window(self, monitor, vm, callout) -> None:
-        """A load or store whose address is in the VMM window: what the bare
-        machine gives an access where nothing is mapped (misaligned first,
-        then the shadow's rule for the window: shadow.py)."""
+        """A load or store whose check failed: if its address is in the VMM
+        window, what the bare machine gives an access where nothing is mapped
+        (misaligned first, then the shadow's rule for the window: shadow.py);
+        if not, the check was one shared with a later access of lower offset
+        (translator._access): the instruction is translated again with a
+        check of its own (`precise`) and the guest goes on at it."""
         decoded = decode(callout.word)
         address = emulate.effective_address(monitor.cpu.regs, decoded)
         if self._misaligned(monitor, vm, callout, decoded, address):
+            return
+        if not in_window(address):
+            self.precise.add(callout.guest_pc)
+            self.cache.retire(callout.guest_pc)
             return
         store = decoded.insn.mnemonic in STORE_WIDTHS
         monitor.page_fault(vm, EXC_PAGE_FAULT | (PF_USER | (PF_WRITE if store else 0)) << CAUSE_ERRCODE_SHIFT,

@@ -10,7 +10,9 @@ Each guest instruction becomes:
                  words that do not decode (the machine raises what bare would)
     checked      a load or store: a software-fault-isolation check that its
                  address is below MAPPED_BASE (else the "window" callout, which
-                 delivers the bare machine's fault), then the access itself
+                 delivers the bare machine's fault), then the access itself;
+                 one check serves the accesses through one base register
+                 while it keeps its value (_access)
     inline       rdsr, mfcr, mtcr (but ptb), wrsr, di, ei: loads and stores of
                  the virtual CPU page; wrsr / mtcr status and ei leave through a
                  callout when the write drops to user mode or unmasks a
@@ -41,12 +43,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from asm.isa import (BRANCH, BY_MNEMONIC, CR_PTB, CR_STATUS, LOAD_WIDTHS, PAGE_MASK, PRIVILEGED, REG_AT,
+from asm.isa import (BRANCH, BY_MNEMONIC, CR_PTB, CR_STATUS, LOAD_WIDTHS, PAGE_MASK, PDX_SHIFT, PRIVILEGED, REG_AT,
                      STATUS_DEFINED, STATUS_IE, STATUS_KM, STORE_WIDTHS, TRAP, decode, encode)
 from vmm.monitor.bt.layout import (MAPPED_BASE, VCPU_COUNT, VCPU_CR, VCPU_PAGE, VCPU_PENDING, VCPU_SPILL,
-                                   VCPU_SPILL2, zero_based)
+                                   VCPU_SPILL2, WINDOW_PDX, zero_based)
 
 MAX_GUEST = 64                     # guest instructions in one block at most
+assert WINDOW_PDX == (1 << (32 - PDX_SHIFT)) - 1   # the window is the last PDE: srai by PDX_SHIFT gives -1 there
 WORD = 0xFFFFFFFF
 HYPERCALL = encode(BY_MNEMONIC["hypercall"], {})
 SCRATCH_ORDER = (REG_AT, 8, 9, 10)  # at, t0, t1, t2: the first one an instruction does not use
@@ -111,10 +114,11 @@ class JalrSite:
 class Translation:
     """The translated block of the guest code at `guest_pc`: `words` to place
     in the cache, one Point per word, where each guest instruction's sequence
-    starts (`starts`: guest pc -> word index, where the VMM may enter), where
-    each segment starts (`entries`: guest pc -> its prologue, where a link
-    may enter: entering a segment elsewhere would skip its count), the
-    in-page links, and how many guest instructions it translated."""
+    starts (`starts`: guest pc -> word index), where each segment starts
+    (`entries`: guest pc -> its prologue, the only places translated code is
+    entered: elsewhere it would skip the segment's count and the checks
+    shared in it, _access), the links, and how many guest instructions it
+    translated."""
     guest_pc: int
     words: list[int]
     points: list[Point]
@@ -149,6 +153,9 @@ class _Block:
     links: list[tuple[int, int]] = field(default_factory=list)
     segments: list[int] = field(default_factory=list)     # the counter store's body index, per segment
     jalr: dict = field(default_factory=dict)
+    read_word: object = None
+    precise: frozenset = frozenset()
+    checked: dict[int, int] = field(default_factory=dict)  # base register -> the lowest offset a check covers
 
     def emit(self, word: int, guest_pc: int, **details) -> int:
         """Append a body word (`spilled=s`: s's guest value is in VCPU_SPILL)."""
@@ -173,19 +180,24 @@ def vcpu(offset: int) -> int:
     return zero_based(VCPU_PAGE + offset)
 
 
-def translate(pc: int, read_word, adaptive: frozenset[int] = frozenset(), kernel: bool = True) -> Translation:
+def translate(pc: int, read_word, adaptive: frozenset[int] = frozenset(), kernel: bool = True,
+              precise: frozenset[int] = frozenset()) -> Translation:
     """Translate the guest block at `pc` (word aligned) for virtual kernel
     mode, or (`kernel` False) for virtual user mode, where every privileged
     instruction is a privileged callout (which reflects the exception) and
     wrsr a wrsr callout.  `read_word(gva)` gives the guest's instruction word
     at any address of pc's page; the stores at the guest pcs in `adaptive`
-    become ptwrite callouts."""
+    become ptwrite callouts; a load or store at a guest pc in `precise` gets
+    a check of its own address only (no shared check: see _access)."""
     inline = _INLINE if kernel else _INLINE_USER
-    block, start = _Block(), pc
+    block, start = _Block(read_word=read_word, precise=precise), pc
     _open_segment(block, pc)
     for count in range(1, MAX_GUEST + 1):
         word = read_word(pc)
         ends = _instruction(block, pc, word, adaptive, inline)
+        decoded = decode(word)
+        if decoded is not None:
+            block.checked.pop(decoded.operands.get("rd"), None)      # a check says nothing of a new value
         nxt = (pc + 4) & WORD
         if ends:
             break
@@ -245,6 +257,7 @@ def _open_segment(block: _Block, pc: int) -> None:
     """The counting prologue of a new segment, before the guest instruction
     at `pc` (its increment is filled in by _finish)."""
     block.segments.append(-1)
+    block.checked.clear()
     block.entries[pc] = len(block.body)
     at = REG_AT
     block.emit(op("sw", rs2=at, rs1=0, imm=vcpu(VCPU_SPILL)), pc, overhead=True)
@@ -262,9 +275,17 @@ def _scratch(*used: int) -> int:
 
 def _access(block: _Block, pc: int, word: int, ops: dict, store: bool, adaptive: bool) -> None:
     """A load or store, checked against the window unless its address is a
-    constant (base `zero`), which is decided here."""
-    data = ops["rs2"] if store else ops["rd"]
-    if ops["rs1"] == 0:
+    constant (base `zero`), which is decided here.
+
+    One check may serve every access with the same base register up to the
+    register's next write in the segment (a segment is entered only at its
+    start, or resumed where it stopped with its registers as they were): it
+    checks base + the lowest offset among them, X, against WINDOW_BASE, so
+    every one of them, at X + d with 0 <= d < 2^18, is below MAPPED_BASE (it
+    may land in the reserved, unmapped part of the window, which faults by
+    itself).  A lone access checks its own address against MAPPED_BASE."""
+    data, base = (ops["rs2"] if store else ops["rd"]), ops["rs1"]
+    if base == 0:
         if ops["imm"] & WORD >= MAPPED_BASE:
             block.emit(HYPERCALL, pc, callout=Callout("window", pc, word))
         else:
@@ -273,14 +294,53 @@ def _access(block: _Block, pc: int, word: int, ops: dict, store: bool, adaptive:
     if store and adaptive:
         block.emit(HYPERCALL, pc, callout=Callout("ptwrite", pc, word))
         return
-    s = _scratch(ops["rs1"], data)
+    if base in block.checked and ops["imm"] >= block.checked[base]:
+        block.emit(word, pc)
+        return
+    accesses, lowest = _same_base_run(block, pc, base)
+    shared = accesses > 1 and pc not in block.precise
+    s = _scratch(base, data)
     block.emit(op("sw", rs2=s, rs1=0, imm=vcpu(VCPU_SPILL)), pc, overhead=True)
-    block.emit(op("addi", rd=s, rs1=ops["rs1"], imm=ops["imm"]), pc, spilled=s, overhead=True)
-    block.emit(op("sltiu", rd=s, rs1=s, imm=zero_based(MAPPED_BASE)), pc, spilled=s, overhead=True)
     stub = block.stub(Callout("window", pc, word))
+    if shared:
+        block.emit(op("addi", rd=s, rs1=base, imm=lowest), pc, spilled=s, overhead=True)
+        block.emit(op("srai", rd=s, rs1=s, imm=PDX_SHIFT), pc, spilled=s, overhead=True)   # -1: PDE 1023
+        block.emit(op("addi", rd=s, rs1=s, imm=1), pc, spilled=s, overhead=True)
+    else:
+        block.emit(op("addi", rd=s, rs1=base, imm=ops["imm"]), pc, spilled=s, overhead=True)
+        block.emit(op("sltiu", rd=s, rs1=s, imm=zero_based(MAPPED_BASE)), pc, spilled=s, overhead=True)
     block.emit(op("beq", rs1=s, rs2=0, target=0), pc, spilled=s, overhead=True, to_stub=stub)
     block.emit(op("lw", rd=s, rs1=0, imm=vcpu(VCPU_SPILL)), pc, spilled=s, overhead=True)
     block.emit(word, pc)
+    if shared:
+        block.checked[base] = lowest
+
+
+def _same_base_run(block: _Block, pc: int, base: int) -> tuple[int, int]:
+    """(how many, the lowest offset of) the loads and stores with base
+    register `base` from the one at `pc` on, before `base` is written or the
+    segment can be left (a branch, a jump, a trap, a callout, an
+    instruction that may exit and be completed by the VMM)."""
+    accesses, lowest = 0, None
+    for address in range(pc, (pc | PAGE_MASK) + 1, 4):
+        decoded = decode(block.read_word(address))
+        if decoded is None:
+            break
+        name, ops = decoded.insn.mnemonic, decoded.operands
+        if (name in LOAD_WIDTHS or name in STORE_WIDTHS) and ops["rs1"] == base:
+            accesses += 1
+            lowest = ops["imm"] if lowest is None else min(lowest, ops["imm"])
+        elif not _plain(decoded):
+            break
+        if ops.get("rd") == base:
+            break
+    return accesses, lowest
+
+
+def _plain(decoded) -> bool:
+    """Whether the instruction neither leaves the segment nor may be completed by the VMM."""
+    insn = decoded.insn
+    return not (insn.has(BRANCH) or insn.has(TRAP) or insn.has(PRIVILEGED) or insn.mnemonic in _INLINE)
 
 
 def _rdsr(block: _Block, pc: int, word: int, ops: dict) -> bool:
