@@ -161,19 +161,28 @@ class TranslationCache:
             self._write(block.word_address(index),
                         retarget(block.translation.words[index], stub - index))
 
-    def unchain_far(self, page: int | None = None) -> None:
+    def unchain_far(self, page: int | None, holds) -> None:
         """The guest flushed its TLB (`page` None) or one page of it: every
         jalr cache, and every link that leaves its own guest page, going
-        there goes back to its stub, so the next transfer there is the VMM's,
-        which fetches again (a link within a page is entered only after the
-        VMM's fetch of that page)."""
+        there goes back to its stub, unless `holds(target block)`: the
+        guest's tables still map the target's page to its frame as a fetch
+        finds it (so the bare machine's next fetch there would find the same
+        code and change nothing).  Else the next transfer there is the VMM's,
+        which fetches again.  (A link within a page is entered only after
+        the page was fetched or reached by a link that held.)"""
+        verdicts: dict[tuple[int, int, bool], bool] = {}
         for blocks in self._by_frame.values():
             for block in blocks:
                 targets = list(block.chained.items()) + [(None, block.predicted)] * (block.predicted is not None)
                 for index, target in targets:
                     target_page = target.translation.guest_pc >> PAGE_SHIFT
                     far = target_page != block.translation.guest_pc >> PAGE_SHIFT
-                    if (index is None or far) and (page is None or page == target_page):
+                    if not (index is None or far) or page not in (None, target_page):
+                        continue
+                    key = (target_page, target.mfn, target.kernel)
+                    if key not in verdicts:
+                        verdicts[key] = holds(target)
+                    if not verdicts[key]:
                         self._unchain(block, index)
 
     def _link_out(self, block: Block) -> None:

@@ -49,6 +49,7 @@ from vmm.monitor.bt.cache import TranslationCache
 from vmm.monitor.bt.layout import (TC_PAGES, VCPU_COUNT, VCPU_CR, VCPU_PENDING,
                                    WINDOW_PDX, in_window)
 from vmm.monitor.bt.translator import translate
+from vmm.monitor.guestwalk import GuestTables, Translation
 from vmm.monitor.physmap import OWNER_VMM
 from vmm.monitor.shadow import FaultKind
 
@@ -261,7 +262,22 @@ class BinaryTranslator:
         page = monitor.cpu.regs[decoded.operands["rs1"]] >> PAGE_SHIFT if decoded.insn.mnemonic == "tlbinv" else None
         emulate.privileged(monitor, vm, callout.guest_pc)
         if decoded.insn.mnemonic in ("tlbflush", "tlbinv") or decoded.operands.get("cr") == CR_PTB:
-            self.cache.unchain_far(page)
+            self.cache.unchain_far(page, self._fetch_finds)
+
+    def _fetch_finds(self, block) -> bool:
+        """Whether the guest's tables (now) map `block`'s guest page to the
+        frame it was read from, for a fetch in its virtual mode, with the A
+        bits set: what a fetch there after a TLB flush would find, changing
+        nothing (cache.unchain_far)."""
+        page = block.translation.guest_pc & ~(PAGE_SIZE - 1)
+        if in_window(page):
+            return False
+        walk = GuestTables(self.memory, self.vm.physmap, self.vm.vcpu.cr[CR_PTB]).walk(
+            page, Access.FETCH, user=not block.kernel, set_bits=False)
+        if not isinstance(walk, Translation):
+            return False
+        ma = self.vm.physmap.gpa_to_ma(walk.gpa)
+        return ma is not None and ma >> PAGE_SHIFT == block.mfn and (walk.pte is None or walk.pde & walk.pte & PTE_A)
 
     def _wrsr(self, monitor, vm, callout) -> None:
         """wrsr / mtcr status that clears KM: the virtual status write, then
