@@ -257,7 +257,7 @@ class BinaryTranslator:
     def _privileged(self, monitor, vm, callout) -> None:
         """rfe, mtcr ptb, tlbinv, tlbflush, halt, wfi, vmenter: emulated as
         under trap-and-emulate (emulate.privileged, the guest's own word);
-        after a TLB flush, links out of their page go back to their stubs."""
+        after a TLB flush, the links out of their page are checked (cache.unchain_far)."""
         decoded = decode(callout.word)
         page = monitor.cpu.regs[decoded.operands["rs1"]] >> PAGE_SHIFT if decoded.insn.mnemonic == "tlbinv" else None
         emulate.privileged(monitor, vm, callout.guest_pc)
