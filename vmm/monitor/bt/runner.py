@@ -295,8 +295,8 @@ class BinaryTranslator:
     def translates(self, vcpu) -> bool:
         """Whether the guest's code runs translated now: always in virtual
         kernel mode; in virtual user mode while its virtual IE is 0, where
-        running it directly would show the VMM's IE to its rdsr (VMware
-        runs user code directly only with the guest's interrupts on)."""
+        running it directly would show the VMM's IE to its rdsr (accounts of
+        VMware's monitor give the same rule)."""
         return vcpu.kernel or not vcpu.interrupts_enabled
 
     def _go_on(self, monitor, vm, callout) -> None:
