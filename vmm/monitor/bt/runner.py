@@ -24,7 +24,7 @@ device see only the guest's own instructions (translator.py module doc; the
 monitor subtracts it).  A callout, like an emulated instruction, retires the
 guest's instruction with Monitor.complete (one tick) or not at all.
 
-Adaptive translation (Adams and Agesen, ASPLOS 2006, section 4): a store that
+Adaptive translation (Adams and Agesen, ASPLOS 2006, section 3.3): a store that
 traps ADAPT_AFTER times as a traced page-table write is retranslated as a
 ptwrite callout, which hands the write to the shadow pager without the trap;
 one that then makes UNADAPT_AFTER ordinary stores in a row (a memset that
