@@ -19,11 +19,13 @@ Each guest instruction becomes:
                  pending interrupt (in virtual user mode only rdsr is inline)
     callout      `hypercall` at a known TC address: the VMM does the rest
                  (privileged: rfe mtcr-ptb tlbinv tlbflush halt wfi vmenter;
-                 call: jal with a link register; jalr; ptwrite: an adaptively
-                 retranslated store into a traced page table)
-    branch       bcc / j to the same guest page: to the target's translation
-                 once the cache has one (a Link, patched in), else to a
-                 "chain" stub; to another page: a "cross" stub
+                 ptwrite: an adaptively retranslated store into a traced
+                 page table)
+    call         jal with a link register: lui/ori of the guest's return
+                 address, then a jump; jalr: an inline target cache (JalrSite)
+                 whose misses are the jalr callout
+    branch       bcc / j: to the target's translation once the cache has one
+                 (a Link, patched in), else to a "chain" stub
 
 Registers are the guest's at every guest-instruction boundary.  A sequence that
 needs a register borrows one it does not otherwise use, keeping the guest's
@@ -58,10 +60,10 @@ SCRATCH_ORDER = (REG_AT, 8, 9, 10)  # at, t0, t1, t2: the first one an instructi
 @dataclass(frozen=True)
 class Callout:
     """What the VMM does when translated code reaches a callout word.  `kind`:
-    privileged, wrsr, call, jalr, window, ptwrite (the guest instruction at
-    `guest_pc`, word `word`); deliver (go on at guest_pc, an interrupt may be
-    due); chain (translate `target` and patch the link `site`); cross (go on
-    at `target`)."""
+    privileged, wrsr, jalr, window, ptwrite (the guest instruction at
+    `guest_pc`, word `word`); deliver (go on at guest_pc: an interrupt may be
+    due, or the word's block died); chain (go on at `target`, and patch the
+    link at word `site` to its translation)."""
     kind: str
     guest_pc: int
     word: int = 0
