@@ -155,3 +155,11 @@ def test_kite_debug_refuses_a_binary_translated_vm(machine):
     from vmm.debug.cli import main
     result = CliRunner().invoke(main, [*machine, "--batch"])
     assert result.exit_code == 2 and "kite debug cannot debug a VM under --cpu bt yet" in result.output
+
+
+def test_a_run_stopped_at_the_instruction_limit_in_translated_code_names_the_guests_pc():
+    result = kite("--paging", "shadow", "--cpu", "bt", "--max-instructions", "100000",
+                  BUILD / "kernel-native.elf", "--module", BUILD / "user-hello.elf", "--input-text", "")
+    assert result.exit_code == 124
+    stopped_at = int(result.stderr.split("reached at pc ")[1].split()[0], 16)
+    assert stopped_at < 0xFFC00000             # a guest pc, never the translation cache's (0xFFFE0000 up)

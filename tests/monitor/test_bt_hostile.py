@@ -1397,3 +1397,36 @@ def test_dma_from_the_disk_over_translated_kernel_code_runs_the_new_code_as_on_b
     assert "before=0x00000001\n  status=0x00000004\n  after=0x0000002d\n" in bare.output, bare.output + bare.stderr
     assert_as_on_bare(bare, bt)
     assert bt_counters(bt)["bt_invalidations"] >= 1
+
+
+ADAPTED_STORE_MAIN = r"""
+        la      t0, page_dir
+        addi    t0, t0, 8               # PDE 2, unused: each store is a traced page-table write
+        li      t1, 0
+        li      t2, 6
+loop:
+        addi    t2, t2, -1
+        li      t3, 1
+        bne     t2, t3, 2f
+        li      t0, 0xFFFFF000          # the last round: the VMM's virtual CPU page
+2:
+        la      s3, 1f
+1:      sw      t1, 0(t0)
+        bnez    t2, loop
+        li      s3, 0
+"""
+
+
+@pytest.mark.parametrize("shadow_opt", ["all", "none"])
+def test_a_store_adapted_for_page_table_writes_still_faults_in_the_window_as_on_bare(tmp_path, shadow_opt):
+    """The store keeps trapping as a traced page-table write, so it is
+    retranslated as a ptwrite callout (which replaces its window check);
+    then its base moves to the virtual CPU page: the bare machine's
+    not-present fault, both times, and the page is not written."""
+    image = build(tmp_path, ADAPTED_STORE_MAIN, True)
+    bare = run_guest(image, "bare")
+    bt = run_guest(image, "shadow", *BT, "--shadow-opt", shadow_opt)
+    assert_healthy(bt)
+    assert bare.output.count(f"trap cause={PF_WRITE:#010x} badaddr=0xfffff000") == 2, bare.output
+    assert_as_on_bare(bare, bt)
+    assert bt_counters(bt)["bt_adaptive_retranslations"] >= 1

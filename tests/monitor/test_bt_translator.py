@@ -112,3 +112,11 @@ def test_jalr_is_an_inline_target_cache_that_misses_until_the_vmm_predicts():
     site = t.jalr
     assert decode(t.words[site.compare]).insn.mnemonic == "jal"          # no prediction yet: always the miss
     assert t.points[site.miss].callout.kind == "jalr" and site.s1 != 1 and site.s2 != 1
+
+
+def test_a_jalrs_words_before_its_commit_stand_before_it_and_those_after_before_its_target():
+    ret, call = block(op("jalr", rd=0, rs1=1, imm=0)), block(op("jalr", rd=1, rs1=8, imm=0))
+    # a return's commit is its final jump: nothing it runs before that has retired it
+    assert ret.jalr.after == ()
+    # an indirect call commits with lui of the link: its ori, the reloads and the jump come after
+    assert [decode(call.words[index]).insn.mnemonic for index in call.jalr.after] == ["ori", "lw", "lw", "jal"]

@@ -264,7 +264,18 @@ class Monitor:
             for vm in self.vms:
                 vm.uart.flush()
             self.release_disks(write_back=finished)
+        if self.current is not None and self.current.bt is not None and self.current.bt.running:
+            result = self._stopped_in_translation(result)
         return result, [self._vm_result(vm) for vm in self.vms]
+
+    def _stopped_in_translation(self, result: RunResult) -> RunResult:
+        """The machine stopped (at its instruction limit) in a VM's translated
+        code: the VM's state in the guest's terms, as at an exit (bt/runner.py
+        leave), and the result naming the guest's pc instead of the TC's."""
+        vm, stopped_at = self.current, self.cpu.pc
+        vm.bt.leave(self, vm, 0, stopped_at, None)
+        return replace(result, pc=self.cpu.pc,
+                       message=result.message.replace(f"{stopped_at:#010x}", f"{self.cpu.pc:#010x}"))
 
     def release_disks(self, write_back: bool) -> None:
         """Every VM's disk image: its dirty sectors into the file if

@@ -381,6 +381,9 @@ class BinaryTranslator:
         address = emulate.effective_address(monitor.cpu.regs, decoded)
         if self._misaligned(monitor, vm, callout, decoded, address):
             return
+        if in_window(address):               # the store's own window check, which the callout replaced
+            self._window(monitor, vm, callout)
+            return
         if self._plain_store(monitor, vm, callout, decoded, address):
             self.plain[callout.guest_pc] += 1
             if self.plain[callout.guest_pc] >= UNADAPT_AFTER:
@@ -397,7 +400,9 @@ class BinaryTranslator:
 
     def _plain_store(self, monitor, vm, callout, decoded, address: int) -> bool:
         """Do the store through the machine's MMU, as the store instruction
-        would, and complete it; False if the MMU refuses it (a fault)."""
+        would, and complete it; False if the MMU refuses it (a fault).
+        `address` is outside the VMM window (the caller checked)."""
+        assert not in_window(address)
         try:
             pa = monitor.cpu.mmu.translate(address, Access.WRITE, True)
         except Fault:

@@ -478,11 +478,11 @@ def _jalr(block: _Block, pc: int, word: int, ops: dict) -> None:
         block.emit(op("lui", rd=rd, imm=ret >> 12), pc, restore=both)
         after.append(block.emit(op("ori", rd=rd, rs1=rd, imm=ret & 0xFFF), pc, restore=both, overhead=True,
                                 link=(rd, ret)))
-    after.append(block.emit(op("lw", rd=s1, rs1=0, imm=vcpu(VCPU_SPILL)), pc, restore=both, overhead=True))
-    after.append(block.emit(op("lw", rd=s2, rs1=0, imm=vcpu(VCPU_SPILL2)), pc, restore=both[1:], overhead=True))
+    reloads = [block.emit(op("lw", rd=s1, rs1=0, imm=vcpu(VCPU_SPILL)), pc, restore=both, overhead=True),
+               block.emit(op("lw", rd=s2, rs1=0, imm=vcpu(VCPU_SPILL2)), pc, restore=both[1:], overhead=True)]
     jump = block.emit(op("jal", rd=0, target=0), pc, overhead=bool(rd), to_stub=miss)
-    if rd:
-        after.append(jump)
+    if rd:                  # past the commit, the reloads and the jump stand before the target
+        after += reloads + [jump]
     block.jalr = dict(hi=hi, lo=lo, compare=compare, jump=jump, miss=miss, after=tuple(after), s1=s1, s2=s2)
 
 
