@@ -273,7 +273,8 @@ class Monitor:
         code: the VM's state in the guest's terms, as at an exit (bt/runner.py
         leave), and the result naming the guest's pc instead of the TC's."""
         vm, stopped_at = self.current, self.cpu.pc
-        vm.bt.leave(self, vm, 0, stopped_at, None)
+        self._contained(vm, lambda *_: f"stopping in translated code at {stopped_at:#010x}", vm.bt.leave,
+                        self, vm, 0, stopped_at, None)
         return replace(result, pc=self.cpu.pc,
                        message=result.message.replace(f"{stopped_at:#010x}", f"{self.cpu.pc:#010x}"))
 
