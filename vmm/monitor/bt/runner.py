@@ -39,7 +39,7 @@ from functools import partial
 
 from asm.arch import Access, written_status
 from asm.isa import (CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CR_PTB, CR_STATUS, EXC_BUS_ERROR, EXC_MISALIGNED,
-                     EXC_PAGE_FAULT, EXCEPTION_NAMES, LOAD_WIDTHS, PAGE_SHIFT, PAGE_SIZE, PF_FETCH, PF_PRESENT,
+                     EXC_PAGE_FAULT, LOAD_WIDTHS, PAGE_SHIFT, PAGE_SIZE, PF_FETCH, PF_PRESENT,
                      PF_USER, PF_WRITE, PTE_A, PTE_D, PTE_P, PTE_U, PTE_W, STATUS_IE, STATUS_PRIVILEGED, STATUS_UF,
                      STORE_WIDTHS, decode)
 from vmm.machine.cpu import EXIT_HYPERCALL
@@ -332,8 +332,7 @@ class BinaryTranslator:
         ops = decode(callout.word).operands
         target = (monitor.cpu.regs[ops["rs1"]] + ops["imm"]) & WORD
         if target & 3:
-            monitor.reflect(vm, EXC_MISALIGNED, callout.guest_pc, target,
-                            f"reflect: {EXCEPTION_NAMES[EXC_MISALIGNED]}")
+            monitor.dispatch(vm, EXC_MISALIGNED, callout.guest_pc, target)     # reflected, as any exception
             return
         emulate.set_register(monitor, ops["rd"], callout.guest_pc + 4)
         monitor.complete(vm, target)
@@ -366,8 +365,7 @@ class BinaryTranslator:
         mnemonic = decoded.insn.mnemonic
         width = STORE_WIDTHS.get(mnemonic) or LOAD_WIDTHS[mnemonic][0]
         if address % width:
-            monitor.reflect(vm, EXC_MISALIGNED, callout.guest_pc, address,
-                            f"reflect: {EXCEPTION_NAMES[EXC_MISALIGNED]}")
+            monitor.dispatch(vm, EXC_MISALIGNED, callout.guest_pc, address)    # reflected, as any exception
             return True
         return False
 
