@@ -20,6 +20,7 @@ gpa (device page or bus error) when it is accessed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from asm.arch import ENTRY_SIZE, INDEX_MASK, Access, TableMiss, WalkFault, accessed_entry, walk
 from asm.isa import PAGE_MASK, PDX_SHIFT, PTB_ENABLE, PTE_U, PTE_W, PTX_SHIFT
@@ -27,9 +28,10 @@ from vmm.monitor.physmap import GuestPhysMap
 
 ENTRIES = INDEX_MASK + 1     # entries per page directory or page table
 
-@dataclass(frozen=True)
-class Translation:
-    """A successful guest walk.  With guest paging off the pde/pte fields are None."""
+class Translation(NamedTuple):
+    """A successful guest walk.  With guest paging off the pde/pte fields are
+    None.  (A tuple: one is made at every hidden fault and a frozen
+    dataclass costs microseconds to build.)"""
     gpa: int
     pde_gpa: int | None
     pde: int | None          # the guest PDE as it is now in guest memory (A set by a walk)

@@ -55,7 +55,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
-from asm.arch import Access, page_fault_error
+from asm.arch import Access, page_fault_error, permission_error
 from asm.isa import (MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_ENABLE, PTE_A, PTE_D,
                      PTE_P, PTE_U, PTE_W)
 from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, GuestFault, GuestTables,
@@ -140,8 +140,9 @@ class FaultKind(enum.Enum):
     BUS_ERROR = "bus_error"        # reflect a bus error (badaddr = the gva): no guest RAM at `gpa`
 
 
-@dataclass(frozen=True)
-class FaultOutcome:
+class FaultOutcome(NamedTuple):
+    """A page fault's classification: made on every shadow page fault, so a
+    plain tuple (a frozen dataclass costs a microsecond to build)."""
     kind: FaultKind
     error_code: int = 0
     gpa: GPA | None = None
@@ -228,14 +229,21 @@ class ShadowPaging:
     def page_fault(self, gva: GVA, write: bool, fetch: bool, virtual_kernel: bool) -> FaultOutcome:
         """Classify a machine page fault of the guest at `gva` (see FaultKind).
         Walks the guest tables exactly as the bare machine would (setting guest
-        A/D on success); on HIDDEN and TRACED_WRITE the shadow now maps `gva`
-        (read-only for a traced page)."""
+        A/D on success), but for a write the shadow already holds as a traced
+        one (_held_traced_write: what that walk would give, known without
+        it); on HIDDEN and TRACED_WRITE the shadow now maps `gva` (read-only
+        for a traced page)."""
         root = self._current_root()
         if root.role.virtual_kernel != virtual_kernel:
             raise ValueError("page_fault: virtual mode differs from the active shadow root's")
         access = Access.WRITE if write else Access.FETCH if fetch else Access.READ
         if self.window is not None and pdx(gva) == self.window[0]:
             return self._window_fault(gva, access, virtual_kernel)
+        if write:
+            gpa = self._held_traced_write(root, gva, virtual_kernel)
+            if gpa is not None:
+                self.counters["pt_write_traps"] += 1
+                return FaultOutcome(FaultKind.TRACED_WRITE, 0, gpa)
         result = self._guest.walk(gva, access, user=not virtual_kernel)
         if isinstance(result, GuestFault):
             return self._count("true_faults", FaultOutcome(FaultKind.TRUE, result.error_code))
@@ -255,6 +263,33 @@ class ShadowPaging:
             self._set_unsync(gfn)
             self._install(root, gva, result)            # now writable: the store is retried and goes through
         return self._count("hidden_faults", HIDDEN)
+
+    def _held_traced_write(self, root: ShadowPage, gva: GVA, virtual_kernel: bool) -> GPA | None:
+        """The gpa of a write at `gva` into a traced guest page table that the
+        shadow already maps, read-only, in sync, known without walking the
+        guest tables; None when the full walk must decide.  The leaf's
+        recorded guest PTE is the guest's current one (its table is in sync:
+        every write to it is traced) and so is the guest PDE (a directory is
+        never out of sync), whose W the shadow PDE carries; the walk would
+        allow the write (asm.arch.permission_error) and, A and D being set
+        already, change no bit.  Nothing is installed (the leaf holds) and
+        no machine TLB entry is dropped: one the machine may hold for `gva`
+        is the read-only entry this leaf derives."""
+        directory_index = pdx(gva)
+        table = root.children.get(directory_index)
+        if table is None or table.unsync or table.role.direct:
+            return None
+        index = ptx(gva)
+        gpte, gfn = table.gptes.get(index), table.leaves.get(index)
+        if gpte is None or gpte & (PTE_A | PTE_D) != PTE_A | PTE_D:
+            return None
+        if gfn not in self._by_gfn or gfn in self._unsync or self._may_unsync(gfn):
+            return None
+        pde = self.memory.read(self._entry_ma(root, directory_index), ENTRY_SIZE)
+        if permission_error(pde & gpte, Access.WRITE, user=not virtual_kernel) is not None:
+            return None
+        self._used(table, index)
+        return gfn << PAGE_SHIFT | gva & PAGE_MASK
 
     def _window_fault(self, gva: GVA, access: Access, virtual_kernel: bool) -> FaultOutcome:
         """A guest access in the VMM window (bt/layout.py): the guest's own
@@ -296,20 +331,26 @@ class ShadowPaging:
         # also when the leaf held already: then the machine's TLB entry for gva is stale (the leaf of a
         # shadow PT that two guest PDEs share changed through the other gva), and the fault would repeat
         self.invlpg_machine(gva)
+        self._used(table, ptx(gva))
+
+    def _used(self, table: ShadowPage, index: int) -> None:
+        """A fault went through entry `index` of shadow PT `table`: the
+        writes counted for write-flood detection start again, and prefetch
+        fills the entry's neighbours."""
         table.writes = 0
         if self.options.prefetch and not table.role.direct:
-            self._prefetch(table, ptx(gva), walk.pde)
+            self._prefetch(table, index)
 
-    def _prefetch(self, table: ShadowPage, index: int, pde: int) -> None:
-        """Fill the empty entries of `table` in the aligned PREFETCH group of
-        `index` whose guest PTE (in the guest PT `pde` names) is present,
-        accessed, in guest RAM below MMIO and, for the virtual-user role, user
-        (the faulting walk vouched for the PDE)."""
+    def _prefetch(self, table: ShadowPage, index: int) -> None:
+        """Fill the empty entries of non-direct `table` in the aligned PREFETCH
+        group of `index` whose guest PTE (in the guest PT the table shadows) is
+        present, accessed, in guest RAM below MMIO and, for the virtual-user
+        role, user (the faulting walk vouched for the PDE)."""
         first = index - index % PREFETCH
         for neighbour in range(first, first + PREFETCH):
             if neighbour == index or neighbour in table.leaves:
                 continue
-            pte = self._guest_entry(pde >> PAGE_SHIFT, neighbour)
+            pte = self._guest_entry(table.key, neighbour)
             if pte is None or pte & (PTE_P | PTE_A) != PTE_P | PTE_A:
                 continue
             if not table.role.virtual_kernel and not pte & PTE_U:
@@ -336,13 +377,16 @@ class ShadowPaging:
         if width not in (1, 2, 4):
             raise ValueError(f"emulate_pt_write: width {width} is not 1, 2 or 4")
         if (gpa & PAGE_MASK) + width <= PAGE_SIZE:          # one page: one machine frame
-            pieces = [(self.physmap.gpa_to_ma(gpa), width, value)]
+            ma = self.physmap.gpa_to_ma(gpa)
+            if ma is None:
+                raise _outside_ram(gpa, width)
+            self.memory.write(ma, width, value)
         else:
-            pieces = [(self.physmap.gpa_to_ma(gpa + offset), 1, value >> 8 * offset) for offset in range(width)]
-        if any(ma is None for ma, _, _ in pieces):
-            raise ValueError(f"emulate_pt_write: {gpa:#010x}+{width} is outside guest RAM")
-        for ma, size, part in pieces:
-            self.memory.write(ma, size, part)
+            addresses = [self.physmap.gpa_to_ma(gpa + offset) for offset in range(width)]
+            if None in addresses:
+                raise _outside_ram(gpa, width)
+            for offset, ma in enumerate(addresses):     # nothing written unless every byte is RAM
+                self.memory.write(ma, 1, value >> 8 * offset)
         self.guest_memory_written(gpa, width)
 
     def guest_memory_written(self, gpa: GPA, length: int) -> None:
@@ -351,14 +395,18 @@ class ShadowPaging:
         PDEs derived from every guest entry in that range, flushing the TLB."""
         unlinked = False
         for entry_gpa in range(gpa & ~(ENTRY_SIZE - 1), gpa + length, ENTRY_SIZE):
+            pages = self._by_gfn.get(entry_gpa >> PAGE_SHIFT)
+            if not pages:
+                continue
             index = (entry_gpa & PAGE_MASK) // ENTRY_SIZE
             # A shadow PT freed by an unlink here has no leaves left: zapping it does nothing.
-            for page in list(self._by_gfn.get(entry_gpa >> PAGE_SHIFT, ())):
+            for page in list(pages):
                 if page.role.level == 2:
                     unlinked |= self._unlink(page, index)
                 else:
                     self._zap_leaf(page, index)
-        for page in list(self._by_gfn.get(gpa >> PAGE_SHIFT, ())):
+        pages = self._by_gfn.get(gpa >> PAGE_SHIFT)
+        for page in list(pages) if pages else ():
             page.writes += 1
             if self.options.flood and page.writes >= FLOOD_WRITES and page is not self._current_root_or_none():
                 unlinked |= self._unshadow(page)
@@ -676,3 +724,8 @@ class ShadowPaging:
         kind = "identity" if page.role.direct else f"gfn {page.key:#x}"
         mode = "kernel" if page.role.virtual_kernel else "user"
         return f"shadow L{page.role.level} {kind} {mode}"
+
+
+def _outside_ram(gpa: GPA, width: int) -> ValueError:
+    """emulate_pt_write's error for a store that is not all in guest RAM."""
+    return ValueError(f"emulate_pt_write: {gpa:#010x}+{width} is outside guest RAM")
