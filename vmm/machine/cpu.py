@@ -289,8 +289,10 @@ class CPU:
                     if irq is not None:
                         self.counters.count_interrupt(irq)
                         self._enter_trap(CAUSE_INTERRUPT | irq, self.pc, None)
+                        self._sync()
                         continue
                 elif self._guest_interrupt():
+                    self._sync()
                     continue
                 self._run_blocks(until_tick)
         finally:
@@ -467,7 +469,9 @@ class CPU:
 
     def _enter_trap(self, cause: int, epc: int, badaddr: int | None) -> None:
         """Trap entry (or the VMM's exit, or a stop when tvec is 0; in guest
-        mode the guest's trap entry, or the no-vector exit)."""
+        mode the guest's trap entry, or the no-vector exit).  The caller
+        re-selects the block context (_sync): run() after an interrupt,
+        _run_blocks after the trap, once per exit."""
         if self._guest is not None:
             tvec = enter_trap(self._cr, cause, epc, badaddr)
             if self.trace is not None:
@@ -478,14 +482,12 @@ class CPU:
                 return
             self.pc = tvec
             self._entering_trap = True
-            self._sync()
             return
         if self.vm_exit is not None:
             self.pc = epc
             if self.trace is not None:
                 self.trace("trap", cause, epc, badaddr)
             self.vm_exit(cause, epc, badaddr)
-            self._sync()
             return
         tvec = enter_trap(self._cr, cause, epc, badaddr)
         if self.trace is not None:
@@ -495,7 +497,6 @@ class CPU:
             return
         self.pc = tvec
         self._entering_trap = True
-        self._sync()
 
     # --- slow paths called by translated code -------------------------------------------
 

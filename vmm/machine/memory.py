@@ -94,11 +94,11 @@ class PhysicalMemory:
             self.ram[paddr:paddr + width] = (value & ((1 << 8 * width) - 1)).to_bytes(width, "little")
         else:
             accessors[1](self.ram, paddr, value & ((1 << 8 * width) - 1))
-        for pages in (self.code_pages, self.watched):
-            if pages and (width > PAGE_SIZE or paddr >> PAGE_SHIFT in pages
-                          or (paddr + width - 1) >> PAGE_SHIFT in pages):
+        code, watched = self.code_pages, self.watched
+        if code or watched:
+            first, last = paddr >> PAGE_SHIFT, (paddr + width - 1) >> PAGE_SHIFT
+            if width > PAGE_SIZE or first in code or last in code or first in watched or last in watched:
                 self.written(paddr, width)
-                return
 
     def read_bytes(self, paddr: int, length: int) -> bytes:
         """A copy of [paddr, paddr + length).  BusError outside RAM."""

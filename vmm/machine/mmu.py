@@ -78,7 +78,7 @@ class Fault(Exception):
     the full cause value (page faults carry their error code in [11:8])."""
 
     def __init__(self, cause: int, badaddr: int):
-        super().__init__(cause, badaddr)
+        # (no super().__init__: BaseException.__new__ has set args already; one is raised per fault)
         self.cause = cause
         self.badaddr = badaddr
 

@@ -93,7 +93,7 @@ class Trap(Exception):
 
     def __init__(self, cause: int, badaddr: int | None, pc: int, tick: int, lookups: int,
                  fetch: bool = False):
-        super().__init__(cause, badaddr, pc, tick)
+        # (no super().__init__: BaseException.__new__ has set args already; one is raised per exit)
         self.cause, self.badaddr, self.pc, self.tick = cause, badaddr, pc, tick
         self.lookups, self.fetch = lookups, fetch
 

@@ -81,7 +81,7 @@ def capture(monitor, vm=None) -> tuple[dict, bytes]:
     vm = vm or vm_named(monitor, None)
     capture_ok(vm)
     monitor.switch_in(vm)               # the machine CPU is the VM's, in host mode
-    monitor._bring_devices_current()    # the time discipline: a device is read only when current
+    monitor.bring_devices_current()    # the time discipline: a device is read only when current
     machine, config = monitor.machine, vm.config
     frames, ram = _guest_ram(vm)
     disk, sectors = snapshot._disk_state(vm.disk)

@@ -78,6 +78,8 @@ def privileged(monitor, vm, epc: int) -> None:
         return
     vm.exits[f"privileged: {mnemonic}"] += 1
     EMULATORS[mnemonic](monitor, vm, decoded.operands, epc)
+    if mnemonic in QUIET or mnemonic == "mtcr" and decoded.operands["cr"] not in (CR_STATUS, CR_PTB):
+        monitor.quiet()
 
 
 def _mfcr(monitor, vm, operands, epc) -> None:
@@ -114,6 +116,7 @@ def _halt(monitor, vm, operands, epc) -> None:
 
 def _wfi(monitor, vm, operands, epc) -> None:
     """Wait unless a virtual line is asserted (IE does not matter), as on bare hardware."""
+    monitor.bring_devices_current()      # the lines as they are now (Monitor.exit may not have)
     if not vm.irq.pending:
         vm.state = WAITING
     monitor.complete(vm, epc + 4)
@@ -139,6 +142,10 @@ def _tlbinv(monitor, vm, operands, epc) -> None:
     monitor.complete(vm, epc + 4)
 
 
+# what emulating them changes is the virtual CPU's registers, the guest's or the paging mode's tables,
+# never a device, an interrupt line, the virtual interrupt flag or the mode (Monitor.exit: a quiet exit),
+# as mtcr of a register other than status and ptb
+QUIET = frozenset({"mfcr", "di", "tlbflush", "tlbinv"})
 EMULATORS = {"mfcr": _mfcr, "mtcr": _mtcr, "rfe": _rfe, "halt": _halt, "wfi": _wfi, "ei": _ei,
              "di": _di, "tlbflush": _tlbflush, "tlbinv": _tlbinv}
 

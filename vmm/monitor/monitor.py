@@ -114,6 +114,11 @@ class Monitor:
         self._walks_at = (0, 0)            # the machine's (tlb_misses, walk_refs) then
         self._slice_end = 0
         self._timer_target: int | None = None
+        # quiet exits (exit): no device event of the running or a waiting VM is due before this machine
+        # tick (0: unknown); whether the machine timer follows the slice's end (more than one VM runnable)
+        self._quiet_until = 0
+        self._timer_follows_slice = False
+        self._quiet_exit = False
 
     # --- creating VMs -------------------------------------------------------------------
 
@@ -237,6 +242,7 @@ class Monitor:
         self.load_mode(vm, user_flags=user_flags)
         self._resumed_at, self._walks_at = resumed_at, walks_at
         self._slice_end, self._timer_target = slice_end, timer_target
+        self._quiet_until = 0
 
     def restore_pv_pages(self, vm: VM, pvcpu_gfn: int | None, ring_gfn: int | None) -> None:
         """Register a restored direct-mode `vm`'s per-vCPU page and block ring
@@ -309,6 +315,7 @@ class Monitor:
     def _timer_changed(self) -> None:
         """A virtual timer moved its next event: the machine timer follows at resume."""
         self._timer_target = None
+        self._quiet_until = 0
 
     # --- the exit handler ----------------------------------------------------------------
 
@@ -321,7 +328,17 @@ class Monitor:
         device access, an interrupt decision or a time-reading hypercall sees
         what the bare machine would see at this tick.  An exit from a
         binary-translated VM's translated code is first put in the guest's
-        terms (bt/runner.py: leave)."""
+        terms (bt/runner.py: leave).
+
+        While no device event of the running VM or of a waiting one is due
+        (_due), a page fault or a privileged instruction needs none of that
+        work before its handling, which reads no device but where it says so
+        (an MMIO outcome: fault_outcome; wfi: emulate.py).  A quiet exit (a
+        hidden fault, a traced page-table write, a privileged instruction
+        that leaves the virtual interrupt flag and mode alone: `quiet`)
+        changes no device, interrupt line, virtual interrupt flag, mode or
+        VM state, so resuming a trap-and-emulate VM after it is the previous
+        resume's decision again (_resume_quietly)."""
         vm = self.current
         if vm.bt is not None and vm.bt.running:
             self._contained(vm, lambda *_: f"leaving translated code at {epc:#010x}", vm.bt.leave,
@@ -333,13 +350,34 @@ class Monitor:
             vm.stalled += 1
         if not cause & CAUSE_INTERRUPT:
             self._slice_end -= self._exit_charge      # fair shares: the slice is spent in modeled cycles
-        self._bring_devices_current()
+        if cause & CAUSE_INTERRUPT or cause & CAUSE_CODE_MASK not in (EXC_PAGE_FAULT, EXC_PRIVILEGED) or self._due():
+            self.bring_devices_current()
         if vm.pvcpu is not None:
             vm.pvcpu.sync_in(vm.vcpu)
+        self._quiet_exit = False
         self._contained(vm, self._handling, dispatch or self.dispatch, vm, cause, epc, badaddr)
+        if self._quiet_exit and self._trap_and_emulate(vm) and vm.state is RUNNABLE and not self._due():
+            self._resume_quietly()
+            return
         self._take_marks(vm)
         self._resume()
         self._run_current()
+
+    def quiet(self) -> None:
+        """The exit being handled is a quiet one (exit)."""
+        self._quiet_exit = True
+
+    @staticmethod
+    def _trap_and_emulate(vm: VM) -> bool:
+        """Whether `vm` runs deprivileged on the machine with nothing of its own
+        to enter or share at resume: not in guest mode, not translated, no
+        per-vCPU page (exit: a quiet exit's resume)."""
+        return vm.bt is None and vm.pvcpu is None and not isinstance(vm.mode, NestedMode)
+
+    def _due(self) -> bool:
+        """Whether a device event of the running VM or a waiting one may be due
+        by now, or the slice ends (exit: a quiet exit needs neither)."""
+        return self.cpu.ticks >= self._quiet_until or self.cpu.ticks >= self._slice_end
 
     def _take_marks(self, vm: VM) -> None:
         """The VM's figures for each phase mark its emulated store just made
@@ -448,6 +486,7 @@ class Monitor:
         mode's classification `outcome` (shadow.FaultOutcome)."""
         if outcome.kind is FaultKind.HIDDEN:
             vm.exits["hidden page fault"] += 1
+            self.quiet()
         elif outcome.kind is FaultKind.TRUE:
             self.reflect(vm, EXC_PAGE_FAULT | outcome.error_code << CAUSE_ERRCODE_SHIFT, epc, gva,
                          "true page fault")
@@ -456,8 +495,10 @@ class Monitor:
         elif outcome.kind is FaultKind.TRACED_WRITE:
             vm.exits["page-table write"] += 1
             emulate.traced_write(self, vm, epc, outcome.gpa)
+            self.quiet()
         else:
             vm.exits["mmio"] += 1
+            self.bring_devices_current()     # exit may have left them as they were
             emulate.mmio(self, vm, epc, outcome.gpa)
 
     def _machine_interrupt(self, irq: int) -> None:
@@ -476,7 +517,7 @@ class Monitor:
         charged a tick), pick the VM to run, inject its pending interrupt (and
         pick again if that stopped it), tear ended VMs down, program the
         machine timer; power the machine off when no VM is left."""
-        self._bring_devices_current()
+        self.bring_devices_current()
         if not self.current.alive or self.current.state == WAITING or self.cpu.ticks >= self._slice_end:
             self._schedule()
         if self.cpu.state is CpuState.RUNNING:
@@ -492,9 +533,18 @@ class Monitor:
         if self.cpu.state is not CpuState.STOPPED:
             self._program_timer()
 
-    def _bring_devices_current(self) -> None:
+    def _resume_quietly(self) -> None:
+        """_resume after a quiet exit (exit): the same trap-and-emulate VM runs
+        on (nothing for _run_current, no marks to take), the devices
+        need no time, the virtual interrupt decision stands; only the
+        machine timer follows the slice's end, which the exit's charge moved."""
+        if self._timer_follows_slice:
+            self._program_timer()
+
+    def bring_devices_current(self) -> None:
         """Every live VM's devices up to the machine tick; a waiting VM with a
-        line asserted becomes runnable."""
+        line asserted becomes runnable.  (Bringing them current twice at one
+        tick changes nothing.)"""
         now = self.cpu.ticks
         for vm in self.vms:
             if vm.alive:
@@ -664,6 +714,8 @@ class Monitor:
             if vm is self.current and vm.alive or vm.state == WAITING:
                 event = vm.next_device_event()
                 target = earliest(target, None if event is None else event + vm.tick_offset)
+        self._quiet_until = target if target is not None else self.cpu.ticks + (1 << 62)
+        self._timer_follows_slice = runnable > 1
         if runnable > 1:
             target = earliest(target, self._slice_end)
         if target is not None:
