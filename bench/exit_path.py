@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from asm.assembler import assemble   # noqa: E402
 from asm.linker import LinkOptions, link   # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 5
 MFCR_EXITS = 20_000
 REGION_PAGES, FAULT_ROUNDS = 1000, 4
 GUEST_INCLUDE = ROOT / "tests" / "monitor" / "guests"

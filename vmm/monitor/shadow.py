@@ -314,7 +314,7 @@ class ShadowPaging:
         """Map `gva` in `root` from a successful guest walk whose gpa is in guest
         RAM: link the shadow PT (creating it, which traces its guest frame),
         write the derived leaf unless it is that already (_holds), and
-        invalidate `gva` in the machine TLB."""
+        invalidate `gva` in the machine TLB if the leaf was there before."""
         table = root.children.get(pdx(gva))
         if table is None:
             if root.role.direct:
@@ -324,14 +324,18 @@ class ShadowPaging:
             role = Role(1, root.role.virtual_kernel, root.role.direct)
             table = self._pages.get((key, role)) or self._new_page(key, role)
             self._link(root, pdx(gva), table, pde_writable)
-        gfn = walk.gpa >> PAGE_SHIFT
+        gfn, index = walk.gpa >> PAGE_SHIFT, ptx(gva)
         writable = self._leaf_writable(table, walk.pte, gfn)
-        if not self._holds(table, ptx(gva), gfn, writable, walk.pte):
-            self._set_leaf(table, ptx(gva), gfn, writable, walk.pte)
-        # also when the leaf held already: then the machine's TLB entry for gva is stale (the leaf of a
-        # shadow PT that two guest PDEs share changed through the other gva), and the fault would repeat
-        self.invlpg_machine(gva)
-        self._used(table, ptx(gva))
+        present = index in table.leaves
+        if not self._holds(table, index, gfn, writable, walk.pte):
+            self._set_leaf(table, index, gfn, writable, walk.pte)
+        # a leaf that was there, replaced or held already: the machine's TLB entry for gva may be stale (when
+        # held: the leaf of a shadow PT that two guest PDEs share changed through the other gva, and the fault
+        # would repeat).  An empty one had none, nor block lookups: a faulting walk caches nothing, and whatever
+        # clears a leaf invalidates it (_zap_leaf, flush, the unlink's or reclaim's flush)
+        if present:
+            self.invlpg_machine(gva)
+        self._used(table, index)
 
     def _used(self, table: ShadowPage, index: int) -> None:
         """A fault went through entry `index` of shadow PT `table`: the
@@ -403,7 +407,7 @@ class ShadowPaging:
             for page in list(pages):
                 if page.role.level == 2:
                     unlinked |= self._unlink(page, index)
-                else:
+                elif index in page.leaves:
                     self._zap_leaf(page, index)
         pages = self._by_gfn.get(gpa >> PAGE_SHIFT)
         for page in list(pages) if pages else ():
