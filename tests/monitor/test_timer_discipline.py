@@ -8,8 +8,11 @@ INTERVAL ticks, enables interrupts and counts down a 400-iteration loop; the
 count.  For short intervals a new expiry is always pending when the handler
 returns, so the loop never finishes and every engine must stop at the same
 instruction limit with the same count; for longer ones it finishes with the
-same count.  Under the VMM the acknowledging store is an emulated MMIO access, and the
-handler's first instructions run with the timer line already asserted, so the
+same count.  Each interval runs twice: with nothing else in the loop, and with
+an `mfcr`/`mtcr` pair in it, two quiet exits under the VMM (docs/vmm.md "The cost
+of an exit"), so that expiries fall on exits too.  Under the VMM the
+acknowledging store is an emulated MMIO access, and the handler's first
+instructions run with the timer line already asserted, so the
 VMM sees no exit for an expiry that falls on them: before the fix the store
 was emulated before the VM's timer was brought up to the tick of the store,
 so such an expiry was replayed after the ACK and the guest never left its
