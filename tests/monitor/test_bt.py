@@ -20,25 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from kite.runs import figures
 from tests.differential import harness
 from tests.differential.generator import generate
 from tests.monitor.guestrun import expected_transcript, run_guest
-from tests.monitor.workloads import WORKLOADS, workload_run
+from tests.monitor.workloads import WORKLOADS, assert_runs_as_on_bare, phase, workload_run
 from vmm.monitor.monitor import Monitor
 from vmm.monitor.physmap import OWNER_FREE
 from vmm.monitor.vm import VmConfig
 
 BUILD = Path(__file__).resolve().parents[2] / "guestos" / "build"
 DIFFERENTIAL_SEEDS = 60         # of tests/differential's 300 (the first 60 of test_nested's 100): the suite's share of time
-
-
-def outcome(workload: str, config: str):
-    return workload_run(workload, config)
-
-
-def phase(ran_outcome, name: str = "workload") -> dict:
-    return next(record for record in figures(ran_outcome) if record["phase"] == name)
 
 
 # --- the sensitive pair, fixed by translation ------------------------------------------------------
@@ -57,8 +48,8 @@ def test_the_critical_sections_restoring_wrsr_delivers_the_tick_that_expired_ins
 
 
 def test_the_sensitive_instructions_run_inline_without_a_vm_exit(guest_run):
-    counters = guest_run("sensitive", "bt").stats["vms"]["vm1"]["counters"]
-    exits = guest_run("sensitive", "bt").stats["vms"]["vm1"]["exits"]
+    figures = guest_run("sensitive", "bt").stats["vms"]["vm1"]
+    counters, exits = figures["counters"], figures["exits"]
     # rdsr, wrsr, di, ei, mfcr and mtcr of tvec/epc are loads and stores of the virtual CPU page
     assert not any(reason.startswith(("privileged: mfcr", "privileged: di", "privileged: ei")) for reason in exits)
     assert counters["bt_blocks_translated"] > 0 and counters["bt_overhead_instructions"] > 0
@@ -69,12 +60,10 @@ def test_the_sensitive_instructions_run_inline_without_a_vm_exit(guest_run):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 def test_guest_os_workload_under_bt_prints_exits_and_counts_exactly_as_on_the_bare_machine(name):
-    bare, bt = outcome(name, "bare"), outcome(name, "bt")
-    assert bt.ran.message == "", bt.ran.message
-    assert bt.ran.output == bare.ran.output and bt.ran.exit_code == bare.ran.exit_code
-    assert bt.ran.disk_digest == bare.ran.disk_digest
-    for name in ("boot", "workload"):
-        assert phase(bt, name)["guest_instructions"] == phase(bare, name)["guest_instructions"]
+    bare, bt = workload_run(name, "bare"), workload_run(name, "bt")
+    assert_runs_as_on_bare(bt, bare)
+    for part in ("boot", "workload"):
+        assert phase(bt, part)["guest_instructions"] == phase(bare, part)["guest_instructions"]
 
 
 @pytest.mark.slow

@@ -24,14 +24,13 @@ from click.testing import CliRunner
 from asm.assembler import assemble
 from asm.isa import EXC_ILLEGAL, PAGE_SHIFT, PTE_P, PTE_W
 from asm.linker import LinkOptions, link
-from kite.runs import figures
 from tests.differential import harness
 from tests.differential import layout as L
 from tests.differential.generator import generate
 from tests.monitor.guestrun import GUEST_MEM, build_pv_guest, expected_transcript
 from tests.monitor.test_direct_guests import kite_run
 from tests.monitor.test_isolation import SHADOW_LINES, lines_of, pv_lines, PV_FIRST_ASKS
-from tests.monitor.workloads import WORKLOADS, workload_run
+from tests.monitor.workloads import WORKLOADS, assert_runs_as_on_bare, phase, workload_run
 from vmm.cli import run
 from vmm.machine.devices.uart import ConsoleInput
 from vmm.monitor.monitor import VMM_FRAMES, Monitor
@@ -48,29 +47,18 @@ def kite(*arguments: str):
     return CliRunner().invoke(run, [str(argument) for argument in arguments])
 
 
-def outcome(workload: str, config: str):
-    return workload_run(workload, config)
-
-
-def workload_phase(ran_outcome) -> dict:
-    return next(record for record in figures(ran_outcome) if record["phase"] == "workload")
-
-
 # --- equivalence with the bare machine ---------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 def test_guest_os_workload_under_nested_prints_and_exits_exactly_as_on_the_bare_machine(name):
-    bare, nested = outcome(name, "bare"), outcome(name, "nested")
-    assert nested.ran.message == "", nested.ran.message
-    assert nested.ran.output == bare.ran.output and nested.ran.exit_code == bare.ran.exit_code
-    assert nested.ran.disk_digest == bare.ran.disk_digest
+    assert_runs_as_on_bare(workload_run(name, "nested"), workload_run(name, "bare"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PAGE_TABLE_HEAVY)
 def test_nested_takes_at_least_ten_times_fewer_vm_exits_than_shadow_in_the_workload_phase(name):
-    shadow, nested = workload_phase(outcome(name, "shadow")), workload_phase(outcome(name, "nested"))
+    shadow, nested = phase(workload_run(name, "shadow")), phase(workload_run(name, "nested"))
     assert nested["guest_instructions"] == shadow["guest_instructions"]
     assert 10 * nested["vm_exits"] <= shadow["vm_exits"], (nested["exits"], shadow["exits"])
     # no shadow machinery at all: the exits left are the devices' (and the guest's own faults are its own)
