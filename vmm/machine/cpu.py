@@ -94,7 +94,7 @@ from typing import Callable
 
 from asm.arch import (enter_trap, extend, guest_exit_reason, interrupt_to_take, rfe, triple_fault_message,
                       unhandled_trap_message, written_status)
-from asm.isa import (BY_MNEMONIC, CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_PTB, CR_STATUS, CR_TVEC, EXC_BUS_ERROR,
+from asm.isa import (BY_MNEMONIC, CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_PTB, CR_STATUS, EXC_BUS_ERROR,
                      EXC_ILLEGAL, EXC_MISALIGNED, EXIT_INFO_GVA, EXIT_INFO_WORD, NPTB_ENABLE, NUM_REGS,
                      PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_FRAME_MASK, REG_A0, STATUS_DEFINED, STATUS_IE,
                      STATUS_KM, VMCS_AREA_CR, VMCS_AREA_PC, VMCS_AREA_REGS, VMCS_EXIT_ACCESS,
@@ -402,7 +402,7 @@ class CPU:
         counts it makes, as ever) puts back every entry of the page at
         once: the same translation of the same code gives the same blocks,
         and every other fetch from that page would hit the TLB."""
-        pa = self._fetch_address(pc, ticks)
+        pa = self.fetch_address(pc, ticks, self._context.user)
         context, vpn, ppn = self._context, pc >> PAGE_SHIFT, pa >> PAGE_SHIFT
         if self.trace is not None:
             return self._new_entry(pc, self._translator.block(pc, pa, context, True))
@@ -433,13 +433,15 @@ class CPU:
             self.trace("insn", pc, block.words[0])
         return (fn, block.n, block.lookups, Meta(pc, block))
 
-    def _fetch_address(self, pc: int, ticks: int) -> int:
-        """The physical address of the instruction at `pc`; raises Trap (fetch)."""
+    def fetch_address(self, pc: int, ticks: int, user: bool) -> int:
+        """The physical address the fetch of the instruction at `pc` reads in
+        user or kernel mode; raises Trap (fetch) at tick `ticks` as the CPU
+        does (a binary translator fetching guest code asks the same)."""
         lookups = 1 if self.mmu.enabled else 0
         if pc & 3:
             raise Trap(EXC_MISALIGNED, pc, pc, ticks, 0, fetch=True)
         try:
-            pa = self.mmu.translate(pc, FETCH, self._context.user)
+            pa = self.mmu.translate(pc, FETCH, user)
         except Fault as fault:
             raise Trap(fault.cause, fault.badaddr, pc, ticks, lookups, fetch=True) from None
         if not self.memory.contains(pa, 4):

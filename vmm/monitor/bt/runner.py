@@ -38,12 +38,13 @@ from collections import Counter
 from functools import partial
 
 from asm.arch import Access, written_status
-from asm.isa import (CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CR_PTB, CR_STATUS, EXC_BUS_ERROR, EXC_MISALIGNED,
+from asm.isa import (CAUSE_CODE_MASK, CAUSE_ERRCODE_SHIFT, CR_PTB, CR_STATUS, EXC_MISALIGNED,
                      EXC_PAGE_FAULT, LOAD_WIDTHS, PAGE_SHIFT, PAGE_SIZE, PF_FETCH, PF_PRESENT,
                      PF_USER, PF_WRITE, PTE_A, PTE_D, PTE_P, PTE_U, PTE_W, STATUS_IE, STATUS_PRIVILEGED, STATUS_UF,
                      STORE_WIDTHS, decode)
 from vmm.machine.cpu import EXIT_HYPERCALL
 from vmm.machine.mmu import Fault
+from vmm.machine.translate import Trap
 from vmm.monitor import emulate
 from vmm.monitor.bt.cache import TranslationCache
 from vmm.monitor.bt.layout import (TC_PAGES, VCPU_COUNT, VCPU_CR, VCPU_PENDING,
@@ -160,18 +161,15 @@ class BinaryTranslator:
 
     def _fetch(self, cpu, pc: int):
         """The machine frame the CPU would fetch `pc` from in the guest's
-        virtual kernel mode, or the exit (cause, epc, badaddr) its fetch raises."""
-        if pc & 3:
-            return EXC_MISALIGNED, pc, pc
-        if in_window(pc):
+        virtual kernel mode (machine user mode), or the exit (cause, epc,
+        badaddr) its fetch raises (CPU.fetch_address); an aligned pc in the
+        VMM window is the guest's not-present fault."""
+        if not pc & 3 and in_window(pc):
             return EXC_PAGE_FAULT | (PF_USER | PF_FETCH) << CAUSE_ERRCODE_SHIFT, pc, pc
         try:
-            pa = cpu.mmu.translate(pc, Access.FETCH, True)
-        except Fault as fault:
-            return fault.cause, pc, fault.badaddr
-        if not self.memory.contains(pa, 4):
-            return EXC_BUS_ERROR, pc, pc
-        return pa >> PAGE_SHIFT
+            return cpu.fetch_address(pc, cpu.ticks, True) >> PAGE_SHIFT
+        except Trap as trap:
+            return trap.cause, pc, trap.badaddr
 
     def _read(self, mfn: int, gva: int) -> int:
         """The guest's instruction word at `gva`, on machine frame `mfn`."""
