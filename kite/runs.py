@@ -300,11 +300,8 @@ def run_vmm(spec: RunSpec) -> Ran:
     return _ran(output, finished)
 
 
-RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {
-    "bare": run_machine, "shadow": run_vmm, "shadow-basic": run_vmm, "bt": run_vmm, "direct": run_vmm,
-    "nested": run_vmm,
-    "nested-nopwc": run_vmm, "sim": run_machine,
-}
+RUNNERS: dict[str, Callable[[RunSpec], Ran]] = {"bare": run_machine, "sim": run_machine,
+                                               **dict.fromkeys(VMM_CONFIGS, run_vmm)}
 
 
 # --- figures -----------------------------------------------------------------------------------
