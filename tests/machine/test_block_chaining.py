@@ -175,3 +175,83 @@ def test_a_division_into_r0_ending_a_block_goes_on_to_the_next_instruction():
              ("addi", "s0", "zero", 1), ("halt",)]
     machine = run_both(items, slices=(2, 3))
     assert reg(machine, "s0") == 1 and machine.cpu.counters.instructions == 5
+
+
+# --- exits in place (cpu.py module doc) ---------------------------------------------------------
+
+READ_ONLY_VIRT, READ_ONLY_PHYS = 0x00800000, 0x60000
+STORE_LOOP = (li("t0", PAGE_DIR | PTB_ENABLE) + [("mtcr", "ptb", "t0")] + li("t0", READ_ONLY_VIRT) + li("t1", 6)
+              + ["loop:", ("addi", "s0", "s0", 1), ("sw", "t1", 0, "t0"), ("addi", "t0", "t0", 4),
+                 ("addi", "t1", "t1", -1), ("bne", "t1", "zero", "loop"), ("halt",)])
+
+
+def map_store_loop(memory):
+    """The code page, and the data page read-only: every store of STORE_LOOP page-faults."""
+    map_page(memory, CODE_BASE, CODE_BASE)
+    map_page(memory, READ_ONLY_VIRT, READ_ONLY_PHYS)
+    pte = PAGE_TABLE + 4096 * (READ_ONLY_VIRT >> 22) + 4 * ((READ_ONLY_VIRT >> 12) & 0x3FF)
+    memory.write(pte, 4, READ_ONLY_PHYS | PTE_P)
+
+
+def run_under_a_store_emulating_vmm(traced: bool, quiet: bool, slices=()):
+    """STORE_LOOP under a VMM that emulates each faulting `sw t1, 0(t0)` (the
+    word, written at the data page's frame, one tick, pc after it) and
+    returns `quiet`.  (end state, the exits it saw, the run loop's entries)."""
+    machine = build(STORE_LOOP, map_store_loop)
+    cpu, exits, entries = machine.cpu, [], [0]
+
+    def vm_exit(cause, epc, badaddr):
+        exits.append((cause, epc, badaddr, cpu.exit_word, cpu.ticks))
+        machine.memory.write(READ_ONLY_PHYS + (badaddr & 0xFFF), 4, cpu.regs[REG_NUMBERS["t1"]])
+        cpu.ticks += 1
+        cpu.pc = epc + 4
+        return quiet
+
+    def counted(until, run_blocks=cpu._run_blocks):
+        entries[0] += 1
+        run_blocks(until)
+
+    cpu.vm_exit, cpu._run_blocks = vm_exit, counted
+    if traced:
+        cpu.trace = lambda *event: None
+    for until in slices:
+        cpu.run(until)
+    machine.run(max_instructions=10_000)
+    return state(machine), exits, entries[0]
+
+
+def test_a_quiet_store_exit_goes_on_in_its_block_and_ends_as_taken_the_full_way():
+    """Taken in place (quiet), after unwinding the block (not quiet) and one
+    instruction at a time (traced, never in place): the same exits, at the
+    same ticks, with the same words, the same end and counters; in place the
+    run loop is not entered again after each of the six exits."""
+    (traced, exits, _), (full, full_exits, full_entries), (quiet, quiet_exits, quiet_entries) = (
+        run_under_a_store_emulating_vmm(traced, quiet) for traced, quiet in ((True, False), (False, False),
+                                                                              (False, True)))
+    store = word("sw", rs1=REG_NUMBERS["t0"], rs2=REG_NUMBERS["t1"], imm=0)
+    assert [exit[3] for exit in exits] == [store] * 6 and exits == full_exits == quiet_exits
+    assert traced == full == quiet and traced[4] == "halted"
+    assert full_entries - quiet_entries == 6
+
+
+def test_a_quiet_store_exit_leaves_the_block_at_an_until_tick_as_the_run_loop_would():
+    slices = (8, 9, 10, 11, 17)
+    ends = [run_under_a_store_emulating_vmm(traced, quiet, slices)[:2] for traced, quiet in ((True, False),
+                                                                                            (False, True))]
+    assert ends[0] == ends[1]
+
+
+def test_a_quiet_store_exit_that_stops_the_cpu_leaves_the_block_after_the_store():
+    machine = build(STORE_LOOP, map_store_loop)
+    cpu = machine.cpu
+
+    def vm_exit(cause, epc, badaddr):
+        cpu.ticks, cpu.pc = cpu.ticks + 1, epc + 4
+        cpu.request_stop("monitor: enough")
+        return True
+
+    cpu.vm_exit = vm_exit
+    cpu.run(1000)
+    store = label_address(STORE_LOOP, "loop") + 4
+    assert (cpu.stop_reason, cpu.pc, reg(machine, "s0")) == ("monitor: enough", store + 4, 1)
+    assert cpu.counters.instructions == cpu.ticks == (store - CODE_BASE) // 4 + 1      # up to the store, emulated

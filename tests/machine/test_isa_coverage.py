@@ -28,12 +28,13 @@ def some_word(insn) -> int:
 
 @pytest.mark.parametrize("insn", INSTRUCTIONS, ids=lambda insn: insn.mnemonic)
 def test_every_instruction_has_a_translator_template(insn):
-    lines = translate.translate_insn(some_word(insn), Site(0x1000, 0, Context(user=False, paging=False)))
-    illegal = translate.trap(translate.EXC_ILLEGAL, "None", Site(0x1000, 0, Context(False, False)))
+    word = some_word(insn)
+    lines = translate.translate_insn(word, Site(0x1000, 0, Context(user=False, paging=False), word))
+    illegal = translate.trap(translate.EXC_ILLEGAL, "None", Site(0x1000, 0, Context(False, False), word))
     assert lines and illegal not in lines, f"{insn.mnemonic} translates as an illegal instruction"
     if insn.has(PRIVILEGED):   # in user mode the same word is the privileged-instruction trap
-        user = translate.translate_insn(some_word(insn), Site(0x1000, 0, Context(user=True, paging=False)))
-        assert user == [translate.trap(translate.EXC_PRIVILEGED, "None", Site(0x1000, 0, Context(True, False)))]
+        user = translate.translate_insn(word, Site(0x1000, 0, Context(user=True, paging=False), word))
+        assert user == [translate.trap(translate.EXC_PRIVILEGED, "None", Site(0x1000, 0, Context(True, False), word))]
 
 
 @pytest.mark.parametrize("insn", [insn for insn in INSTRUCTIONS if not insn.extension], ids=lambda insn: insn.mnemonic)

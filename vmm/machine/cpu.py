@@ -55,6 +55,17 @@ epc (the one that trapped, as fetched through the TLB), or None for an
 interrupt or a fault fetching it: a VMM may decode that instead of fetching
 the word again.
 
+Exits in place: a store's page fault reaches vm_exit from the store's slow
+path, inside the block, not after unwinding it; what the VMM sees is the same
+(pc, ticks, counters, exit_word).  vm_exit returns True for a quiet exit:
+the same VM goes on, and the VMM changed nothing but what emulating or
+retrying the instruction changes.  If it completed the store (pc = epc + 4,
+one tick later; a store writes no register), the mode, ptb and the code
+page's translation are as they were, no code was written, nothing stopped
+the CPU and no interrupt is to be taken, the block goes on with the next
+instruction, as the run loop would have; otherwise the run loop goes on
+from where the VMM left pc and ticks (Exited), as after any exit.
+
 Guest mode (the optional virtualization extension, docs/isa.md
 "Virtualization extension (optional)"): `vmenter rs1` and `enter_guest(vmcs)`
 are one operation (_enter): the host's registers, pc and control registers
@@ -109,14 +120,14 @@ from vmm.machine.irq import InterruptLines
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.mmu import FETCH, MMU, READ, WRITE, Fault
 from vmm.machine.outcome import CpuState
-from vmm.machine.translate import (BIG, EXIT_HYPERCALL, GUEST_EXIT, BlockExit, Block, Context, Translator,
-                                   Trap)
+from vmm.machine.translate import (BIG, EXIT_HYPERCALL, GUEST_EXIT, BlockExit, Block, Context, Exited,
+                                   Translator, Trap)
 
 __all__ = ["CPU", "EXIT_HYPERCALL", "GuestExit"]
 
 M32 = 0xFFFFFFFF
 NUM_CRS = 8
-VmExit = Callable[[int, int, "int | None"], None]
+VmExit = Callable[[int, int, "int | None"], "bool | None"]     # True: a quiet exit (module doc)
 GuestExit = Callable[[int, int], None]      # guest_exit(reason, qualification); the rest is in the VMCS
 CONTEXTS = {(user, paging, guest): Context(user, paging, guest)
             for user in (False, True) for paging in (False, True) for guest in (False, True)}
@@ -349,6 +360,9 @@ class CPU:
             self._raise(trap, triple=entering and trap.tick == start)
             self.exit_word = None
             pc, ticks = self.pc, self.ticks       # vm_exit may move both
+        except Exited as exited:                  # the exit is taken: as after _raise above
+            translations += info.block.retired_lookups(exited.tick - ticks) + exited.lookups
+            pc, ticks = self.pc, self.ticks
         finally:
             self.pc, self.ticks = pc, ticks
             self.counters.translations += translations
@@ -515,10 +529,15 @@ class CPU:
             self._regs[rd] = extend(value, width, signed)
         self._leave_if(device, pc, tick)
 
-    def _store(self, va: int, width: int, value: int, pc: int, tick: int) -> None:
-        """A store the fast table could not serve.  Raises Trap, or
-        BlockExit after a device write or a write to a page holding code."""
-        pa = self._translate_data(va, WRITE, pc, tick)
+    def _store(self, va: int, width: int, value: int, pc: int, tick: int, word: int) -> None:
+        """A store (instruction `word`) the fast table could not serve.  Raises
+        Trap, or BlockExit after a device write or a write to a page holding
+        code; under a VMM its page fault is the exit taken in place."""
+        try:
+            pa = self.mmu.translate(va, WRITE, self._context.user)
+        except Fault as fault:
+            self._exit_in_place(fault, pc, tick, word)
+            return
         value &= (1 << 8 * width) - 1
         device = not self.memory.contains(pa, width)
         if device:
@@ -526,6 +545,25 @@ class CPU:
         else:
             self.memory.write(pa, width, value)
         self._leave_if(device, pc, tick)
+
+    def _exit_in_place(self, fault: Fault, pc: int, tick: int, word: int) -> None:
+        """The page fault `fault` of the store `word` at `pc`, tick `tick`.  In
+        host mode with `vm_exit` set and no trace, the VMM's exit taken here,
+        inside the block (module doc: exits in place): returns when the VMM
+        completed the store quietly and the block goes on, else raises Exited.
+        Otherwise raises the Trap."""
+        lookups = 2 if self.mmu.enabled else 0
+        if self.vm_exit is None or self._guest is not None or self.trace is not None:
+            raise Trap(fault.cause, fault.badaddr, pc, tick, lookups)
+        status, self.pc, self.ticks, self.exit_word = self._cr[CR_STATUS], pc, tick, word
+        self.counters.count_exception(fault.cause & CAUSE_CODE_MASK)
+        quiet = self.vm_exit(fault.cause, pc, fault.badaddr)
+        self.exit_word = None
+        if not (quiet and self.pc == (pc + 4) & M32 and self.ticks == tick + 1 and self.state is CpuState.RUNNING
+                and self._cr[CR_STATUS] == status and self._cr[CR_PTB] == self._ptb_loaded
+                and pc >> PAGE_SHIFT in self._live[self._context] and not self._code_changed
+                and interrupt_to_take(self.irq.pending, status & STATUS_IE) is None):
+            raise Exited(tick, lookups)
 
     def _translate_data(self, va: int, access: str, pc: int, tick: int) -> int:
         """The physical address of a data access; a Fault becomes the Trap."""

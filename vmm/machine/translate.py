@@ -107,6 +107,17 @@ class BlockExit(Exception):
         self.pc, self.tick = pc, tick
 
 
+class Exited(Exception):
+    """Leave the block after a VM exit the CPU took in place (a store's page
+    fault under a VMM, CPU._exit_in_place) when the block cannot go on: the
+    run loop continues from the pc and ticks the VMM left; `tick` the tick
+    the store started at, `lookups` the TLB translations it made."""
+
+    def __init__(self, tick: int, lookups: int):
+        # (no super().__init__, as Trap)
+        self.tick, self.lookups = tick, lookups
+
+
 class Context(NamedTuple):
     """What a translation depends on besides the code: the mode, paging and
     guest mode of the virtualization extension (a tuple: it keys the block
@@ -191,10 +202,11 @@ def trap(cause: int, badaddr: str, at: "Site", translated: int = 0) -> str:
 
 @dataclass(frozen=True)
 class Site:
-    """Where an instruction is translated: its pc, index in the block and context."""
+    """Where an instruction is translated: its pc, index in the block, context and word."""
     pc: int
     index: int
     ctx: Context
+    word: int
 
     @property
     def next(self) -> str:
@@ -283,7 +295,7 @@ def translate_store(insn: Insn, op: dict, at: Site) -> list[str]:
     return ([effective_address(op)] + alignment_check(width, at) + [
         "o = WR.get(a >> 12)",
         "if o is None:",
-        f"    ST(a, {width}, {value}, {hex(at.pc)}, T + {at.index})",
+        f"    ST(a, {width}, {value}, {hex(at.pc)}, T + {at.index}, {hex(at.word)})",
         "else:",
         "    " + fast.format(v=value)])
 
@@ -557,7 +569,7 @@ class Translator:
             loaded |= reads - written
             before, after = (every_write, every_write) if looping else (set(written), written | writes)
             body.append(f"# {va + 4 * index:#010x}: {word:#010x}")
-            for line in translate_insn(word, Site(va + 4 * index, index, ctx)):
+            for line in translate_insn(word, Site(va + 4 * index, index, ctx, word)):
                 body += self._line(line, before, after, shape)
             written |= writes
         if not body[-1].startswith(("return", "raise")):

@@ -319,7 +319,7 @@ class Monitor:
 
     # --- the exit handler ----------------------------------------------------------------
 
-    def exit(self, cause: int, epc: int, badaddr: int | None, dispatch: Callable | None = None) -> None:
+    def exit(self, cause: int, epc: int, badaddr: int | None, dispatch: Callable | None = None) -> bool:
         """The CPU's vm_exit hook: devices current, one dispatch on the exit
         reason (`dispatch`, else Monitor.dispatch), then resume, and back into guest
         mode if the VM to run next uses it (guestmode.py maps its exits
@@ -338,7 +338,8 @@ class Monitor:
         that leaves the virtual interrupt flag and mode alone: `quiet`)
         changes no device, interrupt line, virtual interrupt flag, mode or
         VM state, so resuming a trap-and-emulate VM after it is the previous
-        resume's decision again (_resume_quietly)."""
+        resume's decision again (_resume_quietly); returns True then, for the
+        CPU (an exit in place may let the block go on: cpu.py), else False."""
         vm = self.current
         if vm.bt is not None and vm.bt.running:
             self._contained(vm, lambda *_: f"leaving translated code at {epc:#010x}", vm.bt.leave,
@@ -358,10 +359,11 @@ class Monitor:
         self._contained(vm, self._handling, dispatch or self.dispatch, vm, cause, epc, badaddr)
         if self._quiet_exit and self._trap_and_emulate(vm) and vm.state is RUNNABLE and not self._due():
             self._resume_quietly()
-            return
+            return True
         self._take_marks(vm)
         self._resume()
         self._run_current()
+        return False
 
     def quiet(self) -> None:
         """The exit being handled is a quiet one (exit)."""
