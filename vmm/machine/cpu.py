@@ -127,6 +127,7 @@ __all__ = ["CPU", "EXIT_HYPERCALL", "GuestExit"]
 
 M32 = 0xFFFFFFFF
 NUM_CRS = 8
+RUNNING = CpuState.RUNNING      # tested on every run-loop round and exit: an Enum member's lookup costs a call
 VmExit = Callable[[int, int, "int | None"], "bool | None"]     # True: a quiet exit (module doc)
 GuestExit = Callable[[int, int], None]      # guest_exit(reason, qualification); the rest is in the VMCS
 CONTEXTS = {(user, paging, guest): Context(user, paging, guest)
@@ -294,7 +295,7 @@ class CPU:
         start = self.ticks
         self._sync()
         try:
-            while self.state is CpuState.RUNNING and self.ticks < until_tick:
+            while self.state is RUNNING and self.ticks < until_tick:
                 if self._guest is None:
                     irq = interrupt_to_take(self.irq.pending, self._cr[CR_STATUS] & STATUS_IE)
                     if irq is not None:
@@ -559,7 +560,7 @@ class CPU:
         self.counters.count_exception(fault.cause & CAUSE_CODE_MASK)
         quiet = self.vm_exit(fault.cause, pc, fault.badaddr)
         self.exit_word = None
-        if not (quiet and self.pc == (pc + 4) & M32 and self.ticks == tick + 1 and self.state is CpuState.RUNNING
+        if not (quiet and self.pc == (pc + 4) & M32 and self.ticks == tick + 1 and self.state is RUNNING
                 and self._cr[CR_STATUS] == status and self._cr[CR_PTB] == self._ptb_loaded
                 and pc >> PAGE_SHIFT in self._live[self._context] and not self._code_changed
                 and interrupt_to_take(self.irq.pending, status & STATUS_IE) is None):

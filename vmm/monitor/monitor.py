@@ -485,19 +485,22 @@ class Monitor:
 
     def fault_outcome(self, vm: VM, outcome, epc: int, gva: int) -> None:
         """What the guest's access at `gva` from `epc` gets, given its paging
-        mode's classification `outcome` (shadow.FaultOutcome)."""
-        if outcome.kind is FaultKind.HIDDEN:
-            vm.exits["hidden page fault"] += 1
-            self.quiet()
-        elif outcome.kind is FaultKind.TRUE:
-            self.reflect(vm, EXC_PAGE_FAULT | outcome.error_code << CAUSE_ERRCODE_SHIFT, epc, gva,
-                         "true page fault")
-        elif outcome.kind is FaultKind.BUS_ERROR:
-            self.reflect(vm, EXC_BUS_ERROR, epc, gva, "bus error")
-        elif outcome.kind is FaultKind.TRACED_WRITE:
+        mode's classification `outcome` (shadow.FaultOutcome).  The commonest
+        kinds are tested first: on CPython 3.11 each `FaultKind.X` costs as
+        much as a call."""
+        kind = outcome.kind
+        if kind is FaultKind.TRACED_WRITE:
             vm.exits["page-table write"] += 1
             emulate.traced_write(self, vm, epc, outcome.gpa)
             self.quiet()
+        elif kind is FaultKind.HIDDEN:
+            vm.exits["hidden page fault"] += 1
+            self.quiet()
+        elif kind is FaultKind.TRUE:
+            self.reflect(vm, EXC_PAGE_FAULT | outcome.error_code << CAUSE_ERRCODE_SHIFT, epc, gva,
+                         "true page fault")
+        elif kind is FaultKind.BUS_ERROR:
+            self.reflect(vm, EXC_BUS_ERROR, epc, gva, "bus error")
         else:
             vm.exits["mmio"] += 1
             self.bring_devices_current()     # exit may have left them as they were

@@ -62,6 +62,7 @@ from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, GuestFault, GuestTables,
                                    TableBusError, Translation, pdx, ptx)
 from vmm.monitor.physmap import GPA, GVA, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 
+READ, WRITE, FETCH = Access.READ, Access.WRITE, Access.FETCH    # (an Enum member's lookup costs a call)
 REGION_SHIFT = 10          # guest frames per 4 MiB region: gfn = region << REGION_SHIFT | ptx
 
 COUNTER_KEYS = (
@@ -236,14 +237,15 @@ class ShadowPaging:
         root = self._current_root()
         if root.role.virtual_kernel != virtual_kernel:
             raise ValueError("page_fault: virtual mode differs from the active shadow root's")
-        access = Access.WRITE if write else Access.FETCH if fetch else Access.READ
-        if self.window is not None and pdx(gva) == self.window[0]:
-            return self._window_fault(gva, access, virtual_kernel)
-        if write:
+        in_window = self.window is not None and pdx(gva) == self.window[0]
+        if write and not in_window:
             gpa = self._held_traced_write(root, gva, virtual_kernel)
             if gpa is not None:
                 self.counters["pt_write_traps"] += 1
                 return FaultOutcome(FaultKind.TRACED_WRITE, 0, gpa)
+        access = WRITE if write else FETCH if fetch else READ
+        if in_window:
+            return self._window_fault(gva, access, virtual_kernel)
         result = self._guest.walk(gva, access, user=not virtual_kernel)
         if isinstance(result, GuestFault):
             return self._count("true_faults", FaultOutcome(FaultKind.TRUE, result.error_code))
@@ -286,7 +288,7 @@ class ShadowPaging:
         if gfn not in self._by_gfn or gfn in self._unsync or self._may_unsync(gfn):
             return None
         pde = self.memory.read(self._entry_ma(root, directory_index), ENTRY_SIZE)
-        if permission_error(pde & gpte, Access.WRITE, user=not virtual_kernel) is not None:
+        if permission_error(pde & gpte, WRITE, not virtual_kernel) is not None:
             return None
         self._used(table, index)
         return gfn << PAGE_SHIFT | gva & PAGE_MASK
