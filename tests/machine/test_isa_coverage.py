@@ -17,7 +17,7 @@ from vmm.monitor import simulate
 
 SIMULATOR_TABLES = {"REGISTER_OPS": simulate.REGISTER_OPS, "IMMEDIATE_OPS": simulate.IMMEDIATE_OPS,
                     "LOAD_WIDTHS": LOAD_WIDTHS, "STORE_WIDTHS": STORE_WIDTHS, "BRANCHES": simulate.BRANCHES,
-                    "TRAPS": simulate.TRAPS, "SYSTEM": simulate.SYSTEM}
+                    "JUMPS": simulate.JUMPS, "TRAPS": simulate.TRAPS, "SYSTEM": simulate.SYSTEM}
 
 
 def some_word(insn) -> int:

@@ -163,7 +163,7 @@ BRANCHES = {
     "bltu": "a < b", "bgeu": "a >= b",
 }
 TRAPS = {"syscall": EXC_SYSCALL, "break": EXC_BREAKPOINT, "hypercall": EXC_ILLEGAL}
-LOCAL_SYSTEM = {"jal", "jalr", "lui"}     # SYSTEM entries that change only registers and the pc
+LOCAL_SYSTEM = {"lui"}     # SYSTEM entries that change only registers and the pc
 READ, WRITE, FETCH = 0, 1, 2              # access kinds, as small ints (they key remembered walks)
 ACCESSES = (Access.READ, Access.WRITE, Access.FETCH)
 MAX_REMEMBERED_WALKS = 1 << 16
@@ -590,6 +590,8 @@ class Simulator:
             return self._store_executor(STORE_WIDTHS[name], ops["rs2"], ops["rs1"], ops["imm"])
         if name in BRANCHES:
             return _factory("B", BRANCHES[name])(regs, ops["rs1"], ops["rs2"], ops["target"] * 4)
+        if name in JUMPS:
+            return JUMPS[name](regs, ops)
         if name in TRAPS:
             return _raiser(TRAPS[name])
         return _system_executor(self, SYSTEM[name], ops, name not in LOCAL_SYSTEM)
@@ -772,22 +774,33 @@ def _system_executor(sim: "Simulator", function, ops: dict, resync: bool):
     return execute
 
 
-def _jal(sim, ops, pc):
-    return _link(sim, ops["rd"], pc, (pc + ops["target"] * 4) & M32)
+def _jal_executor(regs: list[int], ops: dict):
+    """jal: rd = pc + 4, pc = pc + target * 4."""
+    rd, offset = ops["rd"], ops["target"] * 4
+
+    def execute(pc: int) -> int:
+        if rd:
+            regs[rd] = (pc + 4) & M32
+        return (pc + offset) & M32
+    return execute
 
 
-def _link(sim, rd: int, pc: int, target: int) -> int:
-    """rd = pc + 4 (after reading the operands), pc = target."""
-    if rd:
-        sim.regs[rd] = (pc + 4) & M32
-    return target
+def _jalr_executor(regs: list[int], ops: dict):
+    """jalr: the target rs1 + imm (read before rd is written; misaligned:
+    the exception, nothing done), rd = pc + 4, pc = target."""
+    rd, rs1, imm = ops["rd"], ops["rs1"], ops["imm"]
+
+    def execute(pc: int) -> int:
+        target = (regs[rs1] + imm) & M32
+        if target & 3:
+            raise SimTrap(EXC_MISALIGNED, target)
+        if rd:
+            regs[rd] = (pc + 4) & M32
+        return target
+    return execute
 
 
-def _jalr(sim, ops, pc):
-    target = (sim.regs[ops["rs1"]] + ops["imm"]) & M32
-    if target & 3:
-        raise SimTrap(EXC_MISALIGNED, target)
-    return _link(sim, ops["rd"], pc, target)
+JUMPS = {"jal": _jal_executor, "jalr": _jalr_executor}     # executor factories: (registers, operands)
 
 
 def _lui(sim, ops, pc):
@@ -848,6 +861,6 @@ def _no_tlb(sim, ops, pc):
     return pc + 4
 
 
-SYSTEM = {"jal": _jal, "jalr": _jalr, "lui": _lui, "rdsr": _rdsr, "wrsr": _wrsr, "mfcr": _mfcr,
+SYSTEM = {"lui": _lui, "rdsr": _rdsr, "wrsr": _wrsr, "mfcr": _mfcr,
           "mtcr": _mtcr, "rfe": _rfe, "halt": _halt, "wfi": _wfi, "ei": _interrupt_enable(True),
           "di": _interrupt_enable(False), "tlbflush": _no_tlb, "tlbinv": _no_tlb}
