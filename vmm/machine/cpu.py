@@ -61,10 +61,11 @@ path, inside the block, not after unwinding it; what the VMM sees is the same
 the same VM goes on, and the VMM changed nothing but what emulating or
 retrying the instruction changes.  If it completed the store (pc = epc + 4,
 one tick later; a store writes no register), the mode, ptb and the code
-page's translation are as they were, no code was written, nothing stopped
-the CPU and no interrupt is to be taken, the block goes on with the next
-instruction, as the run loop would have; otherwise the run loop goes on
-from where the VMM left pc and ticks (Exited), as after any exit.
+page's translation are as they were, the CPU is still in host mode with no
+trace, no code was written, nothing stopped the CPU and no interrupt is to
+be taken, the block goes on with the next instruction, as the run loop
+would have; otherwise the run loop goes on from where the VMM left pc and
+ticks (Exited), as after any exit.
 
 Guest mode (the optional virtualization extension, docs/isa.md
 "Virtualization extension (optional)"): `vmenter rs1` and `enter_guest(vmcs)`
@@ -562,6 +563,7 @@ class CPU:
         self.exit_word = None
         if not (quiet and self.pc == (pc + 4) & M32 and self.ticks == tick + 1 and self.state is RUNNING
                 and self._cr[CR_STATUS] == status and self._cr[CR_PTB] == self._ptb_loaded
+                and self._guest is None and self.trace is None
                 and pc >> PAGE_SHIFT in self._live[self._context] and not self._code_changed
                 and interrupt_to_take(self.irq.pending, status & STATUS_IE) is None):
             raise Exited(tick, lookups)
