@@ -27,7 +27,7 @@ import machine_mips   # noqa: E402
 from asm.isa import CR_STATUS, STATUS_KM   # noqa: E402
 from tests.machine.cpuprog import CODE_BASE, program   # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 5
 LOOP_INSTRUCTIONS = 600_000
 GUEST_INSTRUCTIONS = 1_000_000
 BUILD = ROOT / "guestos" / "build"
