@@ -32,6 +32,7 @@ from vmm.monitor.vm import VmConfig, VmStats
 if TYPE_CHECKING:
     from vmm.machine.replay import Recorder
     from vmm.monitor.migration import Plan
+    from vmm.monitor.vm import VM
     from vmm.tracing import TraceConfig
 
 SHADOW_POOL = 4 << 20    # machine RAM kept free for the VMM's shadow tables

@@ -34,9 +34,7 @@ hook is installed at all.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -298,20 +296,22 @@ def _hook_exits(monitor, tracer: Tracer, traps: bool) -> None:
     """Report every VM exit after the monitor handled it, with the reasons
     the VMs' exits counters gained (as the debugger's ExitEvent does); with
     `traps`, also its cause as a trap event first, as the CPU's hook would
-    (every trap under the VMM is an exit), so the CPU keeps its fast loop."""
+    (every trap under the VMM is an exit), so the CPU keeps its fast loop;
+    the monitor's answer goes back to the CPU (a quiet exit)."""
     cpu, handle = monitor.cpu, monitor.cpu.vm_exit
     exits = tracer.wants("exit")
 
-    def vm_exit(cause: int, epc: int, badaddr: int | None) -> None:
+    def vm_exit(cause: int, epc: int, badaddr: int | None) -> bool:
         if traps:
             tracer("trap", cause, epc, badaddr)
         before = [Counter(vm.exits) for vm in monitor.vms] if exits else None
         vm = monitor.current
-        handle(cause, epc, badaddr)
+        quiet = handle(cause, epc, badaddr)
         if exits:
             reasons = [reason for old, now in zip(before, monitor.vms) for reason in now.exits
                        if now.exits[reason] != old[reason]]
             tracer.exit(vm.name, cause, epc, badaddr, reasons, cpu.pc)
+        return quiet
 
     cpu.vm_exit = vm_exit
 

@@ -14,7 +14,6 @@ kinds of places are among such points."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

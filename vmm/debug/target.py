@@ -226,19 +226,21 @@ class MachineTarget:
             self.cpu.state, self.cpu.stop_reason = CpuState.RUNNING, None
 
     def _wrap_exit(self) -> None:
-        """Route every VM exit through `on_exit` after the monitor handled it (module doc)."""
+        """Route every VM exit through `on_exit` after the monitor handled it
+        (module doc); the monitor's answer goes back to the CPU (a quiet exit)."""
         original, cpu, monitor = self.cpu.vm_exit, self.cpu, self.monitor
 
-        def vm_exit(cause: int, epc: int, badaddr: int | None) -> None:
+        def vm_exit(cause: int, epc: int, badaddr: int | None) -> bool:
             before = [Counter(vm.exits) for vm in monitor.vms]
             vm = monitor.current
-            original(cause, epc, badaddr)
+            quiet = original(cause, epc, badaddr)
             if self.on_exit is None:
-                return
+                return quiet
             reasons = tuple(reason for vm_before, after in zip(before, monitor.vms)
                             for reason in after.exits if after.exits[reason] != vm_before[reason])
             if self.on_exit(ExitEvent(vm, cause, epc, badaddr, reasons, cpu.pc)) and cpu.state is CpuState.RUNNING:
-                cpu.request_stop(DEBUG_STOP)
+                cpu.request_stop(DEBUG_STOP)       # the CPU stops after the instruction, in place or not
+            return quiet
 
         cpu.vm_exit = vm_exit
 
