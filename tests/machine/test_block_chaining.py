@@ -255,3 +255,30 @@ def test_a_quiet_store_exit_that_stops_the_cpu_leaves_the_block_after_the_store(
     store = label_address(STORE_LOOP, "loop") + 4
     assert (cpu.stop_reason, cpu.pc, reg(machine, "s0")) == ("monitor: enough", store + 4, 1)
     assert cpu.counters.instructions == cpu.ticks == (store - CODE_BASE) // 4 + 1      # up to the store, emulated
+
+
+def test_a_store_exit_after_a_trace_hook_turned_the_trace_off_ends_as_with_the_trace_on():
+    """The hook drops the trace at the loop's first instruction, so the store
+    after it, still in the traced loop, takes its exit in place; the VMM lets
+    it retry a few times, then emulates it.  The end is the traced run's."""
+    ends = []
+    for drop in (False, True):
+        machine = build(STORE_LOOP, map_store_loop)
+        cpu, tries = machine.cpu, []
+        loop = label_address(STORE_LOOP, "loop")
+
+        def vm_exit(cause, epc, badaddr):
+            tries.append(epc)
+            if len(tries) % 3 == 0:         # every third try: emulated, as a traced write
+                machine.memory.write(READ_ONLY_PHYS + (badaddr & 0xFFF), 4, cpu.regs[REG_NUMBERS["t1"]])
+                cpu.ticks, cpu.pc = cpu.ticks + 1, epc + 4
+            return False
+
+        def trace(kind, pc, *rest):
+            if drop and kind == "insn" and pc == loop:
+                cpu.trace = None
+
+        cpu.vm_exit, cpu.trace = vm_exit, trace
+        cpu.run(1000)
+        ends.append((state(machine), tries))
+    assert ends[0] == ends[1] and len(ends[0][1]) == 18

@@ -1,8 +1,10 @@
-"""Quiet exits (Monitor.exit, docs/vmm.md "The cost of an exit") are a shortcut
-through the exit path, so they must change nothing but host time: the same
-runs with every exit taken the full way (Monitor.quiet made a no-op) must give
-the same console bytes, in the same interleaving of the VMs' lines, the same
-exit codes and every figure the same.  Two VMs share the machine so the slice's
+"""Quiet exits (Monitor.exit, docs/vmm.md "The cost of an exit") and the
+machine's exits in place (vmm/machine/cpu.py) are shortcuts through the exit
+path, so they must change nothing but host time: the same runs with every
+exit taken the full way (Monitor.quiet made a no-op, and a store's exit
+raised as a Trap and unwound, as before exits in place) must give the same
+console bytes, in the same interleaving of the VMs' lines, the same exit
+codes and every figure the same.  Two VMs share the machine so the slice's
 end, which a quiet exit's charge moves, decides the interleaving: one runs
 spawnstorm under the basic shadow MMU (tens of thousands of traced page-table
 writes and hidden faults), the other pingpong (system calls: privileged
@@ -16,6 +18,8 @@ from click.testing import CliRunner
 
 from kite.build import GUESTOS, build_all
 from vmm.cli import run
+from vmm.machine.cpu import CPU
+from vmm.machine.translate import Trap
 from vmm.monitor.monitor import Monitor
 
 BUILD = GUESTOS / "build"
@@ -38,9 +42,15 @@ def two_vms(tmp_path, name: str) -> tuple[bytes, int, dict]:
     return result.stdout_bytes, result.exit_code, figures
 
 
+def unwound(cpu, fault, pc, tick, word):
+    """CPU._exit_in_place as the exit was before it: the store's Trap, unwound to the run loop."""
+    raise Trap(fault.cause, fault.badaddr, pc, tick, 2 if cpu.mmu.enabled else 0)
+
+
 def test_quiet_exits_change_nothing_the_guests_or_the_figures_show(tmp_path, monkeypatch):
     quiet = two_vms(tmp_path, "quiet")
     monkeypatch.setattr(Monitor, "quiet", lambda self: None)
+    monkeypatch.setattr(CPU, "_exit_in_place", unwound)
     full = two_vms(tmp_path, "full")
     assert quiet[1] == full[1] == 0
     assert quiet[0] == full[0]

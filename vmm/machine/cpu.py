@@ -55,17 +55,20 @@ epc (the one that trapped, as fetched through the TLB), or None for an
 interrupt or a fault fetching it: a VMM may decode that instead of fetching
 the word again.
 
-Exits in place: a store's page fault reaches vm_exit from the store's slow
-path, inside the block, not after unwinding it; what the VMM sees is the same
-(pc, ticks, counters, exit_word).  vm_exit returns True for a quiet exit:
-the same VM goes on, and the VMM changed nothing but what emulating or
-retrying the instruction changes.  If it completed the store (pc = epc + 4,
-one tick later; a store writes no register), the mode, ptb and the code
-page's translation are as they were, the CPU is still in host mode with no
-trace, no code was written, nothing stopped the CPU and no interrupt is to
-be taken, the block goes on with the next instruction, as the run loop
-would have; otherwise the run loop goes on from where the VMM left pc and
-ticks (Exited), as after any exit.
+Exits in place: in host mode with no trace, a store's translation fault (a
+page fault, or the bus error of a table outside RAM) reaches vm_exit from
+the store's slow path, inside the block, not after unwinding it.  What the
+VMM sees is the same (pc, ticks, exit_word, counters), but for
+counters.translations, which the run loop settles when the block ends or
+is left (no VMM reads it during an exit).  vm_exit returns True for a
+quiet exit: the same VM goes on, and the VMM changed nothing but what
+emulating or retrying the instruction changes.  If it completed the store
+(pc = epc + 4, one tick later; a store writes no register), the mode, ptb
+and the code page's translation are as they were, the CPU is still in host
+mode with no trace, no code was written, nothing stopped the CPU and no
+interrupt is to be taken, the block goes on with the next instruction, as
+the run loop would have; otherwise the run loop goes on from where the VMM
+left pc and ticks (Exited), as after any exit.
 
 Guest mode (the optional virtualization extension, docs/isa.md
 "Virtualization extension (optional)"): `vmenter rs1` and `enter_guest(vmcs)`
@@ -401,6 +404,9 @@ class CPU:
             self._raise(trap, triple=entering and trap.tick == start)
             self.exit_word = None
             pc, ticks = self.pc, self.ticks       # vm_exit may move both
+        except Exited as exited:                  # (a trace hook turned the trace off: _exit_in_place)
+            translations += block.prefix[exited.tick - ticks] + exited.lookups
+            pc, ticks = self.pc, self.ticks
         finally:
             self.pc, self.ticks = pc, ticks
             self.counters.translations += translations
