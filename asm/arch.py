@@ -121,15 +121,15 @@ class Access(enum.Enum):
     FETCH = "fetch"
 
 
-# the members as module names for the rules below, run on every walk: on CPython 3.11 looking an Enum member up
-# on its class costs as much as a call
-_WRITE, _FETCH = Access.WRITE, Access.FETCH
+# the members as module names, for the rules below and for the walkers, run on every walk: on CPython 3.11
+# looking an Enum member up on its class costs as much as a call
+READ, WRITE, FETCH = Access.READ, Access.WRITE, Access.FETCH
 
 
 def page_fault_error(access: Access, user: bool, present: bool) -> int:
     """The page-fault error code (PF_* bits) of a failing `access`."""
-    return ((PF_PRESENT if present else 0) | (PF_WRITE if access is _WRITE else 0)
-            | (PF_USER if user else 0) | (PF_FETCH if access is _FETCH else 0))
+    return ((PF_PRESENT if present else 0) | (PF_WRITE if access is WRITE else 0)
+            | (PF_USER if user else 0) | (PF_FETCH if access is FETCH else 0))
 
 
 def page_fault_cause(error: int) -> int:
@@ -142,7 +142,7 @@ def permission_error(bits: int, access: Access, user: bool) -> int | None:
     PTE ANDed together, or a TLB entry) do not allow the access, else None.
     A write needs W (in kernel mode too), user mode needs U, a fetch needs
     only read permission."""
-    if (user and not bits & PTE_U) or (access is _WRITE and not bits & PTE_W):
+    if (user and not bits & PTE_U) or (access is WRITE and not bits & PTE_W):
         return page_fault_error(access, user, present=True)
     return None
 
@@ -208,7 +208,7 @@ def walk(root: int, va: int, access: Access, user: bool,
 
 def accessed_entry(entry: int, access: Access, leaf: bool) -> int:
     """The entry a successful walk leaves in memory: A set, and D in a leaf (PTE) on a write."""
-    return entry | PTE_A | (PTE_D if leaf and access is _WRITE else 0)
+    return entry | PTE_A | (PTE_D if leaf and access is WRITE else 0)
 
 
 def tlb_entry(pde: int, pte: int) -> int:

@@ -107,8 +107,8 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Callable
 
-from asm.arch import (enter_trap, extend, guest_exit_reason, interrupt_to_take, rfe, triple_fault_message,
-                      unhandled_trap_message, written_status)
+from asm.arch import (FETCH, READ, WRITE, enter_trap, extend, guest_exit_reason, interrupt_to_take, rfe,
+                      triple_fault_message, unhandled_trap_message, written_status)
 from asm.isa import (BY_MNEMONIC, CAUSE_CODE_MASK, CAUSE_INTERRUPT, CR_PTB, CR_STATUS, EXC_BUS_ERROR,
                      EXC_ILLEGAL, EXC_MISALIGNED, EXIT_INFO_GVA, EXIT_INFO_WORD, NPTB_ENABLE, NUM_REGS,
                      PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_FRAME_MASK, REG_A0, STATUS_DEFINED, STATUS_IE,
@@ -122,7 +122,7 @@ from vmm.machine.counters import Counters
 from vmm.machine.errors import BusError, KiteError
 from vmm.machine.irq import InterruptLines
 from vmm.machine.memory import PhysicalMemory
-from vmm.machine.mmu import FETCH, MMU, READ, WRITE, Fault
+from vmm.machine.mmu import MMU, Fault
 from vmm.machine.outcome import CpuState
 from vmm.machine.translate import (BIG, EXIT_HYPERCALL, GUEST_EXIT, BlockExit, Block, Context, Exited,
                                    Translator, Trap)

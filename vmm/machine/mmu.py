@@ -61,15 +61,15 @@ from __future__ import annotations
 
 import struct
 
-from asm.arch import (Access, NestedMmio, TableMiss, WalkFault, accessed_entry, composed_entry,
-                      nested_fault_access, nested_walk, page_fault_cause, permission_error, tlb_entry, walk)
+from asm.arch import (READ, WRITE, Access, NestedMmio, TableMiss, WalkFault, accessed_entry,
+                      composed_entry, nested_fault_access, nested_walk, page_fault_cause, permission_error,
+                      tlb_entry, walk)
 from asm.isa import (EXC_BUS_ERROR, NF_MISCONFIG, NPTB_PWC, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PF_PRESENT,
                      PTB_ENABLE, PTB_FRAME_MASK, PTE_D, PTE_FRAME_MASK, PTE_U, PTE_W, VMEXIT_NESTED_FAULT)
 from vmm.machine.counters import Counters
 from vmm.machine.memory import PhysicalMemory
 from vmm.machine.translate import GUEST_EXIT
 
-READ, WRITE, FETCH = Access.READ, Access.WRITE, Access.FETCH
 WORD = struct.Struct("<I").unpack_from
 
 

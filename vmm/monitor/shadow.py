@@ -55,14 +55,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
-from asm.arch import Access, page_fault_error, permission_error
+from asm.arch import FETCH, READ, WRITE, Access, page_fault_error, permission_error
 from asm.isa import (MMIO_BASE, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PTB_ENABLE, PTE_A, PTE_D,
                      PTE_P, PTE_U, PTE_W)
 from vmm.monitor.guestwalk import (ENTRIES, ENTRY_SIZE, GuestFault, GuestTables,
                                    TableBusError, Translation, pdx, ptx)
 from vmm.monitor.physmap import GPA, GVA, OWNER_VMM, GuestPhysMap, MachineFrames, OutOfFrames
 
-READ, WRITE, FETCH = Access.READ, Access.WRITE, Access.FETCH    # (an Enum member's lookup costs a call)
 REGION_SHIFT = 10          # guest frames per 4 MiB region: gfn = region << REGION_SHIFT | ptx
 
 COUNTER_KEYS = (
